@@ -1,0 +1,111 @@
+//! The catalogue service: products with variants, categories as a tree, brands, typed
+//! attributes, prices with VAT, pictures, publication.
+//!
+//! - `domain`: types and rules, no IO
+//! - `model`: what the API sends and receives
+//! - `service`: use cases (validation + the writes of one transaction)
+//! - `store`: SQL, one text for SQLite and PostgreSQL
+//! - `http`: routes, OpenAPI, the idempotent write flow
+//! - `demo`: the Breizhsport demo catalogue
+
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod model;
+pub mod service;
+pub mod store;
+
+use platform::db::{Db, MigrationSet};
+use sqlx::migrate::Migrator;
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The catalogue's schema, for both backends.
+pub fn migrations() -> MigrationSet {
+    MigrationSet {
+        postgres: &PG_MIGRATIONS,
+        sqlite: &SQLITE_MIGRATIONS,
+    }
+}
+
+/// Name of the service: its target, its SQLite file (`catalog.db`) and its PostgreSQL schema.
+pub const SERVICE: &str = "catalog";
+
+/// Makes sure a back-office token exists. Returns the new token when one was generated (the
+/// only time it is ever visible: only its SHA-256 is stored).
+pub async fn ensure_back_office_token(db: &Db) -> Result<Option<String>, store::StoreError> {
+    if !store::back_office_token_hashes(db).await?.is_empty() {
+        return Ok(None);
+    }
+    let token = format!("cpt_{}", platform::random_hex(32));
+    store::insert_back_office_token(
+        db,
+        "generated at first start",
+        &platform::sha256_hex(&token),
+        chrono::Utc::now(),
+    )
+    .await?;
+    Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The two migration sets must stay in step: same versions, same names.
+    #[test]
+    fn migration_sets_are_in_step() {
+        let list = |dir: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                    .expect("migrations dir")
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        let pg = list("postgres");
+        assert!(!pg.is_empty());
+        assert_eq!(pg, list("sqlite"));
+        let versions =
+            |m: &sqlx::migrate::Migrator| m.iter().map(|m| m.version).collect::<Vec<_>>();
+        assert_eq!(
+            versions(&super::PG_MIGRATIONS),
+            versions(&super::SQLITE_MIGRATIONS)
+        );
+    }
+
+    /// Same tables and columns on both backends (types differ legitimately).
+    #[test]
+    fn migration_sets_define_the_same_columns() {
+        fn columns(sql: &str) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut table = String::new();
+            for line in sql.lines().map(str::trim) {
+                if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                    table = rest.trim_end_matches(" (").to_string();
+                } else if line.starts_with(')') {
+                    table.clear();
+                } else if !table.is_empty()
+                    && !line.is_empty()
+                    && !line.starts_with("--")
+                    && !line.starts_with("PRIMARY KEY")
+                {
+                    let col = line.split_whitespace().next().unwrap_or("");
+                    out.push(format!("{table}.{col}"));
+                }
+            }
+            out
+        }
+        for (pg, lite) in super::PG_MIGRATIONS
+            .iter()
+            .zip(super::SQLITE_MIGRATIONS.iter())
+        {
+            assert_eq!(
+                columns(pg.sql.as_str()),
+                columns(lite.sql.as_str()),
+                "migration {}",
+                pg.version
+            );
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Shared vocabulary of every Comptoir service. No IO here: types and rules only.
+//!
+//! Money is always an integer amount of minor units with an ISO 4217 currency: never a float.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Largest amount accepted anywhere (one hundred million major units of a two-decimal currency).
+/// Anything above is a typo or an attack, and keeps sums of many lines far from `i64` overflow.
+pub const MAX_AMOUNT_MINOR: i64 = 10_000_000_000;
+
+/// An ISO 4217 currency that Comptoir accepts, with its number of decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency(u8);
+
+/// The currencies we accept. Short on purpose: each one must be tested with its exponent.
+const CURRENCIES: &[(&str, u8)] = &[
+    ("EUR", 2),
+    ("USD", 2),
+    ("GBP", 2),
+    ("CHF", 2),
+    ("CAD", 2),
+    ("SEK", 2),
+    ("DKK", 2),
+    ("NOK", 2),
+    ("PLN", 2),
+    ("JPY", 0),
+    ("KWD", 3),
+];
+
+impl Currency {
+    /// The euro (index 0 of the table).
+    pub const EUR: Currency = Currency(0);
+
+    pub fn parse(code: &str) -> Result<Self, KernelError> {
+        CURRENCIES
+            .iter()
+            .position(|(c, _)| *c == code)
+            .map(|i| Currency(i as u8))
+            .ok_or_else(|| KernelError::UnknownCurrency(code.chars().take(8).collect()))
+    }
+    pub fn code(&self) -> &'static str {
+        CURRENCIES[usize::from(self.0)].0
+    }
+    /// Number of decimals of the minor unit (2 for EUR, 0 for JPY, 3 for KWD).
+    pub fn exponent(&self) -> u8 {
+        CURRENCIES[usize::from(self.0)].1
+    }
+    pub fn all_codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(c, _)| *c)
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = KernelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Currency::parse(&s)
+    }
+}
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.code().to_string()
+    }
+}
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// An amount of money: integer minor units and a currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Money {
+    /// Amount in minor units (cents for EUR).
+    pub amount_minor: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    /// A price: not negative, not absurd.
+    pub fn price(amount_minor: i64, currency: Currency) -> Result<Self, KernelError> {
+        if amount_minor < 0 {
+            return Err(KernelError::NegativeAmount);
+        }
+        if amount_minor > MAX_AMOUNT_MINOR {
+            return Err(KernelError::AmountTooLarge);
+        }
+        Ok(Money {
+            amount_minor,
+            currency,
+        })
+    }
+
+    /// Formats as a plain decimal string, e.g. `129.90 EUR`.
+    pub fn display(&self) -> String {
+        let exp = u32::from(self.currency.exponent());
+        if exp == 0 {
+            return format!("{} {}", self.amount_minor, self.currency);
+        }
+        let div = 10i64.pow(exp);
+        let sign = if self.amount_minor < 0 { "-" } else { "" };
+        let abs = self.amount_minor.unsigned_abs();
+        let div = div.unsigned_abs();
+        format!(
+            "{sign}{}.{:0width$} {}",
+            abs / div,
+            abs % div,
+            self.currency,
+            width = exp as usize
+        )
+    }
+}
+
+/// A VAT rate in basis points (2000 = 20 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i32", into = "i32")]
+pub struct VatRate(i32);
+
+impl VatRate {
+    pub fn from_basis_points(bp: i32) -> Result<Self, KernelError> {
+        if !(0..=10_000).contains(&bp) {
+            return Err(KernelError::VatOutOfRange);
+        }
+        Ok(VatRate(bp))
+    }
+    pub fn basis_points(&self) -> i32 {
+        self.0
+    }
+    /// The tax included in a gross (VAT-inclusive) amount, rounded half-up to the minor unit.
+    pub fn included_tax(&self, gross_minor: i64) -> i64 {
+        let bp = i128::from(self.0);
+        let gross = i128::from(gross_minor);
+        let num = gross * bp;
+        let den = 10_000 + bp;
+        // half-up rounding on non-negative amounts
+        let tax = (num * 2 + den) / (den * 2);
+        tax as i64
+    }
+}
+impl TryFrom<i32> for VatRate {
+    type Error = KernelError;
+    fn try_from(v: i32) -> Result<Self, Self::Error> {
+        VatRate::from_basis_points(v)
+    }
+}
+impl From<VatRate> for i32 {
+    fn from(v: VatRate) -> i32 {
+        v.0
+    }
+}
+
+mod schema {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+
+    impl utoipa::PartialSchema for super::Currency {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::String))
+                .description(Some("ISO 4217 currency code"))
+                .enum_values(Some(super::Currency::all_codes()))
+                .examples(["EUR"])
+                .into()
+        }
+    }
+    impl utoipa::ToSchema for super::Currency {}
+
+    impl utoipa::PartialSchema for super::VatRate {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::Integer))
+                .description(Some("VAT rate in basis points (2000 = 20 %)"))
+                .minimum(Some(0))
+                .maximum(Some(10_000))
+                .examples([2000])
+                .into()
+        }
+    }
+    impl utoipa::ToSchema for super::VatRate {}
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    #[error(
+        "unknown currency `{0}`; accepted: EUR, USD, GBP, CHF, CAD, SEK, DKK, NOK, PLN, JPY, KWD"
+    )]
+    UnknownCurrency(String),
+    #[error("amount must not be negative")]
+    NegativeAmount,
+    #[error("amount is larger than {MAX_AMOUNT_MINOR} minor units")]
+    AmountTooLarge,
+    #[error("VAT rate must be between 0 and 10000 basis points")]
+    VatOutOfRange,
+}
+
+/// Source of the current time, injectable so that tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
+/// Lowercases, strips accents of Latin letters and collapses everything else to single spaces:
+/// the form that text search compares, identical on SQLite and PostgreSQL.
+pub fn fold_for_search(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last_space = true;
+    for ch in s.chars().flat_map(char::to_lowercase) {
+        let mapped = match ch {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            'œ' => {
+                out.push('o');
+                'e'
+            }
+            'æ' => {
+                out.push('a');
+                'e'
+            }
+            c if c.is_alphanumeric() => c,
+            _ => ' ',
+        };
+        if mapped == ' ' {
+            if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+        } else {
+            out.push(mapped);
+            last_space = false;
+        }
+    }
+    while out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// Turns a name into a URL slug: `Veste imperméable` → `veste-impermeable`.
+pub fn slugify(s: &str) -> String {
+    fold_for_search(s).replace(' ', "-")
+}
+
+/// Validates a GTIN (EAN-8, UPC-A, EAN-13, GTIN-14) check digit.
+pub fn gtin_is_valid(code: &str) -> bool {
+    let len = code.len();
+    if !matches!(len, 8 | 12 | 13 | 14) || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let digits: Vec<u32> = code.bytes().map(|b| u32::from(b - b'0')).collect();
+    let (body, check) = digits.split_at(len - 1);
+    gtin_check_digit(body) == check[0]
+}
+
+/// Computes the GTIN check digit of the digits before it.
+pub fn gtin_check_digit(body: &[u32]) -> u32 {
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currency_parse_and_exponent() {
+        assert_eq!(Currency::parse("EUR").map(|c| c.exponent()), Ok(2));
+        assert_eq!(Currency::parse("JPY").map(|c| c.exponent()), Ok(0));
+        assert!(Currency::parse("eur").is_err());
+        assert!(Currency::parse("XXX").is_err());
+    }
+
+    #[test]
+    fn money_rejects_negative_and_absurd() {
+        assert_eq!(
+            Money::price(-1, Currency::EUR),
+            Err(KernelError::NegativeAmount)
+        );
+        assert_eq!(
+            Money::price(MAX_AMOUNT_MINOR + 1, Currency::EUR),
+            Err(KernelError::AmountTooLarge)
+        );
+        assert!(Money::price(0, Currency::EUR).is_ok());
+    }
+
+    #[test]
+    fn money_display_follows_exponent() {
+        let m = |a, c| Money::price(a, Currency::parse(c).expect("currency")).expect("price");
+        assert_eq!(m(12990, "EUR").display(), "129.90 EUR");
+        assert_eq!(m(5, "EUR").display(), "0.05 EUR");
+        assert_eq!(m(1500, "JPY").display(), "1500 JPY");
+        assert_eq!(m(1234, "KWD").display(), "1.234 KWD");
+    }
+
+    #[test]
+    fn vat_included_tax_rounds_half_up() {
+        let v = VatRate::from_basis_points(2000).expect("vat");
+        assert_eq!(v.included_tax(12000), 2000);
+        assert_eq!(v.included_tax(999), 167); // 999 * 0.2 / 1.2 = 166.5
+        assert_eq!(
+            VatRate::from_basis_points(550)
+                .expect("vat")
+                .included_tax(0),
+            0
+        );
+        assert!(VatRate::from_basis_points(-1).is_err());
+        assert!(VatRate::from_basis_points(10_001).is_err());
+    }
+
+    #[test]
+    fn fold_and_slug() {
+        assert_eq!(
+            fold_for_search("  Veste IMPERMÉABLE, homme!"),
+            "veste impermeable homme"
+        );
+        assert_eq!(
+            slugify("Chaussures de trail — Œuvre"),
+            "chaussures-de-trail-oeuvre"
+        );
+    }
+
+    #[test]
+    fn gtin_checks() {
+        assert!(gtin_is_valid("4006381333931"));
+        assert!(!gtin_is_valid("4006381333932"));
+        assert!(!gtin_is_valid("40063813339a1"));
+        assert!(gtin_is_valid("96385074"));
+    }
+}

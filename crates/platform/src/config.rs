@@ -1,0 +1,540 @@
+//! Settings: embedded defaults → optional file → `COMPTOIR_SECTION__KEY` environment variables,
+//! with `*_FILE` variables read from a path. Every error names the setting it is about.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The commented default file, embedded in the binary.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/comptoir.toml");
+
+const ENV_PREFIX: &str = "COMPTOIR_";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub data: DataSettings,
+    pub catalog: CatalogSettings,
+    pub gateway: GatewaySettings,
+    pub auth: AuthSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub request_timeout_seconds: u64,
+    pub shutdown_grace_seconds: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+    pub sqlite_synchronous: SqliteSync,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    pub database_url: DatabaseUrl,
+    pub database_schema: String,
+    pub max_connections: u32,
+    pub cache_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    pub catalog_url: String,
+    pub upstream_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub back_office_token: Secret,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    pub seed: bool,
+}
+
+/// A secret value: never printed, never logged.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"********\""
+        })
+    }
+}
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "********" })
+    }
+}
+
+/// A database URL: printed with its password masked.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(s: impl Into<String>) -> Self {
+        DatabaseUrl(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// `postgres://user:pw@host/db` → `postgres://user:********@host/db`.
+    pub fn masked(&self) -> String {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return s.clone();
+        };
+        let rest = &s[scheme_end + 3..];
+        let Some(at) = rest.find('@') else {
+            // no userinfo; still hide a password given as a query parameter
+            return mask_query_password(s);
+        };
+        let userinfo = &rest[..at];
+        let masked_userinfo = match userinfo.find(':') {
+            Some(c) => format!("{}:********", &userinfo[..c]),
+            None => userinfo.to_string(),
+        };
+        mask_query_password(&format!(
+            "{}://{}{}",
+            &s[..scheme_end],
+            masked_userinfo,
+            &rest[at..]
+        ))
+    }
+}
+
+fn mask_query_password(s: &str) -> String {
+    match s.find("password=") {
+        Some(i) => {
+            let end = s[i..].find('&').map(|e| i + e).unwrap_or(s.len());
+            format!("{}password=********{}", &s[..i], &s[end..])
+        }
+        None => s.to_string(),
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.masked())
+    }
+}
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.masked())
+    }
+}
+
+/// A configuration problem, naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the settings come from; tests pass their own environment instead of the process's.
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Sources<'_> {
+    pub fn from_process_env(file: Option<&Path>) -> Sources<'_> {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+impl Settings {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Settings {
+        #[allow(clippy::expect_used)]
+        Settings::load(Sources {
+            file: None,
+            env: BTreeMap::new(),
+        })
+        .expect("the embedded default configuration is valid")
+    }
+
+    pub fn load(sources: Sources<'_>) -> Result<Settings, ConfigError> {
+        let defaults: toml::Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| ConfigError::new("<embedded defaults>", format!("{e}")))?;
+        let mut merged = defaults.clone();
+
+        if let Some(path) = sources.file {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new(format!("--config {name}"), e.to_string()))?;
+            let file: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::new(format!("--config {name}"), format!("{e}")))?;
+            merge(&mut merged, file, "", &defaults)?;
+        }
+
+        for (var, value) in &sources.env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            // reserved for the test suites and the config file path
+            if rest.starts_with("TEST_") || rest == "CONFIG" {
+                continue;
+            }
+            let Some((section, key)) = rest.split_once("__") else {
+                return Err(ConfigError::new(
+                    var,
+                    "expected COMPTOIR_<SECTION>__<KEY>, e.g. COMPTOIR_SERVER__BIND",
+                ));
+            };
+            let section = section.to_ascii_lowercase();
+            let mut key = key.to_ascii_lowercase();
+            let mut value = value.clone();
+            let known = |k: &str| {
+                defaults
+                    .get(&section)
+                    .and_then(|s| s.as_table())
+                    .and_then(|t| t.get(k))
+                    .is_some()
+            };
+            if !known(&key)
+                && let Some(base) = key.strip_suffix("_file")
+                && known(base)
+            {
+                let base = base.to_string();
+                value = std::fs::read_to_string(&value)
+                    .map_err(|e| ConfigError::new(var, format!("cannot read {value}: {e}")))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
+                key = base;
+            }
+            let Some(default) = defaults
+                .get(&section)
+                .and_then(|s| s.as_table())
+                .and_then(|t| t.get(&key))
+            else {
+                return Err(ConfigError::new(
+                    var,
+                    format!("unknown setting `{section}.{key}` (see `comptoir config`)"),
+                ));
+            };
+            let typed = coerce(&value, default)
+                .map_err(|m| ConfigError::new(format!("{var} ({section}.{key})"), m))?;
+            if let Some(t) = merged.get_mut(&section).and_then(|s| s.as_table_mut()) {
+                t.insert(key, typed);
+            }
+        }
+
+        let value = toml::Value::Table(merged);
+        let settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::new(path, e.into_inner().to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new(
+                "server.bind",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "server.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.server.request_timeout_seconds == 0 {
+            return Err(ConfigError::new(
+                "server.request_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("`{}` is not a valid filter", self.log.level),
+            ));
+        }
+        let url = self.catalog.database_url.expose();
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(ConfigError::new(
+                "catalog.database_url",
+                "must be empty (SQLite in data.dir) or a postgres:// URL",
+            ));
+        }
+        if !is_identifier(&self.catalog.database_schema) {
+            return Err(ConfigError::new(
+                "catalog.database_schema",
+                "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)",
+            ));
+        }
+        if self.catalog.max_connections == 0 {
+            return Err(ConfigError::new(
+                "catalog.max_connections",
+                "must be at least 1",
+            ));
+        }
+        let gw = &self.gateway.catalog_url;
+        if !gw.is_empty() && !(gw.starts_with("http://") || gw.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "gateway.catalog_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let token = self.auth.back_office_token.expose();
+        if !token.is_empty() && token.len() < 24 {
+            return Err(ConfigError::new(
+                "auth.back_office_token",
+                "must be at least 24 characters (generate one with `openssl rand -hex 32`)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// A SQL identifier we are willing to interpolate into DDL (schema names).
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn merge(
+    into: &mut toml::Table,
+    from: toml::Table,
+    prefix: &str,
+    defaults: &toml::Table,
+) -> Result<(), ConfigError> {
+    for (k, v) in from {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let Some(def) = defaults.get(&k) else {
+            return Err(ConfigError::new(
+                path,
+                "unknown setting (see `comptoir config`)",
+            ));
+        };
+        match (into.get_mut(&k), v, def) {
+            (Some(toml::Value::Table(dst)), toml::Value::Table(src), toml::Value::Table(d)) => {
+                let d = d.clone();
+                merge(dst, src, &path, &d)?;
+            }
+            (_, v, _) => {
+                into.insert(k, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Environment values are strings; give them the type of the default they replace.
+fn coerce(value: &str, default: &toml::Value) -> Result<toml::Value, String> {
+    Ok(match default {
+        toml::Value::String(_) => toml::Value::String(value.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected an integer, got `{value}`"))?,
+        ),
+        toml::Value::Boolean(_) => match value.trim() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(format!("expected true or false, got `{value}`")),
+        },
+        toml::Value::Float(_) => toml::Value::Float(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected a number, got `{value}`"))?,
+        ),
+        _ => return Err("this setting cannot be set from the environment".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(Sources {
+            file: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = load(&[]).expect("defaults");
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert!(s.catalog.database_url.is_empty());
+    }
+
+    #[test]
+    fn env_overrides_with_types() {
+        let s = load(&[
+            ("COMPTOIR_SERVER__BIND", "127.0.0.1:9999"),
+            ("COMPTOIR_CATALOG__MAX_CONNECTIONS", "4"),
+            ("COMPTOIR_DEMO__SEED", "false"),
+            ("COMPTOIR_TEST_POSTGRES_URL", "ignored"),
+            ("HOME", "ignored"),
+        ])
+        .expect("load");
+        assert_eq!(s.server.bind, "127.0.0.1:9999");
+        assert_eq!(s.catalog.max_connections, 4);
+        assert!(!s.demo.seed);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = load(&[("COMPTOIR_CATALOG__MAX_CONNECTIONS", "many")]).expect_err("bad int");
+        assert!(
+            e.setting.contains("COMPTOIR_CATALOG__MAX_CONNECTIONS"),
+            "{e}"
+        );
+        let e = load(&[("COMPTOIR_CATALOG__NOPE", "1")]).expect_err("unknown");
+        assert!(e.message.contains("catalog.nope"), "{e}");
+        let e = load(&[("COMPTOIR_SERVER__BIND", "here")]).expect_err("bad bind");
+        assert_eq!(e.setting, "server.bind");
+        let e = load(&[("COMPTOIR_LOG__FORMAT", "xml")]).expect_err("bad enum");
+        assert_eq!(e.setting, "log.format", "{e}");
+    }
+
+    #[test]
+    fn secrets_from_files_and_masked() {
+        let dir = std::env::temp_dir().join(format!("comptoir-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("token");
+        std::fs::write(&f, "s3cr3t-s3cr3t-s3cr3t-s3cr3t\n").expect("write");
+        let s = load(&[
+            (
+                "COMPTOIR_AUTH__BACK_OFFICE_TOKEN_FILE",
+                f.to_str().expect("utf8"),
+            ),
+            (
+                "COMPTOIR_CATALOG__DATABASE_URL",
+                "postgres://app:hunter2@db:5432/comptoir",
+            ),
+        ])
+        .expect("load");
+        assert_eq!(
+            s.auth.back_office_token.expose(),
+            "s3cr3t-s3cr3t-s3cr3t-s3cr3t"
+        );
+        let printed = s.to_masked_toml();
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://app:********@db:5432/comptoir"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn file_layer_rejects_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("comptoir-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[server]\nbnd = \"x\"\n").expect("write");
+        let e = Settings::load(Sources {
+            file: Some(&f),
+            env: BTreeMap::new(),
+        })
+        .expect_err("unknown key");
+        assert_eq!(e.setting, "server.bnd");
+        std::fs::write(&f, "[catalog]\ncache_ttl_seconds = 0\n").expect("write");
+        let s = Settings::load(Sources {
+            file: Some(&f),
+            env: BTreeMap::new(),
+        })
+        .expect("load");
+        assert_eq!(s.catalog.cache_ttl_seconds, 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

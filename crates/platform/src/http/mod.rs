@@ -1,0 +1,133 @@
+//! HTTP glue shared by every service: errors, extractors, request ids, metrics, security
+//! headers, timeouts, health endpoints.
+
+pub mod extract;
+pub mod health;
+pub mod problem;
+pub mod request_id;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use problem::ApiError;
+use std::time::{Duration, Instant};
+
+/// A label for the metrics of routes that axum does not match itself (the gateway's proxy).
+#[derive(Clone, Debug)]
+pub struct RouteLabel(pub &'static str);
+
+/// Options of the common layers.
+#[derive(Clone, Debug)]
+pub struct EdgeOptions {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// Wraps a router with the layers every Comptoir HTTP server has, outermost first: request id
+/// (and the log span), metrics, panic catcher, security headers, timeout, body limit.
+pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
+    let timeout = opts.request_timeout;
+    router
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            timeout_layer(timeout, req, next)
+        }))
+        .layer(middleware::from_fn(security_headers))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::internal("a handler panicked").into_response()
+            },
+        ))
+        .layer(middleware::from_fn(metrics_layer))
+        .layer(middleware::from_fn(request_id::layer))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+}
+
+async fn timeout_layer(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            "the request took too long and was abandoned",
+        )
+        .into_response(),
+    }
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    // 405 from axum's router has an empty body: give it a problem like every other error.
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = res.headers().get(header::ALLOW).cloned();
+        res = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this method is not allowed on this route",
+        )
+        .into_response();
+        if let Some(a) = allow {
+            res.headers_mut().insert(header::ALLOW, a);
+        }
+    }
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: HeaderName, v: &'static str| {
+        if !h.contains_key(&k) {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+    };
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    );
+    set(
+        h,
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    set(h, header::CACHE_CONTROL, "no-store");
+    res
+}
+
+async fn metrics_layer(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route: String = if let Some(m) = req.extensions().get::<MatchedPath>() {
+        m.as_str().to_owned()
+    } else if let Some(l) = req.extensions().get::<RouteLabel>() {
+        l.0.to_owned()
+    } else {
+        "unmatched".to_owned()
+    };
+    let res = next.run(req).await;
+    let route = res
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|l| l.0.to_owned())
+        .unwrap_or(route);
+    let elapsed = start.elapsed();
+    tracing::info!(
+        status = res.status().as_u16(),
+        route = %route,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    let status = res.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("comptoir_http_requests_total", &labels).increment(1);
+    metrics::histogram!("comptoir_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    res
+}

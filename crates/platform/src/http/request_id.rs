@@ -1,0 +1,53 @@
+//! Request ids: taken from `x-request-id` when the caller (or the gateway) sent a sane one,
+//! generated otherwise; echoed in the response, attached to the request's log span and to every
+//! problem body.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+pub const HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served by this task, if any.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+fn acceptable(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+    .then(|| s.to_string())
+}
+
+pub async fn layer(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(acceptable)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(HEADER, v);
+    }
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let mut res = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span))
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HEADER, v);
+    }
+    res
+}

@@ -1,0 +1,28 @@
+//! Platform: what every Comptoir service shares and none of them owns. Configuration,
+//! telemetry, HTTP glue, the SQLite/PostgreSQL store, idempotency keys, back-office
+//! authentication and the read cache.
+
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod idempotency;
+pub mod telemetry;
+
+pub use http::problem::{ApiError, ApiResult, FieldError, Problem};
+
+/// Random bytes from the operating system, hex-encoded.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // getrandom only fails when the OS has no entropy source at all; then nothing is safe.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut buf).expect("the operating system's random source is available");
+    hex::encode(buf)
+}
+
+/// SHA-256 of a string, hex-encoded.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
