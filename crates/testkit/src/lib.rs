@@ -1,1 +1,131 @@
+//! Helpers shared by the test suites: databases for every backend, the strict-mode rule.
+//!
+//! - SQLite: always, a fresh file per test.
+//! - PostgreSQL: when `COMPTOIR_TEST_POSTGRES_URL` is set, a fresh schema per test (dropped at
+//!   the end). Without the variable the PostgreSQL half is skipped with a printed reason, except
+//!   under `COMPTOIR_TEST_STRICT=1` (CI), where a missing or unreachable database fails the test.
 
+use platform::config::SqliteSync;
+use platform::db::{Db, DbTarget, MigrationSet};
+use std::path::PathBuf;
+
+pub const POSTGRES_ENV: &str = "COMPTOIR_TEST_POSTGRES_URL";
+pub const STRICT_ENV: &str = "COMPTOIR_TEST_STRICT";
+
+pub fn strict() -> bool {
+    std::env::var(STRICT_ENV).is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// The PostgreSQL URL for tests, or `None` (with the reason printed) when it is not configured.
+/// Panics in strict mode when it is missing.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                !strict(),
+                "{STRICT_ENV}=1 but {POSTGRES_ENV} is not set: the PostgreSQL tests cannot run"
+            );
+            eprintln!("skipping the PostgreSQL half: {POSTGRES_ENV} is not set");
+            None
+        }
+    }
+}
+
+/// A database made for one test.
+pub struct TestDb {
+    pub db: Db,
+    pub target: DbTarget,
+    pub backend: &'static str,
+    dir: Option<PathBuf>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh SQLite file, migrated.
+    pub async fn sqlite(set: MigrationSet) -> TestDb {
+        let dir = std::env::temp_dir().join(format!("comptoir-test-{}", uuid::Uuid::new_v4()));
+        let target = DbTarget::SqliteFile {
+            path: dir.join("test.db"),
+            synchronous: SqliteSync::Normal,
+        };
+        let db = Db::connect(&target, 4).await.expect("open SQLite");
+        db.migrate(&set).await.expect("migrate SQLite");
+        TestDb {
+            db,
+            target,
+            backend: "sqlite",
+            dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// A fresh PostgreSQL schema, migrated; `None` when PostgreSQL is not configured.
+    pub async fn postgres(set: MigrationSet) -> Option<TestDb> {
+        let url = postgres_url()?;
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let target = DbTarget::Postgres {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        let db = Db::connect(&target, 4)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL cannot be used: {e}"));
+        db.migrate(&set).await.expect("migrate PostgreSQL");
+        Some(TestDb {
+            db,
+            target,
+            backend: "postgres",
+            dir: None,
+            pg: Some((url, schema)),
+        })
+    }
+
+    /// SQLite always, PostgreSQL when configured.
+    pub async fn all(set: MigrationSet) -> Vec<TestDb> {
+        let mut v = vec![TestDb::sqlite(set).await];
+        if let Some(pg) = TestDb::postgres(set).await {
+            v.push(pg);
+        }
+        v
+    }
+
+    /// Removes the file or the schema.
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if let Some(d) = self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        if let Some((url, schema)) = self.pg {
+            let target = DbTarget::Postgres {
+                url,
+                schema: "public".into(),
+            };
+            if let Ok(Db::Pg(p)) = Db::connect(&target, 1).await {
+                // the schema name is generated above from a UUID: safe to interpolate
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                )))
+                .execute(&p)
+                .await;
+                p.close().await;
+            }
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `deadline`: never sleep to wait.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: std::time::Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
