@@ -558,7 +558,7 @@ pub async fn seed(db: &Db) -> Result<Option<Seeded>, ApiError> {
                     }),
                 },
             ];
-            let status = if n % 25 == 0 {
+            let status = if n.is_multiple_of(25) {
                 Status::Draft
             } else {
                 Status::Published

@@ -348,10 +348,10 @@ impl Settings {
             ));
         }
         let gw = &self.gateway.catalog_url;
-        if !gw.is_empty() && !(gw.starts_with("http://") || gw.starts_with("https://")) {
+        if !(gw.is_empty() || gw.starts_with("http://")) {
             return Err(ConfigError::new(
                 "gateway.catalog_url",
-                "must be an http:// or https:// URL",
+                "must be an http:// URL (service-to-service traffic stays on the cluster network)",
             ));
         }
         let token = self.auth.back_office_token.expose();

@@ -73,8 +73,8 @@ pub enum PoolConn {
 impl PoolConn {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            PoolConn::Pg(c) => Conn::Pg(&mut **c),
-            PoolConn::Sqlite(c) => Conn::Sqlite(&mut **c),
+            PoolConn::Pg(c) => Conn::Pg(c),
+            PoolConn::Sqlite(c) => Conn::Sqlite(c),
         }
     }
 }
@@ -89,8 +89,8 @@ pub enum Tx {
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Pg(t) => Conn::Pg(&mut **t),
-            Tx::Sqlite(t) => Conn::Sqlite(&mut **t),
+            Tx::Pg(t) => Conn::Pg(t),
+            Tx::Sqlite(t) => Conn::Sqlite(t),
         }
     }
     pub async fn commit(self) -> Result<(), sqlx::Error> {

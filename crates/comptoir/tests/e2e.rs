@@ -1,0 +1,563 @@
+//! The binary as a user runs it: the CLI, exit codes, first and second start, graceful
+//! shutdown, and the two topologies (one process; catalogue and gateway as two processes on
+//! loopback, the catalogue on PostgreSQL when `COMPTOIR_TEST_POSTGRES_URL` is set).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("comptoir-e2e-{tag}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// A `comptoir` command with a clean environment: only what the test gives.
+fn comptoir(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("COMPTOIR_LOG__LEVEL", "warn");
+    c
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+}
+
+impl Server {
+    /// Starts `comptoir serve` on a free port and waits for its address line.
+    fn start(mut cmd: Command) -> Server {
+        cmd.arg("--bind").arg("127.0.0.1:0");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn comptoir");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = Vec::new();
+        let base = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("comptoir printed its address");
+            stdout.push(line.clone());
+            if let Some(rest) = line.trim().strip_prefix("listening on") {
+                break rest.trim().to_string();
+            }
+        };
+        // the lines printed right after the address (data, demo, token) arrive together
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            stdout.push(line);
+        }
+        Server {
+            child,
+            base,
+            stdout,
+        }
+    }
+
+    fn printed(&self, needle: &str) -> bool {
+        self.stdout.iter().any(|l| l.contains(needle))
+    }
+
+    fn token(&self) -> Option<String> {
+        self.stdout.iter().find_map(|l| {
+            l.split("stored hashed): ")
+                .nth(1)
+                .map(|t| t.trim().to_string())
+        })
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "comptoir did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+#[test]
+fn help_list_targets_and_config() {
+    let dir = temp_dir("cli");
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+    ] {
+        let out = comptoir(&dir).args(args).output().expect("run");
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+    let out = comptoir(&dir).arg("list-targets").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("catalog:") && text.contains("gateway:") && text.contains("all:"));
+
+    let secret = dir.join("token");
+    std::fs::write(&secret, "a-secret-token-a-secret-token\n").expect("write");
+    let out = comptoir(&dir)
+        .arg("config")
+        .env("COMPTOIR_AUTH__BACK_OFFICE_TOKEN_FILE", &secret)
+        .env(
+            "COMPTOIR_CATALOG__DATABASE_URL",
+            "postgres://app:pw-in-url@db/comptoir",
+        )
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("back_office_token = \"********\""), "{text}");
+    assert!(
+        !text.contains("a-secret-token") && !text.contains("pw-in-url"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_start_up_settings_exit_2_naming_the_setting() {
+    let dir = temp_dir("bad");
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec!["serve", "--target", "warehouse"], vec![], "--target"),
+        (
+            vec!["serve", "--target", "gateway"],
+            vec![],
+            "gateway.catalog_url",
+        ),
+        (
+            vec!["serve", "--target", "gateway"],
+            vec![("COMPTOIR_GATEWAY__CATALOG_URL", "catalog:8080")],
+            "gateway.catalog_url",
+        ),
+        (
+            vec!["serve"],
+            vec![("COMPTOIR_SERVER__REQUEST_TIMEOUT_SECONDS", "soon")],
+            "COMPTOIR_SERVER__REQUEST_TIMEOUT_SECONDS",
+        ),
+        (
+            vec!["serve"],
+            vec![("COMPTOIR_CATALOG__DATABASE_URL", "mysql://x")],
+            "catalog.database_url",
+        ),
+        (
+            vec!["serve"],
+            vec![("COMPTOIR_SERVR__BIND", "x")],
+            "COMPTOIR_SERVR__BIND",
+        ),
+        (vec!["--log-format", "xml", "serve"], vec![], "--log-format"),
+    ];
+    for (args, env, setting) in cases {
+        let out = comptoir(&dir)
+            .args(&args)
+            .envs(env.clone())
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        assert!(err.contains(setting), "{args:?} {env:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_seeds_and_prints_second_start_reuses() {
+    let dir = temp_dir("first");
+    let s = Server::start({
+        let mut c = comptoir(&dir);
+        c.arg("serve");
+        c
+    });
+    assert!(
+        s.printed("data          catalog: sqlite:comptoir-data/catalog.db"),
+        "{:?}",
+        s.stdout
+    );
+    assert!(s.printed("Breizhsport seeded"), "{:?}", s.stdout);
+    let token = s
+        .token()
+        .expect("a back-office token is printed at first start");
+    assert!(dir.join("comptoir-data/catalog.db").exists());
+    // the token is stored hashed only
+    let db = std::fs::read(dir.join("comptoir-data/catalog.db")).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&db).contains(&token));
+
+    let c = http();
+    let ready = c
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let page: serde_json::Value = c
+        .get(format!("{}/api/catalog/products?limit=5", s.base))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["items"].as_array().expect("items").len(), 5);
+    let created = c
+        .post(format!("{}/api/catalog/brands", s.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Nouvelle Marque"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    // the docs work offline: the page and its script come from this server
+    let docs = c
+        .get(format!("{}/api/docs/", s.base))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(docs.status(), 200);
+    let html = docs.text().await.expect("html");
+    assert!(html.contains("swagger"), "{html}");
+    assert!(!html.contains("https://"), "no CDN: {html}");
+    let spec: serde_json::Value = c
+        .get(format!("{}/api/openapi.json", s.base))
+        .send()
+        .await
+        .expect("spec")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .expect("version")
+            .starts_with("3.1")
+    );
+    assert!(spec["paths"]["/api/catalog/products"]["post"].is_object());
+    let metrics = c
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("comptoir_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("comptoir_http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("route=\"/api/catalog/products\""));
+    assert!(metrics.contains("comptoir_build_info"));
+    assert!(s.stop().success(), "SIGTERM exits 0");
+
+    let s = Server::start({
+        let mut c = comptoir(&dir);
+        c.arg("serve");
+        c
+    });
+    assert!(!s.printed("seeded"), "{:?}", s.stdout);
+    assert!(s.token().is_none(), "the token is printed once only");
+    let brands: serde_json::Value = c
+        .get(format!("{}/api/catalog/brands", s.base))
+        .send()
+        .await
+        .expect("brands")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        brands.as_array().expect("brands").len(),
+        16,
+        "data kept across restarts"
+    );
+    // the first token still works
+    let r = c
+        .post(format!("{}/api/catalog/brands", s.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Encore une"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    assert!(s.stop().success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_requests_finish_on_sigterm() {
+    let dir = temp_dir("drain");
+    let s = Server::start({
+        let mut c = comptoir(&dir);
+        c.arg("serve");
+        c
+    });
+    let c = http();
+    // many requests in flight while the signal arrives: every one gets its answer
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let c = c.clone();
+        let url = format!(
+            "{}/api/catalog/products?limit=100&q=a&sort=name&lang=fr&x={i}",
+            s.base
+        );
+        tasks.push(tokio::spawn(async move {
+            c.get(url).send().await.map(|r| r.status().as_u16())
+        }));
+    }
+    let status = tokio::task::spawn_blocking(move || s.stop())
+        .await
+        .expect("stop");
+    assert!(status.success(), "{status:?}");
+    for t in tasks {
+        // a request is either answered 200 or was never accepted (connection refused)
+        if let Ok(code) = t.await.expect("task") {
+            assert_eq!(code, 200);
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Same requests, same answers: one process vs catalogue + gateway as two processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_answers_like_the_one_process_mode() {
+    let dir = temp_dir("topo");
+    let token = "topology-test-token-0123456789";
+    // the catalogue process: on PostgreSQL when available, else its own SQLite file
+    let pg = testkit::postgres_url();
+    let schema = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+    let catalog_env = |c: &mut Command| {
+        c.env("COMPTOIR_AUTH__BACK_OFFICE_TOKEN", token);
+        if let Some(url) = &pg {
+            c.env("COMPTOIR_CATALOG__DATABASE_URL", url)
+                .env("COMPTOIR_CATALOG__DATABASE_SCHEMA", &schema);
+        }
+    };
+    let remote_dir = dir.join("remote");
+    std::fs::create_dir_all(&remote_dir).expect("dir");
+    for sub in ["migrate", "demo-data"] {
+        let mut c = comptoir(&remote_dir);
+        c.arg(sub);
+        catalog_env(&mut c);
+        let out = c.output().expect("run");
+        assert!(
+            out.status.success(),
+            "{sub}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let catalog = Server::start({
+        let mut c = comptoir(&remote_dir);
+        c.args(["serve", "--target", "catalog"]);
+        catalog_env(&mut c);
+        c
+    });
+    if pg.is_some() {
+        assert!(catalog.printed("(schema e2e_"), "{:?}", catalog.stdout);
+    }
+    let gw = Server::start({
+        let mut c = comptoir(&dir);
+        c.args(["serve", "--target", "gateway"])
+            .env("COMPTOIR_GATEWAY__CATALOG_URL", &catalog.base);
+        c
+    });
+    assert!(
+        !gw.printed("data "),
+        "the gateway holds no data: {:?}",
+        gw.stdout
+    );
+    let local_dir = dir.join("local");
+    std::fs::create_dir_all(&local_dir).expect("dir");
+    let one = Server::start({
+        let mut c = comptoir(&local_dir);
+        c.arg("serve")
+            .env("COMPTOIR_AUTH__BACK_OFFICE_TOKEN", token);
+        c
+    });
+
+    let c = http();
+    // ids differ between the two databases; everything else must match
+    fn strip_ids(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for k in [
+                    "id",
+                    "parent_id",
+                    "request_id",
+                    "image_url",
+                    "url",
+                    "created_at",
+                    "updated_at",
+                    "published_at",
+                    "next_cursor",
+                ] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip_ids);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip_ids),
+            _ => {}
+        }
+    }
+    let paths = [
+        "/api/catalog/products?limit=20&sort=price&q=trail",
+        "/api/catalog/products?category=cyclisme&limit=50&sort=-price",
+        "/api/catalog/products/veste-impermeable-glaz-sport-aven-1",
+        "/api/catalog/products?limit=0",
+        "/api/catalog/products?sort=cheapest",
+        "/api/catalog/products/no-such-product",
+        "/api/catalog/nowhere",
+        "/api/catalog/categories",
+        "/api/catalog/brands",
+    ];
+    for p in paths {
+        let a = c
+            .get(format!("{}{p}", gw.base))
+            .send()
+            .await
+            .expect("gateway");
+        let b = c.get(format!("{}{p}", one.base)).send().await.expect("one");
+        assert_eq!(a.status(), b.status(), "{p}");
+        assert_eq!(
+            a.headers().get("content-type"),
+            b.headers().get("content-type"),
+            "{p}"
+        );
+        let mut ja: serde_json::Value = a.json().await.expect("json");
+        let mut jb: serde_json::Value = b.json().await.expect("json");
+        strip_ids(&mut ja);
+        strip_ids(&mut jb);
+        assert_eq!(ja, jb, "{p}");
+    }
+    // writes: same validation answers, same success through both
+    let bad = serde_json::json!({"name": "", "slug": "Bad Slug"});
+    let body = serde_json::json!({"name": "Via Gateway", "slug": "via-gateway"});
+    for base in [&gw.base, &one.base] {
+        let r = c
+            .post(format!("{base}/api/catalog/brands"))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 401);
+        let r = c
+            .post(format!("{base}/api/catalog/brands"))
+            .bearer_auth(token)
+            .json(&bad)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 422);
+        let j: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(j["errors"].as_array().expect("errors").len(), 2);
+        let r = c
+            .post(format!("{base}/api/catalog/brands"))
+            .bearer_auth(token)
+            .header("idempotency-key", "gw-1")
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 201);
+        let r = c
+            .post(format!("{base}/api/catalog/brands"))
+            .bearer_auth(token)
+            .header("idempotency-key", "gw-1")
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.headers()["idempotent-replayed"], "true");
+    }
+    // the request id crosses the gateway; the gateway is ready only while the catalogue is
+    let r = c
+        .get(format!("{}/api/catalog/brands", gw.base))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+    assert_eq!(
+        c.get(format!("{}/readyz", gw.base))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
+    let metrics = c
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .expect("m")
+        .text()
+        .await
+        .expect("t");
+    assert!(metrics.contains("route=\"/api/catalog/*\""), "{metrics}");
+    assert!(catalog.stop().success());
+    let r = c
+        .get(format!("{}/api/catalog/brands", gw.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 502);
+    let j: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(j["code"], "upstream_unavailable");
+    assert_eq!(
+        c.get(format!("{}/readyz", gw.base))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        503
+    );
+    assert!(gw.stop().success());
+    assert!(one.stop().success());
+    if let Some(url) = pg {
+        let out = Command::new("psql")
+            .args([
+                &url,
+                "-qc",
+                &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            ])
+            .output();
+        let _ = out;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
