@@ -437,7 +437,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
     let paths = [
         "/api/catalog/products?limit=20&sort=price&q=trail",
         "/api/catalog/products?category=cyclisme&limit=50&sort=-price",
-        "/api/catalog/products/veste-impermeable-glaz-sport-aven-1",
+        "/api/catalog/products/veste-impermeable-glaz-sport-odet-4",
         "/api/catalog/products?limit=0",
         "/api/catalog/products?sort=cheapest",
         "/api/catalog/products/no-such-product",
