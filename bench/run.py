@@ -98,6 +98,7 @@ def machine():
 def main():
     os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(prefix="comptoir-bench-")
+    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
     env = dict(os.environ, COMPTOIR_LOG__LEVEL="warn")
     app = subprocess.Popen(
         [BIN, "--data-dir", os.path.join(work, "data"), "serve", "--bind", f"127.0.0.1:{APP_PORT}"],
