@@ -250,8 +250,9 @@ fn cache_key(uri: &Uri) -> String {
         .unwrap_or_default()
 }
 
+/// Shared caches may keep an anonymous read as long as this process does.
 fn cache_seconds(st: &CatalogState) -> u64 {
-    if st.cache.enabled() { 5 } else { 0 }
+    st.cache.ttl().as_secs()
 }
 
 // ---- reads ----------------------------------------------------------------------------------

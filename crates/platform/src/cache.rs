@@ -33,6 +33,10 @@ impl ResponseCache {
         }
     }
 
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn enabled(&self) -> bool {
         !self.ttl.is_zero()
     }
