@@ -6,13 +6,14 @@ use crate::model::*;
 use crate::service;
 use crate::store::{self, ProductKey};
 use axum::Router;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use bytes::Bytes;
 use kernel::Clock;
-use platform::auth::{BackOffice, BackOfficeAuth, Caller};
+use platform::auth::Caller;
+use platform::authz::{Access, RoutePolicy, perm};
 use platform::cache::ResponseCache;
 use platform::db::{Db, Tx};
 use platform::http::extract::{ApiQuery, HashedJson};
@@ -27,19 +28,36 @@ use uuid::Uuid;
 pub struct CatalogState {
     pub db: Db,
     pub cache: Arc<ResponseCache>,
-    pub auth: Arc<BackOfficeAuth>,
     pub idempotency: Idempotency,
     pub clock: Arc<dyn Clock>,
 }
 
-impl FromRef<CatalogState> for Arc<BackOfficeAuth> {
-    fn from_ref(s: &CatalogState) -> Self {
-        s.auth.clone()
-    }
+/// Who may call what. Every route of [`router`] is here: the tests check it.
+pub fn policy() -> RoutePolicy {
+    use axum::http::Method;
+    let write = Access::Permission(perm::CATALOG_WRITE);
+    RoutePolicy::new()
+        .route(Method::GET, "/api/catalog/products", Access::Public)
+        .route(Method::POST, "/api/catalog/products", write)
+        .route(Method::GET, "/api/catalog/products/{key}", Access::Public)
+        .route(Method::PATCH, "/api/catalog/products/{key}", write)
+        .route(Method::POST, "/api/catalog/products/{id}/archive", write)
+        .route(Method::POST, "/api/catalog/products/{id}/variants", write)
+        .route(
+            Method::PATCH,
+            "/api/catalog/products/{id}/variants/{variant_id}",
+            write,
+        )
+        .route(Method::GET, "/api/catalog/images/{id}", Access::Public)
+        .route(Method::GET, "/api/catalog/categories", Access::Public)
+        .route(Method::POST, "/api/catalog/categories", write)
+        .route(Method::GET, "/api/catalog/brands", Access::Public)
+        .route(Method::POST, "/api/catalog/brands", write)
 }
 
 /// The catalogue's routes, to be nested or served at the root (paths include `/api/catalog`).
 pub fn router(state: CatalogState) -> Router {
+    let policy = Arc::new(policy());
     Router::new()
         .route(
             "/api/catalog/products",
@@ -61,6 +79,9 @@ pub fn router(state: CatalogState) -> Router {
             get(list_categories).post(create_category),
         )
         .route("/api/catalog/brands", get(list_brands).post(create_brand))
+        .route_layer(axum::middleware::from_fn(move |req, next| {
+            platform::authz::enforce(policy.clone(), req, next)
+        }))
         .with_state(state)
 }
 
@@ -81,30 +102,9 @@ pub fn router(state: CatalogState) -> Router {
         create_brand
     ),
     components(schemas(Problem, platform::FieldError, CategoryNode)),
-    modifiers(&BackOfficeScheme),
     tags((name = "catalog", description = "Products, variants, categories and brands"))
 )]
 pub struct CatalogApi;
-
-struct BackOfficeScheme;
-impl utoipa::Modify for BackOfficeScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "back_office",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "Back-office token: printed once at first start, or set with \
-                         COMPTOIR_AUTH__BACK_OFFICE_TOKEN_FILE",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
 
 // ---- the write flow -------------------------------------------------------------------------
 
@@ -115,7 +115,7 @@ enum Pre {
 
 async fn pre_write(
     st: &CatalogState,
-    caller: Caller,
+    caller: &Caller,
     headers: &HeaderMap,
     request_hash: &str,
 ) -> Result<Pre, ApiError> {
@@ -124,7 +124,7 @@ async fn pre_write(
     };
     match st
         .idempotency
-        .begin(caller.scope(), &key, request_hash)
+        .begin(&caller.scope(), &key, request_hash)
         .await?
     {
         Begin::Proceed(c) => Ok(Pre::Go(Some(c))),
@@ -268,10 +268,10 @@ fn cache_seconds(st: &CatalogState) -> u64 {
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
         (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "The bearer token is wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Unpublished products asked for without the back office", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The token or key is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Unpublished products asked for without `catalog:write`", body = Problem, content_type = "application/problem+json"),
     ),
-    security((), ("back_office" = []))
+    security((), ("bearer" = []), ("api_key" = []))
 )]
 async fn list_products(
     State(st): State<CatalogState>,
@@ -279,13 +279,13 @@ async fn list_products(
     uri: Uri,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let anonymous = !caller.is_back_office();
+    let anonymous = !caller.has(perm::CATALOG_WRITE);
     let key = cache_key(&uri);
     if anonymous && let Some(hit) = st.cache.get(&key) {
         return Ok(json_bytes(hit, cache_seconds(&st)));
     }
     let generation = st.cache.generation();
-    let spec = service::list_spec(&st.db, &q, caller.is_back_office()).await?;
+    let spec = service::list_spec(&st.db, &q, caller.has(perm::CATALOG_WRITE)).await?;
     let page = store::list_products(&st.db, &spec).await?;
     let body = Bytes::from(serde_json::to_vec(&page).map_err(ApiError::internal)?);
     if anonymous {
@@ -306,7 +306,7 @@ async fn list_products(
          headers(("etag" = String, description = "Version, for If-Match (back office)"))),
         (status = 404, description = "No such product (or not published)", body = Problem, content_type = "application/problem+json"),
     ),
-    security((), ("back_office" = []))
+    security((), ("bearer" = []), ("api_key" = []))
 )]
 async fn get_product(
     State(st): State<CatalogState>,
@@ -314,7 +314,7 @@ async fn get_product(
     uri: Uri,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
-    let anonymous = !caller.is_back_office();
+    let anonymous = !caller.has(perm::CATALOG_WRITE);
     let ckey = cache_key(&uri);
     if anonymous && let Some(hit) = st.cache.get(&ckey) {
         return Ok(json_bytes(hit, cache_seconds(&st)));
@@ -361,7 +361,7 @@ async fn get_image(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("image"))?;
-    let (ct, data) = store::image_data(&st.db, id, caller.is_back_office())
+    let (ct, data) = store::image_data(&st.db, id, caller.has(perm::CATALOG_WRITE))
         .await?
         .ok_or_else(|| ApiError::not_found("image"))?;
     let ct = match ct.as_str() {
@@ -433,21 +433,21 @@ async fn list_brands(State(st): State<CatalogState>) -> Result<Response, ApiErro
     responses(
         (status = 201, description = "Created", body = Product, headers(("location" = String))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong back-office token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or a wrong token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Slug, SKU or barcode taken; or the same key is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or a key reused for another request", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("back_office" = []))
+    security(("bearer" = []), ("api_key" = []))
 )]
 async fn create_product(
     State(st): State<CatalogState>,
-    _bo: BackOffice,
+    caller: Caller,
     headers: HeaderMap,
     body: HashedJson<NewProduct>,
 ) -> Response {
-    let claim = match pre_write(&st, Caller::BackOffice, &headers, &body.request_hash).await {
+    let claim = match pre_write(&st, &caller, &headers, &body.request_hash).await {
         Ok(Pre::Go(c)) => c,
         Ok(Pre::Done(r)) => return r,
         Err(e) => return e.into_response(),
@@ -482,11 +482,11 @@ async fn create_product(
         (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("back_office" = []))
+    security(("bearer" = []), ("api_key" = []))
 )]
 async fn update_product(
     State(st): State<CatalogState>,
-    _bo: BackOffice,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: HashedJson<ProductPatch>,
@@ -495,7 +495,7 @@ async fn update_product(
         (Ok(id), Ok(im)) => (id, im),
         (Err(e), _) | (_, Err(e)) => return e.into_response(),
     };
-    let claim = match pre_write(&st, Caller::BackOffice, &headers, &body.request_hash).await {
+    let claim = match pre_write(&st, &caller, &headers, &body.request_hash).await {
         Ok(Pre::Go(c)) => c,
         Ok(Pre::Done(r)) => return r,
         Err(e) => return e.into_response(),
@@ -519,11 +519,10 @@ async fn update_product(
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("back_office" = []))
+    security(("bearer" = []), ("api_key" = []))
 )]
 async fn archive_product(
     State(st): State<CatalogState>,
-    _bo: BackOffice,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -553,11 +552,11 @@ async fn archive_product(
         (status = 409, description = "SKU or barcode taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("back_office" = []))
+    security(("bearer" = []), ("api_key" = []))
 )]
 async fn add_variant(
     State(st): State<CatalogState>,
-    _bo: BackOffice,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: HashedJson<NewVariant>,
@@ -566,7 +565,7 @@ async fn add_variant(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let claim = match pre_write(&st, Caller::BackOffice, &headers, &body.request_hash).await {
+    let claim = match pre_write(&st, &caller, &headers, &body.request_hash).await {
         Ok(Pre::Go(c)) => c,
         Ok(Pre::Done(r)) => return r,
         Err(e) => return e.into_response(),
@@ -591,11 +590,11 @@ async fn add_variant(
         (status = 404, description = "No such product or variant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("back_office" = []))
+    security(("bearer" = []), ("api_key" = []))
 )]
 async fn update_variant(
     State(st): State<CatalogState>,
-    _bo: BackOffice,
+    caller: Caller,
     Path((id, variant_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: HashedJson<VariantPatch>,
@@ -605,7 +604,7 @@ async fn update_variant(
         (Err(e), _) => return e.into_response(),
         (_, Err(_)) => return ApiError::not_found("variant").into_response(),
     };
-    let claim = match pre_write(&st, Caller::BackOffice, &headers, &body.request_hash).await {
+    let claim = match pre_write(&st, &caller, &headers, &body.request_hash).await {
         Ok(Pre::Go(c)) => c,
         Ok(Pre::Done(r)) => return r,
         Err(e) => return e.into_response(),
@@ -630,15 +629,15 @@ async fn update_variant(
         (status = 409, description = "Slug taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("back_office" = []))
+    security(("bearer" = []), ("api_key" = []))
 )]
 async fn create_category(
     State(st): State<CatalogState>,
-    _bo: BackOffice,
+    caller: Caller,
     headers: HeaderMap,
     body: HashedJson<NewCategory>,
 ) -> Response {
-    let claim = match pre_write(&st, Caller::BackOffice, &headers, &body.request_hash).await {
+    let claim = match pre_write(&st, &caller, &headers, &body.request_hash).await {
         Ok(Pre::Go(c)) => c,
         Ok(Pre::Done(r)) => return r,
         Err(e) => return e.into_response(),
@@ -663,15 +662,15 @@ async fn create_category(
         (status = 409, description = "Slug taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("back_office" = []))
+    security(("bearer" = []), ("api_key" = []))
 )]
 async fn create_brand(
     State(st): State<CatalogState>,
-    _bo: BackOffice,
+    caller: Caller,
     headers: HeaderMap,
     body: HashedJson<NewBrand>,
 ) -> Response {
-    let claim = match pre_write(&st, Caller::BackOffice, &headers, &body.request_hash).await {
+    let claim = match pre_write(&st, &caller, &headers, &body.request_hash).await {
         Ok(Pre::Go(c)) => c,
         Ok(Pre::Done(r)) => return r,
         Err(e) => return e.into_response(),

@@ -15,7 +15,7 @@ pub mod model;
 pub mod service;
 pub mod store;
 
-use platform::db::{Db, MigrationSet};
+use platform::db::MigrationSet;
 use sqlx::migrate::Migrator;
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -31,23 +31,6 @@ pub fn migrations() -> MigrationSet {
 
 /// Name of the service: its target, its SQLite file (`catalog.db`) and its PostgreSQL schema.
 pub const SERVICE: &str = "catalog";
-
-/// Makes sure a back-office token exists. Returns the new token when one was generated (the
-/// only time it is ever visible: only its SHA-256 is stored).
-pub async fn ensure_back_office_token(db: &Db) -> Result<Option<String>, store::StoreError> {
-    if !store::back_office_token_hashes(db).await?.is_empty() {
-        return Ok(None);
-    }
-    let token = format!("cpt_{}", platform::random_hex(32));
-    store::insert_back_office_token(
-        db,
-        "generated at first start",
-        &platform::sha256_hex(&token),
-        chrono::Utc::now(),
-    )
-    .await?;
-    Ok(Some(token))
-}
 
 #[cfg(test)]
 mod tests {

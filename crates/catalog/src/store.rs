@@ -863,31 +863,3 @@ pub async fn count_products(db: &Db) -> Result<i64> {
     .await)?)
 }
 
-pub async fn insert_back_office_token(
-    db: &Db,
-    name: &str,
-    sha256_hex: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    platform::db_run!(db, |p| {
-        sqlx::query(
-        "INSERT INTO back_office_tokens (id, name, token_sha256, created_at) VALUES ($1, $2, $3, $4)"
-    )
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(sha256_hex)
-    .bind(now)
-    .execute(p)
-    .await
-    .map(|_| ())
-    })?;
-    Ok(())
-}
-
-pub async fn back_office_token_hashes(db: &Db) -> Result<Vec<String>> {
-    Ok(platform::db_run!(db, |p| sqlx::query_scalar(
-        "SELECT token_sha256 FROM back_office_tokens"
-    )
-    .fetch_all(p)
-    .await)?)
-}

@@ -7,7 +7,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use catalog::http::CatalogState;
 use http_body_util::BodyExt;
-use platform::auth::BackOfficeAuth;
+use platform::auth::{InternalKey, accept_internal_identity};
+use platform::authz::{Principal, PrincipalKind, Role};
 use platform::cache::ResponseCache;
 use platform::http::{EdgeOptions, with_common_layers};
 use platform::idempotency::Idempotency;
@@ -18,6 +19,40 @@ use testkit::TestDb;
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token-test-token-test-token";
+const CUSTOMER_TOKEN: &str = "customer-token";
+
+/// Plays the gateway: turns the test tokens into the signed identity header the catalogue
+/// verifies (the real edge is tested in the identity and e2e suites). Any other token becomes
+/// a header that does not verify.
+async fn as_gateway(
+    key: InternalKey,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let who = |role: Role| Principal {
+        subject: format!("{role:?}"),
+        kind: PrincipalKind::User,
+        role,
+        store: None,
+        organiser: None,
+        scopes: vec![],
+        session: None,
+    };
+    let ip = "127.0.0.1".parse().expect("ip");
+    let now = chrono::Utc::now().timestamp();
+    if let Some(v) = req.headers_mut().remove("authorization") {
+        let header = match v.to_str().unwrap_or("") {
+            x if x == format!("Bearer {TOKEN}") => key.sign(ip, Some(&who(Role::HeadOffice)), now),
+            x if x == format!("Bearer {CUSTOMER_TOKEN}") => {
+                key.sign(ip, Some(&who(Role::Customer)), now)
+            }
+            _ => InternalKey::new(b"not the key").sign(ip, Some(&who(Role::HeadOffice)), now),
+        };
+        req.headers_mut()
+            .insert(platform::auth::IDENTITY_HEADER, header);
+    }
+    next.run(req).await
+}
 
 struct H {
     router: Router,
@@ -33,17 +68,23 @@ struct Res {
 
 impl H {
     fn new(t: &TestDb, cache_ttl: u64) -> H {
-        let auth = Arc::new(BackOfficeAuth::new());
-        auth.allow_token(TOKEN);
         let state = CatalogState {
             db: t.db.clone(),
             cache: Arc::new(ResponseCache::new(Duration::from_secs(cache_ttl))),
-            auth,
             idempotency: Idempotency::new(t.db.clone()),
             clock: Arc::new(kernel::SystemClock),
         };
+        let key = InternalKey::new(b"catalog-suite-secret");
+        let k2 = key.clone();
+        let service = catalog::http::router(state)
+            .layer(axum::middleware::from_fn(move |req, next| {
+                accept_internal_identity(Some(key.clone()), req, next)
+            }))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                as_gateway(k2.clone(), req, next)
+            }));
         let router = with_common_layers(
-            catalog::http::router(state),
+            service,
             &EdgeOptions {
                 request_timeout: Duration::from_secs(30),
                 max_body_bytes: 64 * 1024,
@@ -554,7 +595,7 @@ on_all_backends!(bad_writes_are_refused_and_change_nothing, 0, |h| Box::pin(
     }
 ));
 
-on_all_backends!(writes_need_the_back_office_token, 0, |h| Box::pin(
+on_all_backends!(writes_need_the_catalog_write_permission, 0, |h| Box::pin(
     async move {
         let body = new_product("anon", "ANON-1", 100).to_string();
         let r = h
@@ -591,6 +632,32 @@ on_all_backends!(writes_need_the_back_office_token, 0, |h| Box::pin(
             )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        // signed in, but without `catalog:write`
+        let r = h
+            .raw(
+                "POST",
+                "/api/catalog/products",
+                &body,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer {CUSTOMER_TOKEN}")),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden"))
+        );
+        // a customer sees published products only, like the public
+        let r = h
+            .raw(
+                "GET",
+                "/api/catalog/products?status=draft",
+                "",
+                &[("authorization", &format!("Bearer {CUSTOMER_TOKEN}"))],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
         assert_eq!(h.count("products").await, 0);
     }
 ));

@@ -44,7 +44,43 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = SystemApi::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.merge(catalog::http::CatalogApi::openapi());
+    doc.merge(identity::http::IdentityApi::openapi());
+    add_security_schemes(&mut doc);
     doc
+}
+
+/// How callers authenticate (see the README's "Identity and access").
+fn add_security_schemes(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "An access token from POST /api/identity/sessions (EdDSA JWT, at most 15 \
+                     minutes), or from the configured OpenID Connect provider. API keys \
+                     (`ck_...`) are accepted here too.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-Api-Key",
+            "An API key (`ck_<prefix>_<secret>`) with explicit scopes, often bound to a store",
+        ))),
+    );
+    components.add_security_scheme(
+        "session_cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            platform::authn::SESSION_COOKIE,
+            "The web session (an access token); unsafe methods must come from the same origin",
+        ))),
+    );
 }
 
 pub fn router(_targets: &BTreeSet<Target>) -> Router {

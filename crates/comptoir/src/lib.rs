@@ -6,7 +6,9 @@ pub mod docs;
 use axum::Router;
 use catalog::http::CatalogState;
 use kernel::SystemClock;
-use platform::auth::BackOfficeAuth;
+use platform::auth::{InternalKey, accept_internal_identity};
+use platform::authn::{Authenticator, Directory, Edge, EdgeLimits, ExternalProvider, RemoteDirectory};
+use platform::ratelimit::{Limiter, Quota};
 use platform::cache::ResponseCache;
 use platform::config::{ConfigError, Settings};
 use platform::db::{Db, DbTarget};
@@ -21,15 +23,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
     Catalog,
+    Identity,
     Gateway,
 }
 
 impl Target {
-    pub const ALL: &'static [Target] = &[Target::Catalog, Target::Gateway];
+    pub const ALL: &'static [Target] = &[Target::Catalog, Target::Identity, Target::Gateway];
 
     pub fn name(&self) -> &'static str {
         match self {
             Target::Catalog => "catalog",
+            Target::Identity => "identity",
             Target::Gateway => "gateway",
         }
     }
@@ -39,9 +43,14 @@ impl Target {
             Target::Catalog => {
                 "products, variants, categories, brands and pictures under /api/catalog (database: catalog)"
             }
+            Target::Identity => {
+                "accounts, roles, sessions, API keys, our token issuer (/.well-known) under \
+                 /api/identity (database: identity)"
+            }
             Target::Gateway => {
-                "the entry point: forwards /api/<service> to services in other processes \
-                 (gateway.*_url), serves the OpenAPI document and the API docs"
+                "the entry point: authenticates every request, applies rate limits, forwards \
+                 /api/<service> to services in other processes (gateway.*_url), serves the \
+                 OpenAPI document and the API docs"
             }
         }
     }
@@ -95,6 +104,103 @@ pub fn catalog_db_target(s: &Settings) -> DbTarget {
     }
 }
 
+/// Where the identity service's data lives, from the settings.
+pub fn identity_db_target(s: &Settings) -> DbTarget {
+    if s.identity.database_url.is_empty() {
+        DbTarget::SqliteFile {
+            path: s.data.dir.join(format!("{}.db", identity::SERVICE)),
+            synchronous: s.data.sqlite_synchronous,
+        }
+    } else {
+        DbTarget::Postgres {
+            url: s.identity.database_url.expose().to_string(),
+            schema: s.identity.database_schema.clone(),
+        }
+    }
+}
+
+/// Whether every part runs in this process (then no internal secret is needed).
+fn all_local(targets: &BTreeSet<Target>) -> bool {
+    Target::ALL.iter().all(|t| targets.contains(t))
+}
+
+/// The identity service over its database.
+pub fn identity_service(s: &Settings, db: Db, limiter: Limiter) -> identity::service::Identity {
+    let issuer = s.auth.issuer_or(&s.server.bind);
+    let hashes = match s.auth.max_concurrent_hashes {
+        0 => std::thread::available_parallelism()
+            .map(|n| (n.get() / 2).max(1))
+            .unwrap_or(1),
+        n => n,
+    };
+    identity::service::Identity {
+        db,
+        passwords: identity::password::Passwords::new(
+            hashes,
+            Duration::from_secs(s.auth.hash_queue_seconds),
+        ),
+        signer: Arc::new(identity::keys::Signer::new(
+            &issuer,
+            &s.auth.audience,
+            Duration::from_secs(s.auth.access_token_seconds),
+        )),
+        limiter,
+        clock: Arc::new(SystemClock),
+        policy: Arc::new(identity::service::Policy {
+            refresh_ttl: Duration::from_secs(s.auth.refresh_token_days * 86_400),
+            reset_ttl: Duration::from_secs(s.auth.password_reset_minutes * 60),
+            max_failures_per_account: s.auth.signin_max_failures_per_account,
+            max_failures_per_ip: s.auth.signin_max_failures_per_ip,
+            failure_window: Duration::from_secs(s.auth.signin_failure_window_seconds),
+            public_url: if s.auth.public_url.is_empty() {
+                issuer
+            } else {
+                s.auth.public_url.clone()
+            },
+        }),
+    }
+}
+
+/// The external OpenID Connect provider of the settings, if any.
+pub fn external_provider(s: &Settings) -> Result<Option<ExternalProvider>, ConfigError> {
+    let a = &s.auth;
+    if a.oidc_issuer.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ExternalProvider {
+        issuer: a.oidc_issuer.trim_end_matches('/').to_string(),
+        audience: a.oidc_audience.clone(),
+        jwks_url: a.oidc_jwks_url.clone(),
+        algorithms: ExternalProvider::parse_algorithms(&a.oidc_algorithms)
+            .map_err(|m| ConfigError::new("auth.oidc_algorithms", m))?,
+        role_claim: a.oidc_role_claim.clone(),
+        role_map: ExternalProvider::parse_role_map(&a.oidc_role_map)
+            .map_err(|m| ConfigError::new("auth.oidc_role_map", m))?,
+        store_claim: a.oidc_store_claim.clone(),
+        organiser_claim: a.oidc_organiser_claim.clone(),
+        min_refresh: Duration::from_secs(a.oidc_jwks_min_refresh_seconds.max(1)),
+    }))
+}
+
+/// The rate limits of the settings.
+pub fn edge_limits(s: &Settings) -> EdgeLimits {
+    let r = &s.rate_limit;
+    let nz = |q: Quota| if q.limit == 0 { None } else { Some(q) };
+    EdgeLimits {
+        per_ip: nz(Quota::per_minute(r.per_ip_per_minute)).into_iter().collect(),
+        per_account: nz(Quota::per_minute(r.per_account_per_minute))
+            .into_iter()
+            .collect(),
+        per_key: [
+            nz(Quota::per_minute(r.per_key_per_minute)),
+            nz(Quota::per_hour(r.per_key_per_hour)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    }
+}
+
 /// What a start-up failed on.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -124,6 +230,46 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
              catalog target",
         ));
     }
+    let has_identity = targets.contains(&Target::Identity);
+    if has_gateway && !has_identity && s.gateway.identity_url.is_empty() {
+        return Err(ConfigError::new(
+            "gateway.identity_url",
+            "the gateway runs without the identity service in this process, so it needs its URL \
+             (COMPTOIR_GATEWAY__IDENTITY_URL=http://host:port)",
+        ));
+    }
+    if has_gateway && has_identity && !s.gateway.identity_url.is_empty() {
+        return Err(ConfigError::new(
+            "gateway.identity_url",
+            "the identity service runs in this process; leave gateway.identity_url empty",
+        ));
+    }
+    if !all_local(targets) {
+        if s.auth.internal_secret.is_empty() {
+            return Err(ConfigError::new(
+                "auth.internal_secret",
+                "services run in separate processes, so the gateway and the services need a \
+                 shared secret (COMPTOIR_AUTH__INTERNAL_SECRET_FILE, at least 32 characters)",
+            ));
+        }
+        if s.auth.issuer.is_empty() && (has_gateway || has_identity) {
+            return Err(ConfigError::new(
+                "auth.issuer",
+                "services run in separate processes, so the token issuer must be the same \
+                 public URL everywhere (e.g. https://shop.example)",
+            ));
+        }
+    }
+    if has_gateway && !has_identity {
+        gateway::Upstream::parse(
+            "identity",
+            "/api/identity",
+            "/api/identity/*",
+            "gateway.identity_url",
+            &s.gateway.identity_url,
+        )
+        .map_err(|e| ConfigError::new(e.setting, e.message))?;
+    }
     if has_gateway && !has_catalog {
         gateway::Upstream::parse(
             "catalog",
@@ -142,13 +288,18 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
 pub struct StartReport {
     pub databases: Vec<(String, String)>,
     pub seeded: Option<catalog::demo::Seeded>,
-    pub new_back_office_token: Option<String>,
+    /// Demo accounts created at this start, with their one-time passwords.
+    pub demo_accounts: Option<Vec<identity::demo::DemoAccount>>,
     pub targets: Vec<&'static str>,
 }
 
 /// A ready-to-serve application.
 pub struct App {
     pub router: Router,
+    /// The identity service, when it runs in this process (tests read its outbox).
+    pub identity: Option<identity::service::Identity>,
+    /// The edge's authenticator, when the gateway runs in this process.
+    pub authenticator: Option<Arc<Authenticator>>,
     pub report: StartReport,
     pub databases: Vec<Db>,
     pub idempotency: Vec<Idempotency>,
@@ -215,19 +366,6 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
                 .await
                 .map_err(|e| StartError::Runtime(format!("demo data: {}", e.detail)))?;
         }
-        let auth = Arc::new(BackOfficeAuth::new());
-        if !settings.auth.back_office_token.is_empty() {
-            auth.allow_token(settings.auth.back_office_token.expose());
-        }
-        report.new_back_office_token = catalog::ensure_back_office_token(&db)
-            .await
-            .map_err(|e| StartError::Runtime(e.to_string()))?;
-        for h in catalog::store::back_office_token_hashes(&db)
-            .await
-            .map_err(|e| StartError::Runtime(e.to_string()))?
-        {
-            auth.allow_hash_hex(&h);
-        }
         let idem = Idempotency::new(db.clone());
         idempotency.push(idem.clone());
         let state = CatalogState {
@@ -235,7 +373,6 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             cache: Arc::new(ResponseCache::new(Duration::from_secs(
                 settings.catalog.cache_ttl_seconds,
             ))),
-            auth,
             idempotency: idem,
             clock: Arc::new(SystemClock),
         };
@@ -244,25 +381,130 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         api = api.merge(catalog::http::router(state));
     }
 
-    if targets.contains(&Target::Gateway) && !targets.contains(&Target::Catalog) {
+    let internal = if settings.auth.internal_secret.is_empty() {
+        InternalKey::random()
+    } else {
+        InternalKey::new(settings.auth.internal_secret.expose().as_bytes())
+    };
+    let limiter = if settings.rate_limit.redis_url.is_empty() {
+        Limiter::in_process()
+    } else {
+        Limiter::redis(settings.rate_limit.redis_url.expose())
+            .await
+            .map_err(StartError::Runtime)?
+    };
+
+    let mut identity_service_here = None;
+    if targets.contains(&Target::Identity) {
+        let target = identity_db_target(settings);
+        let db = open_service_db(
+            &target,
+            identity::migrations(),
+            settings.identity.max_connections,
+        )
+        .await?;
+        report
+            .databases
+            .push((identity::SERVICE.to_string(), target.describe()));
+        let id = identity_service(settings, db.clone(), limiter.clone());
+        id.signer
+            .load(&db, chrono::Utc::now().timestamp_millis())
+            .await
+            .map_err(|e| StartError::Runtime(format!("signing key: {}", e.detail)))?;
+        if settings.demo.seed && matches!(db, Db::Sqlite(_)) {
+            report.demo_accounts = identity::demo::seed(&id)
+                .await
+                .map_err(|e| StartError::Runtime(format!("demo accounts: {}", e.detail)))?;
+        }
+        let idem = Idempotency::new(db.clone());
+        idempotency.push(idem);
+        checks.push(Check::database("identity_db", db.clone()));
+        databases.push(db);
+        api = api.merge(identity::http::router(identity::http::IdentityState {
+            identity: id.clone(),
+            internal: internal.clone(),
+        }));
+        identity_service_here = Some(id);
+    }
+
+    // services of this process trust only the edge: in-process, or signed by a gateway
+    let key = internal.clone();
+    api = api.layer(axum::middleware::from_fn(move |req, next| {
+        accept_internal_identity(Some(key.clone()), req, next)
+    }));
+
+    let mut authenticator = None;
+    let mut router = api;
+    if targets.contains(&Target::Gateway) {
         let proxy = gateway::Proxy::new(Duration::from_secs(
             settings.gateway.upstream_timeout_seconds.max(1),
         ));
-        let upstream = gateway::Upstream::parse(
-            "catalog",
-            "/api/catalog",
-            "/api/catalog/*",
-            "gateway.catalog_url",
-            &settings.gateway.catalog_url,
-        )
-        .map_err(|e| ConfigError::new(e.setting, e.message))?;
-        checks.push(upstream.readiness(&proxy));
-        api = api.merge(gateway::router(&proxy, &[upstream]));
+        let mut upstreams = Vec::new();
+        if !targets.contains(&Target::Catalog) {
+            upstreams.push(
+                gateway::Upstream::parse(
+                    "catalog",
+                    "/api/catalog",
+                    "/api/catalog/*",
+                    "gateway.catalog_url",
+                    &settings.gateway.catalog_url,
+                )
+                .map_err(|e| ConfigError::new(e.setting, e.message))?,
+            );
+        }
+        if !targets.contains(&Target::Identity) {
+            for (prefix, label) in [
+                ("/api/identity", "/api/identity/*"),
+                ("/.well-known", "/.well-known/*"),
+            ] {
+                upstreams.push(
+                    gateway::Upstream::parse(
+                        "identity",
+                        prefix,
+                        label,
+                        "gateway.identity_url",
+                        &settings.gateway.identity_url,
+                    )
+                    .map_err(|e| ConfigError::new(e.setting, e.message))?,
+                );
+            }
+        }
+        for u in upstreams.iter().filter(|u| u.prefix != "/.well-known") {
+            checks.push(u.readiness(&proxy));
+        }
+        router = router.merge(gateway::router(&proxy, &upstreams, Some(internal.clone())));
+        let directory: Arc<dyn Directory> = match &identity_service_here {
+            Some(id) => Arc::new(identity::LocalDirectory(id.clone())),
+            None => Arc::new(RemoteDirectory::new(
+                &settings.gateway.identity_url,
+                settings.auth.internal_secret.expose(),
+            )),
+        };
+        let auth = Arc::new(Authenticator::new(
+            &settings.auth.issuer_or(&settings.server.bind),
+            &settings.auth.audience,
+            directory,
+            external_provider(settings)?,
+            Duration::from_secs(settings.auth.revocation_seconds),
+        ));
+        authenticator = Some(auth.clone());
+        let edge = Arc::new(Edge {
+            auth,
+            limiter: limiter.clone(),
+            limits: edge_limits(settings),
+        });
+        router = router
+            .merge(platform::http::health::router(checks))
+            .merge(docs::router(targets))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                platform::authn::edge_layer(edge.clone(), req, next)
+            }));
+    } else {
+        router = router
+            .merge(platform::http::health::router(checks))
+            .merge(docs::router(targets));
     }
 
-    let router = api
-        .merge(platform::http::health::router(checks))
-        .merge(docs::router(targets));
     let router = with_common_layers(
         router,
         &EdgeOptions {
@@ -272,6 +514,8 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     );
     Ok(App {
         router,
+        identity: identity_service_here,
+        authenticator,
         report,
         databases,
         idempotency,
@@ -293,6 +537,17 @@ pub async fn migrate(
             .await
             .map_err(|e| StartError::Runtime(e.to_string()))?;
         done.push(format!("catalog: {} is up to date", target.describe()));
+        db.close().await;
+    }
+    if targets.contains(&Target::Identity) {
+        let target = identity_db_target(settings);
+        let db = Db::connect(&target, 2)
+            .await
+            .map_err(|e| StartError::Runtime(e.to_string()))?;
+        db.migrate(&identity::migrations())
+            .await
+            .map_err(|e| StartError::Runtime(e.to_string()))?;
+        done.push(format!("identity: {} is up to date", target.describe()));
         db.close().await;
     }
     Ok(done)

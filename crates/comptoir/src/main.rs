@@ -138,7 +138,40 @@ fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
     Ok(s)
 }
 
+/// The demo accounts, once: their passwords are stored only hashed.
+fn print_demo_accounts(accounts: &[identity::demo::DemoAccount]) {
+    println!("  demo accounts (passwords shown once, stored hashed; sign in with POST /api/identity/sessions):");
+    for a in accounts {
+        println!("    {:<14} {:<18} {:<44} {}", a.role, a.scope, a.email, a.secret);
+    }
+}
+
 async fn demo_data(settings: Settings) -> Result<(), StartError> {
+    let id_target = comptoir::identity_db_target(&settings);
+    let id_db = platform::db::Db::connect(&id_target, 2)
+        .await
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    id_db
+        .migrate(&identity::migrations())
+        .await
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let id = comptoir::identity_service(
+        &settings,
+        id_db.clone(),
+        platform::ratelimit::Limiter::in_process(),
+    );
+    match identity::demo::seed(&id)
+        .await
+        .map_err(|e| StartError::Runtime(e.detail))?
+    {
+        Some(accounts) => {
+            println!("Seeded demo accounts into {}.", id_target.describe());
+            print_demo_accounts(&accounts);
+        }
+        None => println!("{} already holds accounts: none seeded.", id_target.describe()),
+    }
+    id_db.close().await;
+
     let target = comptoir::catalog_db_target(&settings);
     let db = platform::db::Db::connect(&target, 2)
         .await
@@ -197,9 +230,8 @@ async fn serve(settings: Settings, target: &str, _bind: Option<String>) -> Resul
             s.products, s.variants, s.categories, s.brands
         );
     }
-    if let Some(token) = &app.report.new_back_office_token {
-        println!("  back office   token (shown once, stored hashed): {token}");
-        println!("                use it as `Authorization: Bearer <token>` for catalogue writes");
+    if let Some(accounts) = &app.report.demo_accounts {
+        print_demo_accounts(accounts);
     }
     tracing::info!(%addr, targets = ?app.report.targets, "serving");
 

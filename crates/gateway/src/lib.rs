@@ -12,6 +12,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use platform::ApiError;
+use platform::auth::{ClientIp, IDENTITY_HEADER, InternalKey};
+use platform::authz::Principal;
 use platform::http::RouteLabel;
 use platform::http::health::Check;
 use std::sync::Arc;
@@ -130,15 +132,18 @@ impl Proxy {
 struct Route {
     upstream: Arc<Upstream>,
     proxy: Proxy,
+    identity: Option<InternalKey>,
 }
 
-/// Routes forwarding each upstream's prefix.
-pub fn router(proxy: &Proxy, upstreams: &[Upstream]) -> Router {
+/// Routes forwarding each upstream's prefix. With `identity`, the verified identity the edge
+/// found (and the client's address) travels in the signed `x-comptoir-identity` header.
+pub fn router(proxy: &Proxy, upstreams: &[Upstream], identity: Option<InternalKey>) -> Router {
     let mut r = Router::new();
     for u in upstreams {
         let route = Route {
             upstream: Arc::new(u.clone()),
             proxy: proxy.clone(),
+            identity: identity.clone(),
         };
         let exact = u.prefix.to_string();
         let nested = format!("{}/{{*rest}}", u.prefix);
@@ -228,6 +233,20 @@ async fn forward_inner(route: &Route, req: Request) -> Result<Response, ApiError
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
     parts.headers.remove(header::HOST);
+    parts.headers.remove(IDENTITY_HEADER);
+    if let Some(key) = &route.identity {
+        let ip = parts
+            .extensions
+            .get::<ClientIp>()
+            .map(|c| c.0)
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let v = key.sign(
+            ip,
+            parts.extensions.get::<Principal>(),
+            chrono::Utc::now().timestamp(),
+        );
+        parts.headers.insert(IDENTITY_HEADER, v);
+    }
     parts.uri = target;
     let out = Request::from_parts(parts, body);
 

@@ -1,143 +1,253 @@
-//! Back-office authentication until the identity service exists: bearer tokens whose SHA-256
-//! hashes are known (one from configuration, one generated at first start and stored hashed).
-//! Tokens are 256-bit random values, so a fast hash is the right one (no password stretching).
+//! How a verified identity reaches a service.
+//!
+//! The edge (the gateway, or the edge layer of the one-process mode) authenticates every
+//! request and puts the [`Principal`] and the client's address into the request's extensions.
+//! When the service runs in another process, the gateway sends both in the
+//! `x-comptoir-identity` header, signed with HMAC-SHA256 under the shared internal secret and
+//! stamped with the time; [`accept_internal_identity`] verifies it (a forged, stale or unsigned
+//! header is refused). Clients can never set it: the edge removes it from every request.
 
+use crate::authz::Principal;
 use crate::http::problem::ApiError;
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use std::sync::{Arc, RwLock};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
-/// The accepted token hashes.
-#[derive(Debug, Default)]
-pub struct BackOfficeAuth {
-    hashes: RwLock<Vec<[u8; 32]>>,
-}
+pub const IDENTITY_HEADER: &str = "x-comptoir-identity";
 
-impl BackOfficeAuth {
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// How long a signed identity header stays valid (clock skew between processes included).
+const HEADER_MAX_AGE_SECS: i64 = 60;
 
-    /// Accepts the token whose SHA-256 (hex) is given.
-    pub fn allow_hash_hex(&self, hex_hash: &str) {
-        let mut out = [0u8; 32];
-        if hex::decode_to_slice(hex_hash, &mut out).is_ok()
-            && let Ok(mut h) = self.hashes.write()
-            && !h.contains(&out)
-        {
-            h.push(out);
-        }
-    }
-
-    /// Accepts this token (from configuration).
-    pub fn allow_token(&self, token: &str) {
-        self.allow_hash_hex(&crate::sha256_hex(token));
-    }
-
-    pub fn verify(&self, token: &str) -> bool {
-        use sha2::Digest;
-        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let Ok(hashes) = self.hashes.read() else {
-            return false;
-        };
-        // constant-time compare against every known hash
-        let mut found = 0u8;
-        for h in hashes.iter() {
-            let diff = h
-                .iter()
-                .zip(digest.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            found |= u8::from(diff == 0);
-        }
-        found == 1
-    }
-}
-
-/// Who is calling.
+/// The client's address as the edge saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
-    Anonymous,
-    BackOffice,
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    pub fn from_parts(parts: &Parts) -> ClientIp {
+        if let Some(ip) = parts.extensions.get::<ClientIp>() {
+            return *ip;
+        }
+        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            return ClientIp(addr.ip());
+        }
+        ClientIp(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
 }
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::from_parts(parts))
+    }
+}
+
+/// The caller of a request: a verified principal, or anonymous. Never fails: routes that need
+/// someone declare it in their [`crate::authz::RoutePolicy`].
+#[derive(Debug, Clone, Default)]
+pub struct Caller(pub Option<Principal>);
 
 impl Caller {
-    pub fn is_back_office(&self) -> bool {
-        matches!(self, Caller::BackOffice)
+    pub fn principal(&self) -> Option<&Principal> {
+        self.0.as_ref()
     }
-    /// A short stable name, used to scope idempotency keys.
-    pub fn scope(&self) -> &'static str {
-        match self {
-            Caller::Anonymous => "anonymous",
-            Caller::BackOffice => "back-office",
+    pub fn has(&self, permission: &str) -> bool {
+        self.0.as_ref().is_some_and(|p| p.has(permission))
+    }
+    /// The principal, or 401 (for handlers behind `Access::Authenticated`).
+    pub fn require(&self) -> Result<&Principal, ApiError> {
+        self.0.as_ref().ok_or_else(crate::authz::unauthenticated)
+    }
+    /// A short stable name that scopes idempotency keys.
+    pub fn scope(&self) -> String {
+        match &self.0 {
+            Some(p) => p.scope_key(),
+            None => "anonymous".to_string(),
         }
     }
 }
 
-/// Anonymous without an `Authorization` header; 401 with a wrong one (a bad token is never
-/// silently downgraded to anonymous).
-impl<S> FromRequestParts<S> for Caller
-where
-    Arc<BackOfficeAuth>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Ok(Caller::Anonymous);
-        };
-        let auth = Arc::<BackOfficeAuth>::from_ref(state);
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(ApiError::unauthorized)?;
-        if auth.verify(token) {
-            Ok(Caller::BackOffice)
-        } else {
-            Err(ApiError::unauthorized())
-        }
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller(parts.extensions.get::<Principal>().cloned()))
     }
 }
 
-/// Only back-office callers; 401 otherwise.
+/// The secret shared by the gateway and the services of one installation.
+#[derive(Clone)]
+pub struct InternalKey(Arc<Vec<u8>>);
+
+impl std::fmt::Debug for InternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalKey(********)")
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    ip: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<Principal>,
+}
+
+impl InternalKey {
+    pub fn new(secret: &[u8]) -> Self {
+        InternalKey(Arc::new(secret.to_vec()))
+    }
+
+    /// A random key, for a process that runs the edge and the services together.
+    pub fn random() -> Self {
+        Self::new(crate::random_hex(32).as_bytes())
+    }
+
+    /// Constant-time comparison with a presented secret (internal endpoints).
+    pub fn matches(&self, presented: &str) -> bool {
+        let a = self.0.as_slice();
+        let b = presented.as_bytes();
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    fn mac(&self, msg: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length
+        #[allow(clippy::expect_used)]
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("any key length");
+        m.update(msg);
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// `v1.<unix seconds>.<payload>.<mac>`.
+    pub fn sign(&self, ip: IpAddr, principal: Option<&Principal>, now_unix: i64) -> HeaderValue {
+        let payload = serde_json::to_vec(&Envelope {
+            ip,
+            p: principal.cloned(),
+        })
+        .unwrap_or_default();
+        let body = format!("v1.{now_unix}.{}", B64.encode(payload));
+        let mac = B64.encode(self.mac(body.as_bytes()));
+        HeaderValue::from_str(&format!("{body}.{mac}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    }
+
+    /// The identity in a header this key signed less than a minute ago.
+    pub fn verify(
+        &self,
+        value: &str,
+        now_unix: i64,
+    ) -> Option<(IpAddr, Option<Principal>)> {
+        let (body, mac) = value.rsplit_once('.')?;
+        let expected = self.mac(body.as_bytes());
+        let presented = B64.decode(mac).ok()?;
+        if presented.len() != expected.len()
+            || presented
+                .iter()
+                .zip(&expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                != 0
+        {
+            return None;
+        }
+        let mut parts = body.splitn(3, '.');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let ts: i64 = parts.next()?.parse().ok()?;
+        if (now_unix - ts).abs() > HEADER_MAX_AGE_SECS {
+            return None;
+        }
+        let env: Envelope = serde_json::from_slice(&B64.decode(parts.next()?).ok()?).ok()?;
+        Some((env.ip, env.p))
+    }
+}
+
+/// Service-side middleware: takes the identity the edge put in the extensions (one process) or
+/// verifies the signed header (the gateway in another process). A header that does not verify
+/// is answered 401: it means a misconfigured secret or a forgery, never a client mistake.
+pub async fn accept_internal_identity(
+    key: Option<InternalKey>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let header = req.headers_mut().remove(IDENTITY_HEADER);
+    if req.extensions().get::<EdgeVerified>().is_some() {
+        return next.run(req).await;
+    }
+    if let Some(value) = header {
+        let verified = key.as_ref().and_then(|k| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| k.verify(v, chrono::Utc::now().timestamp()))
+        });
+        match verified {
+            Some((ip, principal)) => {
+                req.extensions_mut().insert(ClientIp(ip));
+                if let Some(p) = principal {
+                    req.extensions_mut().insert(p);
+                }
+            }
+            None => {
+                tracing::warn!("an identity header failed verification: check auth.internal_secret");
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_identity",
+                    "the identity forwarded by the gateway could not be verified",
+                )
+                .into_response();
+            }
+        }
+    } else {
+        // no edge in front: nobody is signed in
+        req.extensions_mut().remove::<Principal>();
+    }
+    next.run(req).await
+}
+
+/// Marks a request whose extensions were filled by the edge in this same process.
 #[derive(Debug, Clone, Copy)]
-pub struct BackOffice;
-
-impl<S> FromRequestParts<S> for BackOffice
-where
-    Arc<BackOfficeAuth>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Caller::from_request_parts(parts, state).await? {
-            Caller::BackOffice => Ok(BackOffice),
-            Caller::Anonymous => Err(ApiError::unauthorized()),
-        }
-    }
-}
+pub struct EdgeVerified;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authz::{PrincipalKind, Role};
 
     #[test]
-    fn verifies_only_known_tokens() {
-        let a = BackOfficeAuth::new();
-        assert!(!a.verify("anything"));
-        a.allow_token("token-one-token-one-token-one");
-        a.allow_hash_hex(&crate::sha256_hex("token-two"));
-        a.allow_hash_hex("not hex");
-        assert!(a.verify("token-one-token-one-token-one"));
-        assert!(a.verify("token-two"));
-        assert!(!a.verify("token-three"));
-        assert!(!a.verify(""));
+    fn the_identity_header_resists_tampering_and_age() {
+        let k = InternalKey::new(b"secret-one");
+        let p = Principal {
+            subject: "u".into(),
+            kind: PrincipalKind::User,
+            role: Role::Customer,
+            store: None,
+            organiser: None,
+            scopes: vec![],
+            session: None,
+        };
+        let ip: IpAddr = "10.0.0.7".parse().expect("ip");
+        let h = k.sign(ip, Some(&p), 1_000);
+        let v = h.to_str().expect("ascii");
+        assert_eq!(k.verify(v, 1_010), Some((ip, Some(p.clone()))));
+        assert_eq!(k.verify(v, 1_100), None, "too old");
+        assert_eq!(InternalKey::new(b"other").verify(v, 1_010), None);
+        // swap the payload for one claiming head office, keep the MAC
+        let mut forged = p.clone();
+        forged.role = Role::HeadOffice;
+        let other = k.sign(ip, Some(&forged), 1_000);
+        let (_, mac) = v.rsplit_once('.').expect("mac");
+        let (body, _) = other.to_str().expect("ascii").rsplit_once('.').expect("mac");
+        assert_eq!(k.verify(&format!("{body}.{mac}"), 1_010), None);
+        assert!(k.matches("secret-one"));
+        assert!(!k.matches("secret-one "));
     }
 }

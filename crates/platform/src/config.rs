@@ -18,8 +18,10 @@ pub struct Settings {
     pub log: LogSettings,
     pub data: DataSettings,
     pub catalog: CatalogSettings,
+    pub identity: IdentitySettings,
     pub gateway: GatewaySettings,
     pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
     pub demo: DemoSettings,
 }
 
@@ -71,15 +73,66 @@ pub struct CatalogSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    pub database_url: DatabaseUrl,
+    pub database_schema: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
     pub catalog_url: String,
+    pub identity_url: String,
     pub upstream_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
-    pub back_office_token: Secret,
+    pub issuer: String,
+    pub audience: String,
+    pub public_url: String,
+    pub access_token_seconds: u64,
+    pub refresh_token_days: u64,
+    pub password_reset_minutes: u64,
+    pub revocation_seconds: u64,
+    pub internal_secret: Secret,
+    pub max_concurrent_hashes: usize,
+    pub hash_queue_seconds: u64,
+    pub signin_max_failures_per_account: u32,
+    pub signin_max_failures_per_ip: u32,
+    pub signin_failure_window_seconds: u64,
+    pub oidc_issuer: String,
+    pub oidc_audience: String,
+    pub oidc_jwks_url: String,
+    pub oidc_algorithms: String,
+    pub oidc_role_claim: String,
+    pub oidc_role_map: String,
+    pub oidc_store_claim: String,
+    pub oidc_organiser_claim: String,
+    pub oidc_jwks_min_refresh_seconds: u64,
+}
+
+impl AuthSettings {
+    /// Our issuer: `auth.issuer`, or `http://<server.bind>`.
+    pub fn issuer_or(&self, bind: &str) -> String {
+        if self.issuer.is_empty() {
+            format!("http://{bind}")
+        } else {
+            self.issuer.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub redis_url: DatabaseUrl,
+    pub per_ip_per_minute: u32,
+    pub per_account_per_minute: u32,
+    pub per_key_per_minute: u32,
+    pub per_key_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,11 +407,108 @@ impl Settings {
                 "must be an http:// URL (service-to-service traffic stays on the cluster network)",
             ));
         }
-        let token = self.auth.back_office_token.expose();
-        if !token.is_empty() && token.len() < 24 {
+        let url = self.identity.database_url.expose();
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             return Err(ConfigError::new(
-                "auth.back_office_token",
-                "must be at least 24 characters (generate one with `openssl rand -hex 32`)",
+                "identity.database_url",
+                "must be empty (SQLite in data.dir) or a postgres:// URL",
+            ));
+        }
+        if !is_identifier(&self.identity.database_schema) {
+            return Err(ConfigError::new(
+                "identity.database_schema",
+                "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)",
+            ));
+        }
+        if self.identity.max_connections == 0 {
+            return Err(ConfigError::new(
+                "identity.max_connections",
+                "must be at least 1",
+            ));
+        }
+        let gw = &self.gateway.identity_url;
+        if !(gw.is_empty() || gw.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "gateway.identity_url",
+                "must be an http:// URL (service-to-service traffic stays on the cluster network)",
+            ));
+        }
+        let a = &self.auth;
+        if !(60..=900).contains(&a.access_token_seconds) {
+            return Err(ConfigError::new(
+                "auth.access_token_seconds",
+                "must be between 60 and 900 (access tokens live at most 15 minutes)",
+            ));
+        }
+        if !(1..=365).contains(&a.refresh_token_days) {
+            return Err(ConfigError::new("auth.refresh_token_days", "must be between 1 and 365"));
+        }
+        if !(5..=1440).contains(&a.password_reset_minutes) {
+            return Err(ConfigError::new(
+                "auth.password_reset_minutes",
+                "must be between 5 and 1440",
+            ));
+        }
+        if !(1..=5).contains(&a.revocation_seconds) {
+            return Err(ConfigError::new(
+                "auth.revocation_seconds",
+                "must be between 1 and 5 (a revoked key must stop working within seconds)",
+            ));
+        }
+        let secret = a.internal_secret.expose();
+        if !secret.is_empty() && secret.len() < 32 {
+            return Err(ConfigError::new(
+                "auth.internal_secret",
+                "must be at least 32 characters (generate one with `openssl rand -hex 32`)",
+            ));
+        }
+        if !(1..=1000).contains(&a.signin_max_failures_per_account)
+            || !(1..=10_000).contains(&a.signin_max_failures_per_ip)
+        {
+            return Err(ConfigError::new(
+                "auth.signin_max_failures_per_account",
+                "failure limits must be at least 1",
+            ));
+        }
+        for (name, v) in [("auth.issuer", &a.issuer), ("auth.public_url", &a.public_url)] {
+            if !(v.is_empty() || v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(ConfigError::new(name, "must be an http:// or https:// URL"));
+            }
+        }
+        if !a.oidc_issuer.is_empty() {
+            if a.oidc_audience.is_empty() {
+                return Err(ConfigError::new(
+                    "auth.oidc_audience",
+                    "needed when auth.oidc_issuer is set (the client id tokens are issued for)",
+                ));
+            }
+            if a.oidc_jwks_url.is_empty() && !a.oidc_issuer.starts_with("http://") {
+                return Err(ConfigError::new(
+                    "auth.oidc_jwks_url",
+                    "set it to an http:// URL of the provider's JWKS (the issuer is not http://, \
+                     and keys are fetched over the internal network)",
+                ));
+            }
+            if !(a.oidc_jwks_url.is_empty() || a.oidc_jwks_url.starts_with("http://")) {
+                return Err(ConfigError::new("auth.oidc_jwks_url", "must be an http:// URL"));
+            }
+            crate::authn::ExternalProvider::parse_algorithms(&a.oidc_algorithms)
+                .map_err(|m| ConfigError::new("auth.oidc_algorithms", m))?;
+            let map = crate::authn::ExternalProvider::parse_role_map(&a.oidc_role_map)
+                .map_err(|m| ConfigError::new("auth.oidc_role_map", m))?;
+            if map.is_empty() {
+                return Err(ConfigError::new(
+                    "auth.oidc_role_map",
+                    "map at least one provider role, e.g. `shop-admin=head_office`",
+                ));
+            }
+        }
+        let r = &self.rate_limit;
+        let url = r.redis_url.expose();
+        if !(url.is_empty() || url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(ConfigError::new(
+                "rate_limit.redis_url",
+                "must be empty (in-process limits) or a redis:// URL",
             ));
         }
         Ok(())
@@ -493,10 +643,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("comptoir-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let f = dir.join("token");
-        std::fs::write(&f, "s3cr3t-s3cr3t-s3cr3t-s3cr3t\n").expect("write");
+        std::fs::write(&f, "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n").expect("write");
         let s = load(&[
             (
-                "COMPTOIR_AUTH__BACK_OFFICE_TOKEN_FILE",
+                "COMPTOIR_AUTH__INTERNAL_SECRET_FILE",
                 f.to_str().expect("utf8"),
             ),
             (
@@ -506,8 +656,8 @@ mod tests {
         ])
         .expect("load");
         assert_eq!(
-            s.auth.back_office_token.expose(),
-            "s3cr3t-s3cr3t-s3cr3t-s3cr3t"
+            s.auth.internal_secret.expose(),
+            "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"
         );
         let printed = s.to_masked_toml();
         assert!(!printed.contains("s3cr3t"), "{printed}");

@@ -1,13 +1,16 @@
 //! Platform: what every Comptoir service shares and none of them owns. Configuration,
-//! telemetry, HTTP glue, the SQLite/PostgreSQL store, idempotency keys, back-office
-//! authentication and the read cache.
+//! telemetry, HTTP glue, the SQLite/PostgreSQL store, idempotency keys,
+//! authentication (edge), authorisation (policy), rate limits and the read cache.
 
 pub mod auth;
+pub mod authn;
+pub mod authz;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod http;
 pub mod idempotency;
+pub mod ratelimit;
 pub mod telemetry;
 
 pub use http::problem::{ApiError, ApiResult, FieldError, Problem};

@@ -1,6 +1,7 @@
 //! HTTP glue shared by every service: errors, extractors, request ids, metrics, security
 //! headers, timeouts, health endpoints.
 
+pub mod client;
 pub mod extract;
 pub mod health;
 pub mod problem;

@@ -1,0 +1,92 @@
+//! The identity service: accounts and roles, sessions with rotating refresh tokens, our token
+//! issuer (JWKS, discovery, key rotation), API keys, password resets, staff management.
+//!
+//! - `password`: the password policy and argon2id hashing, bounded
+//! - `keys`: Ed25519 signing keys and access tokens
+//! - `store`: SQL, one text for SQLite and PostgreSQL
+//! - `service`: use cases
+//! - `http`: routes, their access policy, OpenAPI
+//! - `demo`: one account per role for the Breizhsport demo
+
+pub mod demo;
+pub mod http;
+pub mod keys;
+pub mod model;
+pub mod password;
+pub mod service;
+pub mod store;
+
+use jsonwebtoken::jwk::JwkSet;
+use platform::authn::{DirFuture, Directory};
+use platform::authz::Principal;
+use platform::db::MigrationSet;
+use sqlx::migrate::Migrator;
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The identity schema, for both backends.
+pub fn migrations() -> MigrationSet {
+    MigrationSet {
+        postgres: &PG_MIGRATIONS,
+        sqlite: &SQLITE_MIGRATIONS,
+    }
+}
+
+/// Name of the service: its target, its SQLite file and its PostgreSQL schema.
+pub const SERVICE: &str = "identity";
+
+/// The edge's directory when identity runs in the same process: straight to the database.
+pub struct LocalDirectory(pub service::Identity);
+
+impl Directory for LocalDirectory {
+    fn signing_keys(&self) -> DirFuture<'_, JwkSet> {
+        Box::pin(async move {
+            let now = self.0.clock.now().timestamp_millis();
+            let rows = store::published_keys(&self.0.db, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let v = serde_json::to_value(keys::jwks(&rows)).map_err(|e| e.to_string())?;
+            serde_json::from_value(v).map_err(|e| e.to_string())
+        })
+    }
+    fn api_key<'a>(&'a self, presented: &'a str) -> DirFuture<'a, Option<Principal>> {
+        Box::pin(async move {
+            self.0
+                .verify_api_key(presented)
+                .await
+                .map_err(|e| e.detail)
+        })
+    }
+    fn session_active<'a>(&'a self, session: &'a str) -> DirFuture<'a, bool> {
+        Box::pin(async move { self.0.session_active(session).await.map_err(|e| e.detail) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migration_sets_are_in_step() {
+        let versions = |m: &sqlx::migrate::Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            versions(&super::PG_MIGRATIONS),
+            versions(&super::SQLITE_MIGRATIONS)
+        );
+        // same tables and columns in the same order: the first word of every statement line
+        // (types, the second word, differ legitimately)
+        let cols = |sql: &str| {
+            sql.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("--"))
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        };
+        for (pg, lite) in super::PG_MIGRATIONS.iter().zip(super::SQLITE_MIGRATIONS.iter()) {
+            assert_eq!(cols(pg.sql.as_str()), cols(lite.sql.as_str()), "{}", pg.description);
+        }
+    }
+}
