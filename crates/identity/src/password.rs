@@ -179,3 +179,22 @@ mod tests {
         assert_ne!(h, hash_blocking("correct horse battery").expect("hash"));
     }
 }
+
+#[cfg(test)]
+mod dummy_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_account_costs_a_real_verification() {
+        let p = Passwords::new(1, Duration::from_secs(5));
+        assert!(p.dummy.starts_with("$argon2id$"), "{}", p.dummy);
+        let h = hash_blocking("some password").expect("hash");
+        let t = std::time::Instant::now();
+        assert!(!p.verify("x", None).await.expect("verify"));
+        let unknown = t.elapsed();
+        let t = std::time::Instant::now();
+        assert!(!p.verify("x", Some(&h)).await.expect("verify"));
+        let known = t.elapsed();
+        eprintln!("unknown {unknown:?} known {known:?}");
+    }
+}

@@ -214,7 +214,8 @@ pub enum AuthError {
 struct KeySet {
     keys: HashMap<String, Arc<DecodingKey>>,
     fetched: Option<Instant>,
-    last_attempt: Option<Instant>,
+    /// The last refresh forced by an unknown `kid` (the bounded one).
+    last_forced: Option<Instant>,
     jwks_url: Option<String>,
 }
 
@@ -223,7 +224,7 @@ impl KeySet {
         KeySet {
             keys: HashMap::new(),
             fetched: None,
-            last_attempt: None,
+            last_forced: None,
             jwks_url: None,
         }
     }
@@ -493,17 +494,13 @@ impl Authenticator {
         {
             // bounded: an unknown kid refreshes at most once per own_min_refresh
             let ks = self.own_keys.read().map_err(|_| AuthError::Invalid("key cache"))?;
-            if ks.last_attempt.is_some_and(|a| a.elapsed() < self.own_min_refresh) {
-                return ks
-                    .keys
-                    .get(kid)
-                    .cloned()
-                    .ok_or(AuthError::Invalid("unknown signing key"));
+            if forced_too_soon(&ks, kid, self.own_min_refresh) {
+                return Err(AuthError::Invalid("unknown signing key"));
             }
         }
         let fetched = self.directory.signing_keys().await;
         let mut ks = self.own_keys.write().map_err(|_| AuthError::Invalid("key cache"))?;
-        ks.last_attempt = Some(Instant::now());
+        note_forced(&mut ks, kid);
         match fetched {
             Ok(set) => {
                 ks.keys = keys_from_jwks(&set);
@@ -536,13 +533,8 @@ impl Authenticator {
             {
                 return Ok(k.clone());
             }
-            // bounded: an unknown kid refreshes at most once per min_refresh
-            if ks.last_attempt.is_some_and(|a| a.elapsed() < p.min_refresh) {
-                return ks
-                    .keys
-                    .get(kid)
-                    .cloned()
-                    .ok_or(AuthError::Invalid("unknown signing key"));
+            if forced_too_soon(&ks, kid, p.min_refresh) {
+                return Err(AuthError::Invalid("unknown signing key"));
             }
             (ks.jwks_url.clone(), !ks.keys.is_empty())
         };
@@ -571,7 +563,7 @@ impl Authenticator {
         .await;
         metrics::counter!("comptoir_oidc_jwks_fetches_total").increment(1);
         let mut ks = keys.write().map_err(|_| AuthError::Invalid("key cache"))?;
-        ks.last_attempt = Some(Instant::now());
+        note_forced(&mut ks, kid);
         match result {
             Ok((url, set)) => {
                 ks.jwks_url = Some(url);
@@ -585,6 +577,20 @@ impl Authenticator {
             .get(kid)
             .cloned()
             .ok_or(AuthError::Invalid("unknown signing key"))
+    }
+}
+
+/// Bounded refresh: a kid missing from a loaded, fresh set forces a refetch at most once per
+/// `min`. A cold or stale set is always fetched.
+fn forced_too_soon(ks: &KeySet, kid: &str, min: Duration) -> bool {
+    let fresh = ks.fetched.is_some_and(|f| f.elapsed() < JWKS_MAX_AGE);
+    fresh && !ks.keys.contains_key(kid) && ks.last_forced.is_some_and(|t| t.elapsed() < min)
+}
+
+fn note_forced(ks: &mut KeySet, kid: &str) {
+    let fresh = ks.fetched.is_some_and(|f| f.elapsed() < JWKS_MAX_AGE);
+    if fresh && !ks.keys.contains_key(kid) {
+        ks.last_forced = Some(Instant::now());
     }
 }
 

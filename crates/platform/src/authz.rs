@@ -296,6 +296,18 @@ impl RoutePolicy {
         self.routes.get(&(m.clone(), path)).copied()
     }
 
+    /// The methods declared for a path (for `405` and its `Allow` header).
+    pub fn methods_for(&self, path: &str) -> Vec<Method> {
+        let mut v: Vec<Method> = self
+            .routes
+            .keys()
+            .filter(|(_, p)| *p == path)
+            .map(|(m, _)| m.clone())
+            .collect();
+        v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        v
+    }
+
     /// Every declared route, for the tests that compare the policy with the OpenAPI document.
     pub fn declared(&self) -> Vec<(Method, &'static str, Access)> {
         let mut v: Vec<_> = self
@@ -358,6 +370,30 @@ pub async fn enforce(policy: Arc<RoutePolicy>, req: Request, next: Next) -> Resp
     let access = path
         .as_deref()
         .and_then(|p| policy.access(req.method(), p));
+    if access.is_none()
+        && let Some(p) = path.as_deref()
+    {
+        let allowed = policy.methods_for(p);
+        if !allowed.is_empty() {
+            // a known path, another method: 405, and the handler (if any) never runs
+            tracing::warn!(method = %req.method(), route = p, "method not declared for this route");
+            let mut res = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this method is not allowed on this route",
+            )
+            .into_response();
+            let list = allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(v) = axum::http::HeaderValue::from_str(&list) {
+                res.headers_mut().insert(axum::http::header::ALLOW, v);
+            }
+            return res;
+        }
+    }
     if access.is_none() {
         tracing::error!(
             method = %req.method(),

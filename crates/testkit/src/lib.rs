@@ -129,3 +129,21 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+pub const REDIS_ENV: &str = "COMPTOIR_TEST_REDIS_URL";
+
+/// The Redis URL for tests, or `None` (with the reason printed) when it is not configured.
+/// Panics in strict mode when it is missing.
+pub fn redis_url() -> Option<String> {
+    match std::env::var(REDIS_ENV) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                !strict(),
+                "{STRICT_ENV}=1 but {REDIS_ENV} is not set: the shared rate-limit tests cannot run"
+            );
+            eprintln!("skipping the Redis half: {REDIS_ENV} is not set");
+            None
+        }
+    }
+}
