@@ -1,12 +1,15 @@
 //! The binary as a user runs it: the CLI, exit codes, first and second start, graceful
-//! shutdown, and the two topologies (one process; catalogue and gateway as two processes on
-//! loopback, the catalogue on PostgreSQL when `COMPTOIR_TEST_POSTGRES_URL` is set).
+//! shutdown, and the two topologies (one process; services and gateway as two processes on
+//! loopback, the services on PostgreSQL when `COMPTOIR_TEST_POSTGRES_URL` is set).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+#[path = "e2e/security.rs"]
+mod security;
 
 const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
 
@@ -72,12 +75,9 @@ impl Server {
         self.stdout.iter().any(|l| l.contains(needle))
     }
 
-    fn token(&self) -> Option<String> {
-        self.stdout.iter().find_map(|l| {
-            l.split("stored hashed): ")
-                .nth(1)
-                .map(|t| t.trim().to_string())
-        })
+    /// The head office's password, printed once at first start.
+    fn head_office_password(&self) -> Option<String> {
+        head_office_password(&self.stdout)
     }
 
     /// SIGTERM, then the exit status.
@@ -103,6 +103,30 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn head_office_password(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .find(|l| l.contains("direction@breizhsport.example"))
+        .and_then(|l| l.split_whitespace().last().map(str::to_string))
+}
+
+/// Signs the head office in and returns an access token.
+async fn sign_in(base: &str, password: &str) -> String {
+    let r: serde_json::Value = http()
+        .post(format!("{base}/api/identity/sessions"))
+        .json(&serde_json::json!({"email": "direction@breizhsport.example", "password": password}))
+        .send()
+        .await
+        .expect("sign in")
+        .json()
+        .await
+        .expect("json");
+    r["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {r}"))
+        .to_string()
 }
 
 fn http() -> reqwest::Client {
@@ -132,10 +156,10 @@ fn help_list_targets_and_config() {
     assert!(text.contains("catalog:") && text.contains("gateway:") && text.contains("all:"));
 
     let secret = dir.join("token");
-    std::fs::write(&secret, "a-secret-token-a-secret-token\n").expect("write");
+    std::fs::write(&secret, "a-secret-token-a-secret-token-a-secret\n").expect("write");
     let out = comptoir(&dir)
         .arg("config")
-        .env("COMPTOIR_AUTH__BACK_OFFICE_TOKEN_FILE", &secret)
+        .env("COMPTOIR_AUTH__INTERNAL_SECRET_FILE", &secret)
         .env(
             "COMPTOIR_CATALOG__DATABASE_URL",
             "postgres://app:pw-in-url@db/comptoir",
@@ -144,7 +168,7 @@ fn help_list_targets_and_config() {
         .expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("back_office_token = \"********\""), "{text}");
+    assert!(text.contains("internal_secret = \"********\""), "{text}");
     assert!(
         !text.contains("a-secret-token") && !text.contains("pw-in-url"),
         "{text}"
@@ -165,8 +189,46 @@ fn bad_start_up_settings_exit_2_naming_the_setting() {
         ),
         (
             vec!["serve", "--target", "gateway"],
-            vec![("COMPTOIR_GATEWAY__CATALOG_URL", "catalog:8080")],
+            vec![
+                ("COMPTOIR_GATEWAY__CATALOG_URL", "catalog:8080"),
+                ("COMPTOIR_GATEWAY__IDENTITY_URL", "http://identity:8080"),
+                ("COMPTOIR_AUTH__INTERNAL_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("COMPTOIR_AUTH__ISSUER", "https://shop.example"),
+            ],
             "gateway.catalog_url",
+        ),
+        (
+            vec!["serve", "--target", "gateway"],
+            vec![
+                ("COMPTOIR_GATEWAY__CATALOG_URL", "http://catalog:8080"),
+                ("COMPTOIR_GATEWAY__IDENTITY_URL", "http://identity:8080"),
+            ],
+            "auth.internal_secret",
+        ),
+        (
+            vec!["serve", "--target", "catalog"],
+            vec![("COMPTOIR_AUTH__INTERNAL_SECRET", "too-short")],
+            "auth.internal_secret",
+        ),
+        (
+            vec!["serve"],
+            vec![("COMPTOIR_AUTH__ACCESS_TOKEN_SECONDS", "3600")],
+            "auth.access_token_seconds",
+        ),
+        (
+            vec!["serve"],
+            vec![("COMPTOIR_AUTH__OIDC_ISSUER", "http://kc/realms/shop")],
+            "auth.oidc_audience",
+        ),
+        (
+            vec!["serve"],
+            vec![
+                ("COMPTOIR_AUTH__OIDC_ISSUER", "http://kc/realms/shop"),
+                ("COMPTOIR_AUTH__OIDC_AUDIENCE", "comptoir"),
+                ("COMPTOIR_AUTH__OIDC_ROLE_MAP", "admin=head_office"),
+                ("COMPTOIR_AUTH__OIDC_ALGORITHMS", "HS256"),
+            ],
+            "auth.oidc_algorithms",
         ),
         (
             vec!["serve"],
@@ -212,13 +274,17 @@ async fn first_start_seeds_and_prints_second_start_reuses() {
         s.stdout
     );
     assert!(s.printed("Breizhsport seeded"), "{:?}", s.stdout);
-    let token = s
-        .token()
-        .expect("a back-office token is printed at first start");
+    let password = s
+        .head_office_password()
+        .expect("demo account passwords are printed at first start");
+    assert!(s.printed("store_manager  rennes"), "{:?}", s.stdout);
+    assert!(s.printed("integrator     rennes"), "{:?}", s.stdout);
     assert!(dir.join("comptoir-data/catalog.db").exists());
-    // the token is stored hashed only
-    let db = std::fs::read(dir.join("comptoir-data/catalog.db")).unwrap_or_default();
-    assert!(!String::from_utf8_lossy(&db).contains(&token));
+    // passwords are stored hashed only
+    let db = std::fs::read(dir.join("comptoir-data/identity.db")).unwrap_or_default();
+    assert!(!db.is_empty());
+    assert!(!String::from_utf8_lossy(&db).contains(&password));
+    let token = sign_in(&s.base, &password).await;
 
     let c = http();
     let ready = c
@@ -292,7 +358,10 @@ async fn first_start_seeds_and_prints_second_start_reuses() {
         c
     });
     assert!(!s.printed("seeded"), "{:?}", s.stdout);
-    assert!(s.token().is_none(), "the token is printed once only");
+    assert!(
+        s.head_office_password().is_none(),
+        "passwords are printed once only"
+    );
     let brands: serde_json::Value = c
         .get(format!("{}/api/catalog/brands", s.base))
         .send()
@@ -306,7 +375,8 @@ async fn first_start_seeds_and_prints_second_start_reuses() {
         16,
         "data kept across restarts"
     );
-    // the first token still works
+    // the session of the first run still works, and so does the password
+    assert!(!sign_in(&s.base, &password).await.is_empty());
     let r = c
         .post(format!("{}/api/catalog/brands", s.base))
         .bearer_auth(&token)
@@ -323,13 +393,17 @@ async fn first_start_seeds_and_prints_second_start_reuses() {
 fn an_in_flight_request_finishes_after_sigterm() {
     use std::io::{Read, Write};
     let dir = temp_dir("drain");
-    let token = "drain-test-token-0123456789abcdef";
     let s = Server::start({
         let mut c = comptoir(&dir);
-        c.arg("serve")
-            .env("COMPTOIR_AUTH__BACK_OFFICE_TOKEN", token);
+        c.arg("serve");
         c
     });
+    let password = s.head_office_password().expect("printed");
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(sign_in(&s.base, &password));
     let addr = s.base.trim_start_matches("http://").to_string();
     let body = r#"{"name": "Arrivée pendant l'arrêt"}"#;
     let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
@@ -389,19 +463,26 @@ fn an_in_flight_request_finishes_after_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_answers_like_the_one_process_mode() {
     let dir = temp_dir("topo");
-    let token = "topology-test-token-0123456789";
-    // the catalogue process: on PostgreSQL when available, else its own SQLite file
+    let secret = "an-internal-secret-shared-by-the-processes-0123456789";
+    let issuer = "http://shop.e2e.test";
+    // the services' process (catalogue and identity): on PostgreSQL when available, else
+    // their own SQLite files
     let pg = testkit::postgres_url();
     let schema = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+    let id_schema = format!("e2e_id_{}", uuid::Uuid::new_v4().simple());
     let catalog_env = |c: &mut Command| {
-        c.env("COMPTOIR_AUTH__BACK_OFFICE_TOKEN", token);
+        c.env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
+            .env("COMPTOIR_AUTH__ISSUER", issuer);
         if let Some(url) = &pg {
             c.env("COMPTOIR_CATALOG__DATABASE_URL", url)
-                .env("COMPTOIR_CATALOG__DATABASE_SCHEMA", &schema);
+                .env("COMPTOIR_CATALOG__DATABASE_SCHEMA", &schema)
+                .env("COMPTOIR_IDENTITY__DATABASE_URL", url)
+                .env("COMPTOIR_IDENTITY__DATABASE_SCHEMA", &id_schema);
         }
     };
     let remote_dir = dir.join("remote");
     std::fs::create_dir_all(&remote_dir).expect("dir");
+    let mut remote_password = None;
     for sub in ["migrate", "demo-data"] {
         let mut c = comptoir(&remote_dir);
         c.arg(sub);
@@ -412,10 +493,16 @@ async fn the_gateway_answers_like_the_one_process_mode() {
             "{sub}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        remote_password = remote_password.or(head_office_password(&lines));
     }
+    let remote_password = remote_password.expect("demo-data printed the accounts");
     let catalog = Server::start({
         let mut c = comptoir(&remote_dir);
-        c.args(["serve", "--target", "catalog"]);
+        c.args(["serve", "--target", "catalog,identity"]);
         catalog_env(&mut c);
         c
     });
@@ -425,7 +512,10 @@ async fn the_gateway_answers_like_the_one_process_mode() {
     let gw = Server::start({
         let mut c = comptoir(&dir);
         c.args(["serve", "--target", "gateway"])
-            .env("COMPTOIR_GATEWAY__CATALOG_URL", &catalog.base);
+            .env("COMPTOIR_GATEWAY__CATALOG_URL", &catalog.base)
+            .env("COMPTOIR_GATEWAY__IDENTITY_URL", &catalog.base)
+            .env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
+            .env("COMPTOIR_AUTH__ISSUER", issuer);
         c
     });
     assert!(
@@ -437,12 +527,49 @@ async fn the_gateway_answers_like_the_one_process_mode() {
     std::fs::create_dir_all(&local_dir).expect("dir");
     let one = Server::start({
         let mut c = comptoir(&local_dir);
-        c.arg("serve")
-            .env("COMPTOIR_AUTH__BACK_OFFICE_TOKEN", token);
+        c.arg("serve");
         c
     });
-
+    // the same person signs in through the gateway (identity behind it) and locally
+    let gw_token = sign_in(&gw.base, &remote_password).await;
+    let one_token = sign_in(&one.base, &one.head_office_password().expect("printed")).await;
+    // a forged identity header is dropped at the edge, and the service refuses one it cannot
+    // verify
     let c = http();
+    let r = c
+        .post(format!("{}/api/catalog/brands", gw.base))
+        .header("x-comptoir-identity", "v1.0.e30.AAAA")
+        .json(&serde_json::json!({"name": "Forged"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401, "dropped at the edge: anonymous");
+    let r = c
+        .post(format!("{}/api/catalog/brands", catalog.base))
+        .header("x-comptoir-identity", "v1.0.e30.AAAA")
+        .json(&serde_json::json!({"name": "Forged"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401, "refused by the service");
+    // tokens of the gateway's issuer work through it; the JWKS is served through it too
+    let me: serde_json::Value = c
+        .get(format!("{}/api/identity/me", gw.base))
+        .bearer_auth(&gw_token)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["role"], "head_office");
+    let jwks = c
+        .get(format!("{}/.well-known/jwks.json", gw.base))
+        .send()
+        .await
+        .expect("jwks");
+    assert_eq!(jwks.status(), 200);
+
     // ids differ between the two databases; everything else must match
     fn strip_ids(v: &mut serde_json::Value) {
         match v {
@@ -499,7 +626,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
     // writes: same validation answers, same success through both
     let bad = serde_json::json!({"name": "", "slug": "Bad Slug"});
     let body = serde_json::json!({"name": "Via Gateway", "slug": "via-gateway"});
-    for base in [&gw.base, &one.base] {
+    for (base, token) in [(&gw.base, &gw_token), (&one.base, &one_token)] {
         let r = c
             .post(format!("{base}/api/catalog/brands"))
             .json(&body)
@@ -585,7 +712,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
             .args([
                 &url,
                 "-qc",
-                &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {id_schema} CASCADE"),
             ])
             .output();
         let _ = out;
