@@ -862,4 +862,3 @@ pub async fn count_products(db: &Db) -> Result<i64> {
     .fetch_one(p)
     .await)?)
 }
-

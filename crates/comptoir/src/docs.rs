@@ -51,7 +51,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// How callers authenticate (see the README's "Identity and access").
 fn add_security_schemes(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+    };
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",

@@ -7,14 +7,16 @@ use axum::Router;
 use catalog::http::CatalogState;
 use kernel::SystemClock;
 use platform::auth::{InternalKey, accept_internal_identity};
-use platform::authn::{Authenticator, Directory, Edge, EdgeLimits, ExternalProvider, RemoteDirectory};
-use platform::ratelimit::{Limiter, Quota};
+use platform::authn::{
+    Authenticator, Directory, Edge, EdgeLimits, ExternalProvider, RemoteDirectory,
+};
 use platform::cache::ResponseCache;
 use platform::config::{ConfigError, Settings};
 use platform::db::{Db, DbTarget};
 use platform::http::health::Check;
 use platform::http::{EdgeOptions, with_common_layers};
 use platform::idempotency::Idempotency;
+use platform::ratelimit::{Limiter, Quota};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,7 +189,9 @@ pub fn edge_limits(s: &Settings) -> EdgeLimits {
     let r = &s.rate_limit;
     let nz = |q: Quota| if q.limit == 0 { None } else { Some(q) };
     EdgeLimits {
-        per_ip: nz(Quota::per_minute(r.per_ip_per_minute)).into_iter().collect(),
+        per_ip: nz(Quota::per_minute(r.per_ip_per_minute))
+            .into_iter()
+            .collect(),
         per_account: nz(Quota::per_minute(r.per_account_per_minute))
             .into_iter()
             .collect(),

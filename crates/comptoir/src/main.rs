@@ -140,9 +140,14 @@ fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
 
 /// The demo accounts, once: their passwords are stored only hashed.
 fn print_demo_accounts(accounts: &[identity::demo::DemoAccount]) {
-    println!("  demo accounts (passwords shown once, stored hashed; sign in with POST /api/identity/sessions):");
+    println!(
+        "  demo accounts (passwords shown once, stored hashed; sign in with POST /api/identity/sessions):"
+    );
     for a in accounts {
-        println!("    {:<14} {:<18} {:<44} {}", a.role, a.scope, a.email, a.secret);
+        println!(
+            "    {:<14} {:<18} {:<44} {}",
+            a.role, a.scope, a.email, a.secret
+        );
     }
 }
 
@@ -168,7 +173,10 @@ async fn demo_data(settings: Settings) -> Result<(), StartError> {
             println!("Seeded demo accounts into {}.", id_target.describe());
             print_demo_accounts(&accounts);
         }
-        None => println!("{} already holds accounts: none seeded.", id_target.describe()),
+        None => println!(
+            "{} already holds accounts: none seeded.",
+            id_target.describe()
+        ),
     }
     id_db.close().await;
 

@@ -192,7 +192,10 @@ fn bad_start_up_settings_exit_2_naming_the_setting() {
             vec![
                 ("COMPTOIR_GATEWAY__CATALOG_URL", "catalog:8080"),
                 ("COMPTOIR_GATEWAY__IDENTITY_URL", "http://identity:8080"),
-                ("COMPTOIR_AUTH__INTERNAL_SECRET", "0123456789abcdef0123456789abcdef"),
+                (
+                    "COMPTOIR_AUTH__INTERNAL_SECRET",
+                    "0123456789abcdef0123456789abcdef",
+                ),
                 ("COMPTOIR_AUTH__ISSUER", "https://shop.example"),
             ],
             "gateway.catalog_url",

@@ -38,7 +38,9 @@ pub async fn seed(id: &Identity) -> Result<Option<Vec<DemoAccount>>, ApiError> {
     if store::count_users(&id.db).await? > 0 {
         return Ok(None);
     }
-    let mut wanted: Vec<(String, String, Role, Option<String>, Option<String>)> = vec![(
+    // e-mail, name, role, store, organiser
+    type Wanted = (String, String, Role, Option<String>, Option<String>);
+    let mut wanted: Vec<Wanted> = vec![(
         "direction@breizhsport.example".into(),
         "Direction Breizhsport".into(),
         Role::HeadOffice,
@@ -143,6 +145,9 @@ pub async fn seed(id: &Identity) -> Result<Option<Vec<DemoAccount>>, ApiError> {
         scope: "rennes".into(),
         secret: key.key,
     });
-    debug_assert!(out.iter().all(|a| !a.email.is_empty() && email_key(&a.email) == a.email.to_lowercase()));
+    debug_assert!(
+        out.iter()
+            .all(|a| !a.email.is_empty() && email_key(&a.email) == a.email.to_lowercase())
+    );
     Ok(Some(out))
 }

@@ -35,19 +35,59 @@ pub fn policy() -> RoutePolicy {
         .route(Method::POST, "/api/identity/customers", Public)
         .route(Method::POST, "/api/identity/sessions", Public)
         .route(Method::POST, "/api/identity/sessions/refresh", Public)
-        .route(Method::DELETE, "/api/identity/sessions/current", Authenticated)
+        .route(
+            Method::DELETE,
+            "/api/identity/sessions/current",
+            Authenticated,
+        )
         .route(Method::GET, "/api/identity/me", Permission(perm::ACCOUNT))
-        .route(Method::PUT, "/api/identity/me/password", Permission(perm::ACCOUNT))
+        .route(
+            Method::PUT,
+            "/api/identity/me/password",
+            Permission(perm::ACCOUNT),
+        )
         .route(Method::POST, "/api/identity/password-resets", Public)
-        .route(Method::POST, "/api/identity/password-resets/confirm", Public)
-        .route(Method::GET, "/api/identity/users", Permission(perm::STAFF_READ))
-        .route(Method::POST, "/api/identity/users", Permission(perm::STAFF_MANAGE))
+        .route(
+            Method::POST,
+            "/api/identity/password-resets/confirm",
+            Public,
+        )
+        .route(
+            Method::GET,
+            "/api/identity/users",
+            Permission(perm::STAFF_READ),
+        )
+        .route(
+            Method::POST,
+            "/api/identity/users",
+            Permission(perm::STAFF_MANAGE),
+        )
         .route(Method::GET, "/api/identity/users/{id}", Authenticated)
-        .route(Method::PATCH, "/api/identity/users/{id}", Permission(perm::STAFF_MANAGE))
-        .route(Method::GET, "/api/identity/api-keys", Permission(perm::API_KEYS_MANAGE))
-        .route(Method::POST, "/api/identity/api-keys", Permission(perm::API_KEYS_MANAGE))
-        .route(Method::GET, "/api/identity/api-keys/{id}", Permission(perm::API_KEYS_MANAGE))
-        .route(Method::DELETE, "/api/identity/api-keys/{id}", Permission(perm::API_KEYS_MANAGE))
+        .route(
+            Method::PATCH,
+            "/api/identity/users/{id}",
+            Permission(perm::STAFF_MANAGE),
+        )
+        .route(
+            Method::GET,
+            "/api/identity/api-keys",
+            Permission(perm::API_KEYS_MANAGE),
+        )
+        .route(
+            Method::POST,
+            "/api/identity/api-keys",
+            Permission(perm::API_KEYS_MANAGE),
+        )
+        .route(
+            Method::GET,
+            "/api/identity/api-keys/{id}",
+            Permission(perm::API_KEYS_MANAGE),
+        )
+        .route(
+            Method::DELETE,
+            "/api/identity/api-keys/{id}",
+            Permission(perm::API_KEYS_MANAGE),
+        )
         .route(
             Method::POST,
             "/api/identity/signing-keys/rotate",
@@ -66,7 +106,10 @@ pub fn router(state: IdentityState) -> Router {
         .route("/api/identity/customers", post(register))
         .route("/api/identity/sessions", post(sign_in))
         .route("/api/identity/sessions/refresh", post(refresh))
-        .route("/api/identity/sessions/current", axum::routing::delete(sign_out))
+        .route(
+            "/api/identity/sessions/current",
+            axum::routing::delete(sign_out),
+        )
         .route("/api/identity/me", get(me))
         .route("/api/identity/me/password", put(change_password))
         .route("/api/identity/password-resets", post(request_reset))
@@ -74,7 +117,10 @@ pub fn router(state: IdentityState) -> Router {
         .route("/api/identity/users", get(list_users).post(create_staff))
         .route("/api/identity/users/{id}", get(get_user).patch(update_user))
         .route("/api/identity/api-keys", get(list_keys).post(create_key))
-        .route("/api/identity/api-keys/{id}", get(get_key).delete(revoke_key))
+        .route(
+            "/api/identity/api-keys/{id}",
+            get(get_key).delete(revoke_key),
+        )
         .route("/api/identity/signing-keys/rotate", post(rotate))
         .route("/internal/identity/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn(move |req, next| {
@@ -286,7 +332,9 @@ async fn create_staff(
     caller: Caller,
     ApiJson(s): ApiJson<NewStaff>,
 ) -> Result<Response, ApiError> {
-    Ok(created(st.identity.create_staff(caller.require()?, &s).await?))
+    Ok(created(
+        st.identity.create_staff(caller.require()?, &s).await?,
+    ))
 }
 
 /// One account: one's own, or one a manager may see. Others are 404.
@@ -299,7 +347,10 @@ async fn get_user(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    let u = st.identity.get_user(caller.require()?, parse_id(&id)?).await?;
+    let u = st
+        .identity
+        .get_user(caller.require()?, parse_id(&id)?)
+        .await?;
     Ok(Json(user_view(&u)))
 }
 
@@ -344,7 +395,9 @@ async fn create_key(
     caller: Caller,
     ApiJson(k): ApiJson<NewApiKey>,
 ) -> Result<Response, ApiError> {
-    Ok(created(st.identity.create_api_key(caller.require()?, &k).await?))
+    Ok(created(
+        st.identity.create_api_key(caller.require()?, &k).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/identity/api-keys/{id}", tag = "identity", params(("id" = Uuid, Path)),

@@ -8,10 +8,10 @@ use crate::store;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use platform::ApiError;
 use platform::authn::{ACCESS_TOKEN_TYP, AccessClaims, LEEWAY_SECS};
 use platform::authz::Principal;
 use platform::db::Db;
-use platform::ApiError;
 use serde::Serialize;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -162,12 +162,7 @@ impl Signer {
     }
 
     /// An access token for this user and session.
-    pub fn issue(
-        &self,
-        p: &Principal,
-        session: &str,
-        now_ms: i64,
-    ) -> Result<Issued, ApiError> {
+    pub fn issue(&self, p: &Principal, session: &str, now_ms: i64) -> Result<Issued, ApiError> {
         let cur = self
             .current
             .read()
@@ -212,8 +207,12 @@ mod tests {
         let key = EncodingKey::from_ed_der(&der);
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(row.kid.clone());
-        let t = jsonwebtoken::encode(&h, &serde_json::json!({"sub": "x", "exp": 4_000_000_000u64}), &key)
-            .expect("sign");
+        let t = jsonwebtoken::encode(
+            &h,
+            &serde_json::json!({"sub": "x", "exp": 4_000_000_000u64}),
+            &key,
+        )
+        .expect("sign");
         let dk = jsonwebtoken::DecodingKey::from_ed_components(&row.public_x).expect("x");
         let mut v = jsonwebtoken::Validation::new(Algorithm::EdDSA);
         v.set_required_spec_claims(&["exp"]);

@@ -51,12 +51,7 @@ impl Directory for LocalDirectory {
         })
     }
     fn api_key<'a>(&'a self, presented: &'a str) -> DirFuture<'a, Option<Principal>> {
-        Box::pin(async move {
-            self.0
-                .verify_api_key(presented)
-                .await
-                .map_err(|e| e.detail)
-        })
+        Box::pin(async move { self.0.verify_api_key(presented).await.map_err(|e| e.detail) })
     }
     fn session_active<'a>(&'a self, session: &'a str) -> DirFuture<'a, bool> {
         Box::pin(async move { self.0.session_active(session).await.map_err(|e| e.detail) })
@@ -85,8 +80,16 @@ mod tests {
                 .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
                 .collect::<Vec<_>>()
         };
-        for (pg, lite) in super::PG_MIGRATIONS.iter().zip(super::SQLITE_MIGRATIONS.iter()) {
-            assert_eq!(cols(pg.sql.as_str()), cols(lite.sql.as_str()), "{}", pg.description);
+        for (pg, lite) in super::PG_MIGRATIONS
+            .iter()
+            .zip(super::SQLITE_MIGRATIONS.iter())
+        {
+            assert_eq!(
+                cols(pg.sql.as_str()),
+                cols(lite.sql.as_str()),
+                "{}",
+                pg.description
+            );
         }
     }
 }

@@ -142,7 +142,9 @@ pub fn verify_blocking(password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    hasher().verify_password(password.as_bytes(), &parsed).is_ok()
+    hasher()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -152,13 +154,26 @@ mod tests {
     #[test]
     fn the_policy_accepts_long_and_unicode_and_refuses_common() {
         assert!(check_policy("p", "short").is_err());
-        assert_eq!(check_policy("p", "1234567").map_err(|e| e.code), Err("too_short".into()));
+        assert_eq!(
+            check_policy("p", "1234567").map_err(|e| e.code),
+            Err("too_short".into())
+        );
         assert!(check_policy("p", &"x".repeat(129)).is_err());
-        assert!(check_policy("p", &"é".repeat(128)).is_ok(), "128 characters, 256 bytes");
+        assert!(
+            check_policy("p", &"é".repeat(128)).is_ok(),
+            "128 characters, 256 bytes"
+        );
         assert!(check_policy("p", &"a".repeat(64)).is_ok());
         assert!(check_policy("p", "mot de passe ☕ breton").is_ok());
         assert!(check_policy("p", "Kouign-amann 1902").is_ok());
-        for common in ["password", "PASSWORD", "12345678", "iloveyou", "azertyuiop", "trustno1"] {
+        for common in [
+            "password",
+            "PASSWORD",
+            "12345678",
+            "iloveyou",
+            "azertyuiop",
+            "trustno1",
+        ] {
             assert_eq!(
                 check_policy("p", common).map_err(|e| e.code),
                 Err("too_common".into()),

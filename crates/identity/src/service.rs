@@ -70,7 +70,11 @@ fn check_email(field: &str, email: &str, errors: &mut Vec<FieldError>) {
                 && !domain.ends_with('.')
         });
     if !ok {
-        errors.push(FieldError::new(field, "invalid_format", "not an e-mail address"));
+        errors.push(FieldError::new(
+            field,
+            "invalid_format",
+            "not an e-mail address",
+        ));
     }
 }
 
@@ -81,7 +85,11 @@ fn check_name(field: &str, name: &str, errors: &mut Vec<FieldError>) {
     } else if n > 100 {
         errors.push(FieldError::new(field, "too_long", "at most 100 characters"));
     } else if name.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "invalid_format", "no control characters"));
+        errors.push(FieldError::new(
+            field,
+            "invalid_format",
+            "no control characters",
+        ));
     }
 }
 
@@ -131,7 +139,12 @@ fn key_view(k: &ApiKeyRow) -> ApiKey {
         id: k.id,
         name: k.name.clone(),
         prefix: format!("ck_{}", k.prefix),
-        scopes: k.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        scopes: k
+            .scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
         store: k.store_id.clone(),
         created_by: k.created_by.clone(),
         created_at: iso(k.created_at),
@@ -254,7 +267,10 @@ impl Identity {
         let user = store::user_by_email_key(&self.db, &key).await?;
         let ok = self
             .passwords
-            .verify(&s.password, user.as_ref().and_then(|u| u.password_hash.as_deref()))
+            .verify(
+                &s.password,
+                user.as_ref().and_then(|u| u.password_hash.as_deref()),
+            )
             .await?;
         let user = match user {
             Some(u) if ok && u.status == "active" => u,
@@ -402,11 +418,7 @@ impl Identity {
     }
 
     /// Changes one's own password; every session ends (sign in again).
-    pub async fn change_password(
-        &self,
-        p: &Principal,
-        c: &PasswordChange,
-    ) -> Result<(), ApiError> {
+    pub async fn change_password(&self, p: &Principal, c: &PasswordChange) -> Result<(), ApiError> {
         let id = Self::user_id_of(p)?;
         if let Err(e) = password::check_policy("new_password", &c.new_password) {
             return Err(ApiError::validation(vec![e]));
@@ -436,7 +448,11 @@ impl Identity {
                 "wrong_password",
                 "the current password is wrong",
             )
-            .with_field(FieldError::new("current_password", "wrong", "does not match")));
+            .with_field(FieldError::new(
+                "current_password",
+                "wrong",
+                "does not match",
+            )));
         }
         let hash = self.passwords.hash(&c.new_password).await?;
         self.set_password(id, hash, "password_changed").await
@@ -496,8 +512,14 @@ impl Identity {
         });
         let mut tx = self.db.begin().await?;
         store::expire_resets(tx.conn(), user.id, now).await?;
-        store::insert_reset(tx.conn(), &platform::sha256_hex(&token), user.id, now, expires)
-            .await?;
+        store::insert_reset(
+            tx.conn(),
+            &platform::sha256_hex(&token),
+            user.id,
+            now,
+            expires,
+        )
+        .await?;
         store::insert_outbox(tx.conn(), TOPIC_PASSWORD_RESET, &payload.to_string(), now).await?;
         tx.commit().await?;
         Ok(())
@@ -568,10 +590,18 @@ impl Identity {
         if s.role.needs_store() {
             match &store_id {
                 Some(code) => check_code("store", code, &mut errors),
-                None => errors.push(FieldError::new("store", "required", "this role needs a store")),
+                None => errors.push(FieldError::new(
+                    "store",
+                    "required",
+                    "this role needs a store",
+                )),
             }
         } else if store_id.is_some() && s.store.is_some() {
-            errors.push(FieldError::new("store", "not_allowed", "this role has no store"));
+            errors.push(FieldError::new(
+                "store",
+                "not_allowed",
+                "this role has no store",
+            ));
         }
         let organiser = if s.role.needs_organiser() {
             match &s.organiser {
@@ -580,13 +610,21 @@ impl Identity {
                     Some(o.clone())
                 }
                 None => {
-                    errors.push(FieldError::new("organiser", "required", "this role needs an organiser"));
+                    errors.push(FieldError::new(
+                        "organiser",
+                        "required",
+                        "this role needs an organiser",
+                    ));
                     None
                 }
             }
         } else {
             if s.organiser.is_some() {
-                errors.push(FieldError::new("organiser", "not_allowed", "this role has no organiser"));
+                errors.push(FieldError::new(
+                    "organiser",
+                    "not_allowed",
+                    "this role has no organiser",
+                ));
             }
             None
         };
@@ -652,7 +690,11 @@ impl Identity {
         };
         let limit = i64::from(limit.unwrap_or(50));
         if !(1..=200).contains(&limit) {
-            errors.push(FieldError::new("limit", "out_of_range", "between 1 and 200"));
+            errors.push(FieldError::new(
+                "limit",
+                "out_of_range",
+                "between 1 and 200",
+            ));
         }
         if !errors.is_empty() {
             let mut e = ApiError::validation(errors);
@@ -716,7 +758,10 @@ impl Identity {
         if !p.is_head_office() {
             // a store manager: their store's clerks, name and status only
             let mine = user.role == Role::Clerk.as_str()
-                && user.store_id.as_deref().is_some_and(|s| p.may_act_for_store(s));
+                && user
+                    .store_id
+                    .as_deref()
+                    .is_some_and(|s| p.may_act_for_store(s));
             if !mine || is_self {
                 return Err(ApiError::not_found("user"));
             }
@@ -737,15 +782,27 @@ impl Identity {
         }
         if let Some(s) = &patch.status {
             if s != "active" && s != "disabled" {
-                errors.push(FieldError::new("status", "unknown", "`active` or `disabled`"));
+                errors.push(FieldError::new(
+                    "status",
+                    "unknown",
+                    "`active` or `disabled`",
+                ));
             } else if is_self && s == "disabled" {
-                errors.push(FieldError::new("status", "self", "you cannot disable yourself"));
+                errors.push(FieldError::new(
+                    "status",
+                    "self",
+                    "you cannot disable yourself",
+                ));
             }
             user.status = s.clone();
         }
         if let Some(r) = patch.role {
             if is_self {
-                errors.push(FieldError::new("role", "self", "you cannot change your own role"));
+                errors.push(FieldError::new(
+                    "role",
+                    "self",
+                    "you cannot change your own role",
+                ));
             }
             if !r.is_staff() && user.role != r.as_str() {
                 errors.push(FieldError::new("role", "not_staff", "staff roles only"));
@@ -762,13 +819,21 @@ impl Identity {
         }
         let role = Role::parse(&user.role).unwrap_or(Role::Customer);
         if role.needs_store() && user.store_id.is_none() {
-            errors.push(FieldError::new("store", "required", "this role needs a store"));
+            errors.push(FieldError::new(
+                "store",
+                "required",
+                "this role needs a store",
+            ));
         }
         if !role.needs_store() {
             user.store_id = None;
         }
         if role.needs_organiser() && user.organiser_id.is_none() {
-            errors.push(FieldError::new("organiser", "required", "this role needs an organiser"));
+            errors.push(FieldError::new(
+                "organiser",
+                "required",
+                "this role needs an organiser",
+            ));
         }
         if !role.needs_organiser() {
             user.organiser_id = None;
@@ -844,7 +909,11 @@ impl Identity {
         if let Some(d) = k.expires_in_days
             && !(1..=3650).contains(&d)
         {
-            errors.push(FieldError::new("expires_in_days", "out_of_range", "1 to 3650"));
+            errors.push(FieldError::new(
+                "expires_in_days",
+                "out_of_range",
+                "1 to 3650",
+            ));
         }
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
@@ -861,9 +930,7 @@ impl Identity {
             store_id: store,
             created_by: p.subject.clone(),
             created_at: now,
-            expires_at: k
-                .expires_in_days
-                .map(|d| now + i64::from(d) * 86_400_000),
+            expires_at: k.expires_in_days.map(|d| now + i64::from(d) * 86_400_000),
             last_used_at: None,
             revoked_at: None,
         };
@@ -877,7 +944,9 @@ impl Identity {
     fn key_visible(p: &Principal, k: &ApiKeyRow) -> bool {
         p.is_head_office()
             || (p.has(perm::API_KEYS_MANAGE)
-                && k.store_id.as_deref().is_some_and(|s| p.may_act_for_store(s)))
+                && k.store_id
+                    .as_deref()
+                    .is_some_and(|s| p.may_act_for_store(s)))
     }
 
     pub async fn list_api_keys(&self, p: &Principal) -> Result<ApiKeyList, ApiError> {
@@ -947,7 +1016,12 @@ impl Identity {
             role: Role::Integrator,
             store: k.store_id.clone(),
             organiser: None,
-            scopes: k.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            scopes: k
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             session: None,
         }))
     }

@@ -54,7 +54,10 @@ pub async fn user_by_email_key(db: &Db, key: &str) -> Result<Option<UserRow>> {
     let sql = "SELECT id, email, email_key, name, password_hash, role, store_id, organiser_id, \
                status, created_at, updated_at, password_changed_at FROM users WHERE email_key = $1";
     debug_assert!(sql.contains(USER_COLUMNS));
-    db_run!(db, |p| sqlx::query_as(sql).bind(key).fetch_optional(p).await)
+    db_run!(db, |p| sqlx::query_as(sql)
+        .bind(key)
+        .fetch_optional(p)
+        .await)
 }
 
 pub async fn user_by_id(conn: Conn<'_>, id: Uuid) -> Result<Option<UserRow>> {
@@ -189,12 +192,14 @@ pub async fn revoke_user_sessions(
 }
 
 pub async fn touch_session(conn: Conn<'_>, id: Uuid, now_ms: i64) -> Result<()> {
-    conn_run!(conn, |c| sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now_ms)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))
+    conn_run!(conn, |c| sqlx::query(
+        "UPDATE sessions SET last_used_at = $2 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(&mut *c)
+    .await
+    .map(|_| ()))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -350,7 +355,10 @@ pub async fn api_key_by_prefix(db: &Db, prefix: &str) -> Result<Option<ApiKeyRow
     let sql = "SELECT id, prefix, secret_sha256, name, scopes, store_id, created_by, \
                created_at, expires_at, last_used_at, revoked_at FROM api_keys WHERE prefix = $1";
     debug_assert!(sql.starts_with(KEY_SELECT));
-    db_run!(db, |p| sqlx::query_as(sql).bind(prefix).fetch_optional(p).await)
+    db_run!(db, |p| sqlx::query_as(sql)
+        .bind(prefix)
+        .fetch_optional(p)
+        .await)
 }
 
 pub async fn api_key_by_id(db: &Db, id: Uuid) -> Result<Option<ApiKeyRow>> {

@@ -251,7 +251,10 @@ impl H {
         let id = r.body["user"]["id"].as_str().expect("id").to_string();
         let t = self.sign_in(&email, "a staff password").await;
         assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.body);
-        (id, t.body["access_token"].as_str().expect("token").to_string())
+        (
+            id,
+            t.body["access_token"].as_str().expect("token").to_string(),
+        )
     }
 
     async fn customer(&self, password: &str) -> (String, Value) {
@@ -301,14 +304,22 @@ macro_rules! on_all_backends {
 }
 
 fn token_of(r: &Res) -> String {
-    r.body["access_token"].as_str().expect("access token").to_string()
+    r.body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string()
 }
 
 /// Polls until the access token is refused (the edge caches "session active" for 1 s here).
 async fn until_refused(h: &H, token: &str) {
-    testkit::eventually("the token to be refused", Duration::from_secs(5), || async {
-        (h.get("/test/whoami", Some(token)).await.status == StatusCode::UNAUTHORIZED).then_some(())
-    })
+    testkit::eventually(
+        "the token to be refused",
+        Duration::from_secs(5),
+        || async {
+            (h.get("/test/whoami", Some(token)).await.status == StatusCode::UNAUTHORIZED)
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -321,9 +332,15 @@ on_all_backends!(passwords_are_argon2id_and_the_policy_holds, |h, t| {
         let (email, tokens) = h.customer(pw).await;
         // S2: no hash, nothing internal in what comes back
         let text = tokens.to_string();
-        assert!(!text.contains("argon2") && !text.contains("password"), "{text}");
+        assert!(
+            !text.contains("argon2") && !text.contains("password"),
+            "{text}"
+        );
         let hash = h.stored_hash(&email).await;
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
     }
     for (pw, code) in [
         ("1234567", "too_short"),
@@ -374,7 +391,10 @@ on_all_backends!(passwords_are_argon2id_and_the_policy_holds, |h, t| {
             None,
         )
         .await;
-    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::CONFLICT, Some("email_taken")));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("email_taken"))
+    );
 });
 
 // ---- S5 ---------------------------------------------------------------------------------------
@@ -383,42 +403,67 @@ on_all_backends!(refresh_tokens_rotate_and_reuse_ends_the_family, |h, t| {
     let (email, first) = h.customer("rotate me please").await;
     let access = first["access_token"].as_str().expect("a").to_string();
     let r1 = first["refresh_token"].as_str().expect("r").to_string();
-    assert_eq!(h.get("/api/identity/me", Some(&access)).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/api/identity/me", Some(&access)).await.status,
+        StatusCode::OK
+    );
     // a new session id at every sign-in
     let again = h.sign_in(&email, "rotate me please").await;
     assert_ne!(again.body["session_id"], first["session_id"]);
 
     let second = h
-        .post("/api/identity/sessions/refresh", &json!({"refresh_token": r1}), None)
+        .post(
+            "/api/identity/sessions/refresh",
+            &json!({"refresh_token": r1}),
+            None,
+        )
         .await;
     assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
-    let r2 = second.body["refresh_token"].as_str().expect("r2").to_string();
+    let r2 = second.body["refresh_token"]
+        .as_str()
+        .expect("r2")
+        .to_string();
     assert_ne!(r1, r2);
     assert_eq!(second.body["session_id"], first["session_id"]);
     let access2 = token_of(&second);
 
     // the rotated token used again: the whole family ends
     let reuse = h
-        .post("/api/identity/sessions/refresh", &json!({"refresh_token": r1}), None)
+        .post(
+            "/api/identity/sessions/refresh",
+            &json!({"refresh_token": r1}),
+            None,
+        )
         .await;
     assert_eq!(
         (reuse.status, reuse.body["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("refresh_token_reused"))
     );
     let r = h
-        .post("/api/identity/sessions/refresh", &json!({"refresh_token": r2}), None)
+        .post(
+            "/api/identity/sessions/refresh",
+            &json!({"refresh_token": r2}),
+            None,
+        )
         .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the newest token died with the family");
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "the newest token died with the family"
+    );
     until_refused(&h, &access2).await;
     until_refused(&h, &access).await;
     // the other session (second sign-in) is untouched
     assert_eq!(
-        h.get("/api/identity/me", Some(&token_of(&again))).await.status,
+        h.get("/api/identity/me", Some(&token_of(&again)))
+            .await
+            .status,
         StatusCode::OK
     );
     // access tokens live at most 15 minutes
     let claims: Value = serde_json::from_slice(
-        &B64.decode(access.split('.').nth(1).expect("payload")).expect("b64"),
+        &B64.decode(access.split('.').nth(1).expect("payload"))
+            .expect("b64"),
     )
     .expect("json");
     let life = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
@@ -429,42 +474,77 @@ on_all_backends!(sign_out_disable_and_password_change_end_sessions, |h, t| {
     // sign-out
     let (_, s) = h.customer("sign me out now").await;
     let a = s["access_token"].as_str().expect("a").to_string();
-    let r = h.call("DELETE", "/api/identity/sessions/current", None,
-        &[("authorization", format!("Bearer {a}"))], "127.0.0.1").await;
+    let r = h
+        .call(
+            "DELETE",
+            "/api/identity/sessions/current",
+            None,
+            &[("authorization", format!("Bearer {a}"))],
+            "127.0.0.1",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     until_refused(&h, &a).await;
     let r = h
-        .post("/api/identity/sessions/refresh", &json!({"refresh_token": s["refresh_token"]}), None)
+        .post(
+            "/api/identity/sessions/refresh",
+            &json!({"refresh_token": s["refresh_token"]}),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // disabling a user
     let ho = h.head_office().await;
     let (clerk_id, clerk) = h.staff(&ho, "clerk", Some("rennes")).await;
-    assert_eq!(h.get("/test/whoami", Some(&clerk)).await.status, StatusCode::OK);
-    let r = h.call("PATCH", &format!("/api/identity/users/{clerk_id}"),
-        Some(&json!({"status": "disabled"})), &[("authorization", format!("Bearer {ho}"))],
-        "127.0.0.1").await;
+    assert_eq!(
+        h.get("/test/whoami", Some(&clerk)).await.status,
+        StatusCode::OK
+    );
+    let r = h
+        .call(
+            "PATCH",
+            &format!("/api/identity/users/{clerk_id}"),
+            Some(&json!({"status": "disabled"})),
+            &[("authorization", format!("Bearer {ho}"))],
+            "127.0.0.1",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     until_refused(&h, &clerk).await;
     let email = r.body["email"].as_str().expect("email").to_string();
     let r = h.sign_in(&email, "a staff password").await;
-    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_credentials")));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
 
     // changing one's password
     let (email, s) = h.customer("old password here").await;
     let a = s["access_token"].as_str().expect("a").to_string();
-    let r = h.call("PUT", "/api/identity/me/password",
-        Some(&json!({"current_password": "wrong one!", "new_password": "new password here"})),
-        &[("authorization", format!("Bearer {a}"))], "127.0.0.1").await;
+    let r = h
+        .call(
+            "PUT",
+            "/api/identity/me/password",
+            Some(&json!({"current_password": "wrong one!", "new_password": "new password here"})),
+            &[("authorization", format!("Bearer {a}"))],
+            "127.0.0.1",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = h.call("PUT", "/api/identity/me/password",
         Some(&json!({"current_password": "old password here", "new_password": "new password here"})),
         &[("authorization", format!("Bearer {a}"))], "127.0.0.1").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
     until_refused(&h, &a).await;
-    assert_eq!(h.sign_in(&email, "old password here").await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(h.sign_in(&email, "new password here").await.status, StatusCode::CREATED);
+    assert_eq!(
+        h.sign_in(&email, "old password here").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.sign_in(&email, "new password here").await.status,
+        StatusCode::CREATED
+    );
 });
 
 // ---- S4 ---------------------------------------------------------------------------------------
@@ -483,7 +563,10 @@ async fn sign_with_our_key(h: &H, header: Header, claims: &Value) -> String {
 on_all_backends!(jwt_abuse_is_refused, |h, t| {
     let (_, s) = h.customer("a good password").await;
     let good = s["access_token"].as_str().expect("a").to_string();
-    assert_eq!(h.get("/test/whoami", Some(&good)).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/test/whoami", Some(&good)).await.status,
+        StatusCode::OK
+    );
     let parts: Vec<&str> = good.split('.').collect();
     let header: Value = serde_json::from_slice(&B64.decode(parts[0]).expect("b64")).expect("h");
     let claims: Value = serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("c");
@@ -493,19 +576,33 @@ on_all_backends!(jwt_abuse_is_refused, |h, t| {
 
     let mut bad: Vec<(&str, String)> = Vec::new();
     // alg none, no signature
-    bad.push(("alg none", format!(
-        "{}.{}.",
-        enc(&json!({"alg": "none", "typ": "at+jwt", "kid": kid})),
-        parts[1]
-    )));
+    bad.push((
+        "alg none",
+        format!(
+            "{}.{}.",
+            enc(&json!({"alg": "none", "typ": "at+jwt", "kid": kid})),
+            parts[1]
+        ),
+    ));
     // HS256 keyed with our public key (the RS/HS confusion, here with the Ed25519 key)
     let jwks = h.get("/.well-known/jwks.json", None).await.body;
     let x = jwks["keys"][0]["x"].as_str().expect("x").to_string();
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some(kid.clone());
     hs.typ = Some("at+jwt".into());
-    bad.push(("HS256 with the public key", jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(x.as_bytes())).expect("hs")));
-    bad.push(("HS256 with the decoded public key", jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(&B64.decode(&x).expect("x"))).expect("hs")));
+    bad.push((
+        "HS256 with the public key",
+        jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(x.as_bytes())).expect("hs"),
+    ));
+    bad.push((
+        "HS256 with the decoded public key",
+        jsonwebtoken::encode(
+            &hs,
+            &claims,
+            &EncodingKey::from_secret(&B64.decode(&x).expect("x")),
+        )
+        .expect("hs"),
+    ));
     let mut ed = Header::new(Algorithm::EdDSA);
     ed.kid = Some(kid.clone());
     ed.typ = Some("at+jwt".into());
@@ -514,10 +611,27 @@ on_all_backends!(jwt_abuse_is_refused, |h, t| {
         c[k] = v;
         c
     };
-    bad.push(("expired beyond leeway", sign_with_our_key(&h, ed.clone(), &with("exp", json!(now - 120))).await));
-    bad.push(("not yet valid", sign_with_our_key(&h, ed.clone(), &with("nbf", json!(now + 600))).await));
-    bad.push(("wrong audience", sign_with_our_key(&h, ed.clone(), &with("aud", json!("someone-else"))).await));
-    bad.push(("no audience", sign_with_our_key(&h, ed.clone(), &{ let mut c = claims.clone(); c.as_object_mut().expect("o").remove("aud"); c }).await));
+    bad.push((
+        "expired beyond leeway",
+        sign_with_our_key(&h, ed.clone(), &with("exp", json!(now - 120))).await,
+    ));
+    bad.push((
+        "not yet valid",
+        sign_with_our_key(&h, ed.clone(), &with("nbf", json!(now + 600))).await,
+    ));
+    bad.push((
+        "wrong audience",
+        sign_with_our_key(&h, ed.clone(), &with("aud", json!("someone-else"))).await,
+    ));
+    bad.push((
+        "no audience",
+        sign_with_our_key(&h, ed.clone(), &{
+            let mut c = claims.clone();
+            c.as_object_mut().expect("o").remove("aud");
+            c
+        })
+        .await,
+    ));
     let mut unknown = ed.clone();
     unknown.kid = Some("no-such-key".into());
     bad.push(("unknown kid", sign_with_our_key(&h, unknown, &claims).await));
@@ -533,12 +647,21 @@ on_all_backends!(jwt_abuse_is_refused, |h, t| {
     // an ID token (or any JWT not typed as an access token)
     let mut id_typ = ed.clone();
     id_typ.typ = Some("JWT".into());
-    bad.push(("not typed at+jwt", sign_with_our_key(&h, id_typ, &claims).await));
+    bad.push((
+        "not typed at+jwt",
+        sign_with_our_key(&h, id_typ, &claims).await,
+    ));
     // a tampered claim with the original signature
     let tampered = with("role", json!("head_office"));
-    bad.push(("tampered role", format!("{}.{}.{}", parts[0], enc(&tampered), parts[2])));
+    bad.push((
+        "tampered role",
+        format!("{}.{}.{}", parts[0], enc(&tampered), parts[2]),
+    ));
     // another issuer
-    bad.push(("other issuer", sign_with_our_key(&h, ed.clone(), &with("iss", json!("http://evil.test"))).await));
+    bad.push((
+        "other issuer",
+        sign_with_our_key(&h, ed.clone(), &with("iss", json!("http://evil.test"))).await,
+    ));
     bad.push(("garbage", "not.a.jwt".into()));
 
     for (what, token) in &bad {
@@ -549,66 +672,117 @@ on_all_backends!(jwt_abuse_is_refused, |h, t| {
     }
     // within leeway still fine (30 s)
     let ok = sign_with_our_key(&h, ed.clone(), &with("exp", json!(now - 10))).await;
-    assert_eq!(h.get("/test/whoami", Some(&ok)).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/test/whoami", Some(&ok)).await.status,
+        StatusCode::OK
+    );
     // a malformed Authorization header is refused, never anonymous
-    let r = h.call("GET", "/test/whoami", None, &[("authorization", "Basic YTpi".into())], "127.0.0.1").await;
+    let r = h
+        .call(
+            "GET",
+            "/test/whoami",
+            None,
+            &[("authorization", "Basic YTpi".into())],
+            "127.0.0.1",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 });
 
 // ---- S7 ---------------------------------------------------------------------------------------
 
-on_all_backends!(brute_force_is_throttled_per_account_and_per_address, |h, t| {
-    let (email, _) = h.customer("the real password").await;
-    let wrong = json!({"email": email, "password": "not the password"});
-    // 200 tries from one address
-    let (mut unauthorized, mut limited, mut retry_after) = (0, 0, None);
-    for _ in 0..200 {
-        let r = h.call("POST", "/api/identity/sessions", Some(&wrong), &[], "127.0.0.2").await;
-        match r.status {
-            StatusCode::UNAUTHORIZED => unauthorized += 1,
-            StatusCode::TOO_MANY_REQUESTS => {
-                limited += 1;
-                retry_after = r.headers.get("retry-after").cloned();
-                assert_eq!(r.body["code"], "too_many_attempts");
+on_all_backends!(
+    brute_force_is_throttled_per_account_and_per_address,
+    |h, t| {
+        let (email, _) = h.customer("the real password").await;
+        let wrong = json!({"email": email, "password": "not the password"});
+        // 200 tries from one address
+        let (mut unauthorized, mut limited, mut retry_after) = (0, 0, None);
+        for _ in 0..200 {
+            let r = h
+                .call(
+                    "POST",
+                    "/api/identity/sessions",
+                    Some(&wrong),
+                    &[],
+                    "127.0.0.2",
+                )
+                .await;
+            match r.status {
+                StatusCode::UNAUTHORIZED => unauthorized += 1,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    limited += 1;
+                    retry_after = r.headers.get("retry-after").cloned();
+                    assert_eq!(r.body["code"], "too_many_attempts");
+                }
+                s => panic!("unexpected {s}"),
             }
-            s => panic!("unexpected {s}"),
         }
-    }
-    assert!(unauthorized <= 10, "{unauthorized} failures before throttling");
-    assert_eq!(unauthorized + limited, 200);
-    let secs: u64 = retry_after.expect("Retry-After").to_str().expect("ascii").parse().expect("secs");
-    assert!(secs > 0 && secs <= 900, "{secs}");
-    // the right password is throttled too while the account is locked
-    let r = h.call("POST", "/api/identity/sessions",
-        Some(&json!({"email": email, "password": "the real password"})), &[], "127.0.0.9").await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            unauthorized <= 10,
+            "{unauthorized} failures before throttling"
+        );
+        assert_eq!(unauthorized + limited, 200);
+        let secs: u64 = retry_after
+            .expect("Retry-After")
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("secs");
+        assert!(secs > 0 && secs <= 900, "{secs}");
+        // the right password is throttled too while the account is locked
+        let r = h
+            .call(
+                "POST",
+                "/api/identity/sessions",
+                Some(&json!({"email": email, "password": "the real password"})),
+                &[],
+                "127.0.0.9",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 
-    // 200 tries on another account from 20 addresses: the account limit still holds
-    let (email2, _) = h.customer("the real password").await;
-    let wrong2 = json!({"email": email2, "password": "not the password"});
-    let mut unauthorized = 0;
-    for i in 0..200 {
-        let ip = format!("127.0.1.{}", i % 20 + 1);
-        if h.call("POST", "/api/identity/sessions", Some(&wrong2), &[], &ip).await.status
-            == StatusCode::UNAUTHORIZED
-        {
-            unauthorized += 1;
+        // 200 tries on another account from 20 addresses: the account limit still holds
+        let (email2, _) = h.customer("the real password").await;
+        let wrong2 = json!({"email": email2, "password": "not the password"});
+        let mut unauthorized = 0;
+        for i in 0..200 {
+            let ip = format!("127.0.1.{}", i % 20 + 1);
+            if h.call("POST", "/api/identity/sessions", Some(&wrong2), &[], &ip)
+                .await
+                .status
+                == StatusCode::UNAUTHORIZED
+            {
+                unauthorized += 1;
+            }
         }
-    }
-    assert!(unauthorized <= 10, "{unauthorized} failures across 20 addresses");
+        assert!(
+            unauthorized <= 10,
+            "{unauthorized} failures across 20 addresses"
+        );
 
-    // one address spraying many accounts is stopped by the per-address limit (50)
-    let mut unauthorized = 0;
-    for i in 0..80 {
-        let body = json!({"email": format!("nobody{i}@test.example"), "password": "whatever123"});
-        if h.call("POST", "/api/identity/sessions", Some(&body), &[], "127.0.2.1").await.status
-            == StatusCode::UNAUTHORIZED
-        {
-            unauthorized += 1;
+        // one address spraying many accounts is stopped by the per-address limit (50)
+        let mut unauthorized = 0;
+        for i in 0..80 {
+            let body =
+                json!({"email": format!("nobody{i}@test.example"), "password": "whatever123"});
+            if h.call(
+                "POST",
+                "/api/identity/sessions",
+                Some(&body),
+                &[],
+                "127.0.2.1",
+            )
+            .await
+            .status
+                == StatusCode::UNAUTHORIZED
+            {
+                unauthorized += 1;
+            }
         }
+        assert!(unauthorized <= 50, "{unauthorized}");
     }
-    assert!(unauthorized <= 50, "{unauthorized}");
-});
+);
 
 on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
     let mut p = policy();
@@ -625,7 +799,11 @@ on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
         v.as_object_mut().expect("object").remove("request_id");
         v
     };
-    assert_eq!(strip(a.body), strip(b.body), "same body for unknown and wrong");
+    assert_eq!(
+        strip(a.body),
+        strip(b.body),
+        "same body for unknown and wrong"
+    );
     // and about the same time: both verify an argon2id hash (medians, interleaved)
     let (mut tk, mut tu) = (Vec::new(), Vec::new());
     for _ in 0..9 {
@@ -639,7 +817,12 @@ on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
     tk.sort();
     tu.sort();
     let ratio = tu[4].as_secs_f64() / tk[4].as_secs_f64();
-    assert!((0.8..=1.25).contains(&ratio), "unknown/known median ratio {ratio:.2} ({:?} vs {:?})", tu[4], tk[4]);
+    assert!(
+        (0.8..=1.25).contains(&ratio),
+        "unknown/known median ratio {ratio:.2} ({:?} vs {:?})",
+        tu[4],
+        tk[4]
+    );
 });
 
 // ---- S18 and object-level checks ---------------------------------------------------------------
@@ -647,9 +830,11 @@ on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
 on_all_backends!(api_keys_are_shown_once_scoped_and_revoked_fast, |h, t| {
     let ho = h.head_office().await;
     let r = h
-        .post("/api/identity/api-keys",
+        .post(
+            "/api/identity/api-keys",
             &json!({"name": "Till 3", "scopes": ["pos:sell", "inventory:read"], "store": "rennes"}),
-            Some(&ho))
+            Some(&ho),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let key = r.body["key"].as_str().expect("key").to_string();
@@ -657,68 +842,173 @@ on_all_backends!(api_keys_are_shown_once_scoped_and_revoked_fast, |h, t| {
     // ck_<16 hex>_<secret>; the secret is base64url and may itself hold '_'
     let secret = &key[20..];
     assert_eq!(&key[..3], "ck_");
-    assert!(B64.decode(secret).expect("b64").len() >= 16, "at least 128 bits");
+    assert!(
+        B64.decode(secret).expect("b64").len() >= 16,
+        "at least 128 bits"
+    );
     // never shown again, stored as SHA-256 only
     let listed = h.get("/api/identity/api-keys", Some(&ho)).await;
     assert!(!listed.body.to_string().contains(secret));
-    let one = h.get(&format!("/api/identity/api-keys/{id}"), Some(&ho)).await;
+    let one = h
+        .get(&format!("/api/identity/api-keys/{id}"), Some(&ho))
+        .await;
     assert!(!one.body.to_string().contains(secret));
-    let row = identity::store::api_key_by_id(&h.id.db, id.parse().expect("uuid")).await.expect("r").expect("row");
+    let row = identity::store::api_key_by_id(&h.id.db, id.parse().expect("uuid"))
+        .await
+        .expect("r")
+        .expect("row");
     assert_eq!(row.secret_sha256, platform::sha256_hex(&key));
 
     // it works for its store, in both headers
     let sale = |k: String, store: &'static str, header: &'static str| {
         let h = &h;
         async move {
-            let v = if header == "authorization" { format!("Bearer {k}") } else { k };
-            h.call("POST", &format!("/test/stores/{store}/sales"), Some(&json!({})), &[(header, v)], "127.0.0.1")
-                .await
-                .status
+            let v = if header == "authorization" {
+                format!("Bearer {k}")
+            } else {
+                k
+            };
+            h.call(
+                "POST",
+                &format!("/test/stores/{store}/sales"),
+                Some(&json!({})),
+                &[(header, v)],
+                "127.0.0.1",
+            )
+            .await
+            .status
         }
     };
-    assert_eq!(sale(key.clone(), "rennes", "authorization").await, StatusCode::CREATED);
-    assert_eq!(sale(key.clone(), "rennes", "x-api-key").await, StatusCode::CREATED);
+    assert_eq!(
+        sale(key.clone(), "rennes", "authorization").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        sale(key.clone(), "rennes", "x-api-key").await,
+        StatusCode::CREATED
+    );
     // not for another store
-    assert_eq!(sale(key.clone(), "brest", "x-api-key").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        sale(key.clone(), "brest", "x-api-key").await,
+        StatusCode::NOT_FOUND
+    );
     // not for what its scopes do not cover, nor for managing keys
-    let r = h.call("GET", "/api/identity/api-keys", None, &[("x-api-key", key.clone())], "127.0.0.1").await;
+    let r = h
+        .call(
+            "GET",
+            "/api/identity/api-keys",
+            None,
+            &[("x-api-key", key.clone())],
+            "127.0.0.1",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = h.call("GET", "/test/undeclared", None, &[("authorization", format!("Bearer {ho}"))], "127.0.0.1").await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "undeclared route refused even to head office");
+    let r = h
+        .call(
+            "GET",
+            "/test/undeclared",
+            None,
+            &[("authorization", format!("Bearer {ho}"))],
+            "127.0.0.1",
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "undeclared route refused even to head office"
+    );
     // a forged key with a real prefix
     let forged = format!("{}{}", &key[..20], B64.encode([7u8; 32]));
-    assert_eq!(sale(forged, "rennes", "x-api-key").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sale(forged, "rennes", "x-api-key").await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // revoked: refused within seconds
-    let r = h.call("DELETE", &format!("/api/identity/api-keys/{id}"), None,
-        &[("authorization", format!("Bearer {ho}"))], "127.0.0.1").await;
+    let r = h
+        .call(
+            "DELETE",
+            &format!("/api/identity/api-keys/{id}"),
+            None,
+            &[("authorization", format!("Bearer {ho}"))],
+            "127.0.0.1",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let revoked_at = Instant::now();
-    testkit::eventually("the revoked key to be refused", Duration::from_secs(5), || {
-        let k = key.clone();
-        let sale = &sale;
-        async move { (sale(k, "rennes", "x-api-key").await == StatusCode::UNAUTHORIZED).then_some(()) }
-    })
+    testkit::eventually(
+        "the revoked key to be refused",
+        Duration::from_secs(5),
+        || {
+            let k = key.clone();
+            let sale = &sale;
+            async move {
+                (sale(k, "rennes", "x-api-key").await == StatusCode::UNAUTHORIZED).then_some(())
+            }
+        },
+    )
     .await;
     assert!(revoked_at.elapsed() <= Duration::from_secs(5));
-    let one = h.get(&format!("/api/identity/api-keys/{id}"), Some(&ho)).await;
+    let one = h
+        .get(&format!("/api/identity/api-keys/{id}"), Some(&ho))
+        .await;
     assert!(one.body["revoked_at"].is_string());
 
     // a store manager: keys of their store only, scopes they hold only
     let (_, manager) = h.staff(&ho, "store_manager", Some("brest")).await;
-    assert_eq!(h.get(&format!("/api/identity/api-keys/{id}"), Some(&manager)).await.status, StatusCode::NOT_FOUND);
-    let r = h.call("DELETE", &format!("/api/identity/api-keys/{id}"), None,
-        &[("authorization", format!("Bearer {manager}"))], "127.0.0.1").await;
+    assert_eq!(
+        h.get(&format!("/api/identity/api-keys/{id}"), Some(&manager))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = h
+        .call(
+            "DELETE",
+            &format!("/api/identity/api-keys/{id}"),
+            None,
+            &[("authorization", format!("Bearer {manager}"))],
+            "127.0.0.1",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = h.post("/api/identity/api-keys", &json!({"name": "x", "scopes": ["pos:sell"], "store": "rennes"}), Some(&manager)).await;
+    let r = h
+        .post(
+            "/api/identity/api-keys",
+            &json!({"name": "x", "scopes": ["pos:sell"], "store": "rennes"}),
+            Some(&manager),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = h.post("/api/identity/api-keys", &json!({"name": "x", "scopes": ["catalog:write"]}), Some(&manager)).await;
-    assert_eq!((r.status, r.body["errors"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("not_yours")));
-    let r = h.post("/api/identity/api-keys", &json!({"name": "Till B", "scopes": ["pos:sell"]}), Some(&manager)).await;
-    assert_eq!((r.status, r.body["api_key"]["store"].as_str()), (StatusCode::CREATED, Some("brest")));
+    let r = h
+        .post(
+            "/api/identity/api-keys",
+            &json!({"name": "x", "scopes": ["catalog:write"]}),
+            Some(&manager),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_yours"))
+    );
+    let r = h
+        .post(
+            "/api/identity/api-keys",
+            &json!({"name": "Till B", "scopes": ["pos:sell"]}),
+            Some(&manager),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["api_key"]["store"].as_str()),
+        (StatusCode::CREATED, Some("brest"))
+    );
     let listed = h.get("/api/identity/api-keys", Some(&manager)).await;
-    let stores: Vec<&str> = listed.body["items"].as_array().expect("items").iter()
-        .map(|k| k["store"].as_str().unwrap_or("")).collect();
+    let stores: Vec<&str> = listed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|k| k["store"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(stores, vec!["brest"]);
 });
 
@@ -732,45 +1022,139 @@ on_all_backends!(staff_see_and_change_only_what_is_theirs, |h, t| {
 
     // a store manager lists their store only, even when asking for another
     for q in ["", "?store=brest"] {
-        let r = h.get(&format!("/api/identity/users{q}"), Some(&manager)).await;
+        let r = h
+            .get(&format!("/api/identity/users{q}"), Some(&manager))
+            .await;
         assert_eq!(r.status, StatusCode::OK);
         for u in r.body["items"].as_array().expect("items") {
             assert_eq!(u["store"], "rennes", "{q}: {u}");
         }
     }
-    assert_eq!(h.get(&format!("/api/identity/users/{rennes_clerk}"), Some(&manager)).await.status, StatusCode::OK);
-    assert_eq!(h.get(&format!("/api/identity/users/{brest_clerk}"), Some(&manager)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get(
+            &format!("/api/identity/users/{rennes_clerk}"),
+            Some(&manager)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.get(
+            &format!("/api/identity/users/{brest_clerk}"),
+            Some(&manager)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
     let patch = |id: String, tok: String, body: Value| {
         let h = &h;
         async move {
-            h.call("PATCH", &format!("/api/identity/users/{id}"), Some(&body),
-                &[("authorization", format!("Bearer {tok}"))], "127.0.0.1").await
+            h.call(
+                "PATCH",
+                &format!("/api/identity/users/{id}"),
+                Some(&body),
+                &[("authorization", format!("Bearer {tok}"))],
+                "127.0.0.1",
+            )
+            .await
         }
     };
-    assert_eq!(patch(brest_clerk.clone(), manager.clone(), json!({"status": "disabled"})).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(patch(rennes_clerk.clone(), manager.clone(), json!({"role": "head_office"})).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(patch(rennes_clerk.clone(), manager.clone(), json!({"name": "Renamed"})).await.status, StatusCode::OK);
+    assert_eq!(
+        patch(
+            brest_clerk.clone(),
+            manager.clone(),
+            json!({"status": "disabled"})
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        patch(
+            rennes_clerk.clone(),
+            manager.clone(),
+            json!({"role": "head_office"})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        patch(
+            rennes_clerk.clone(),
+            manager.clone(),
+            json!({"name": "Renamed"})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     // a manager creates clerks of their store only
     let r = h.post("/api/identity/users", &json!({"email": "m1@test.example", "name": "M", "role": "store_manager", "store": "rennes"}), Some(&manager)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = h.post("/api/identity/users", &json!({"email": "m2@test.example", "name": "M", "role": "clerk", "store": "brest"}), Some(&manager)).await;
+    let r = h
+        .post(
+            "/api/identity/users",
+            &json!({"email": "m2@test.example", "name": "M", "role": "clerk", "store": "brest"}),
+            Some(&manager),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = h.post("/api/identity/users", &json!({"email": "m3@test.example", "name": "M", "role": "clerk"}), Some(&manager)).await;
-    assert_eq!((r.status, r.body["user"]["store"].as_str()), (StatusCode::CREATED, Some("rennes")));
-    assert!(r.body["initial_password"].as_str().is_some_and(|p| p.len() >= 16));
+    let r = h
+        .post(
+            "/api/identity/users",
+            &json!({"email": "m3@test.example", "name": "M", "role": "clerk"}),
+            Some(&manager),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["user"]["store"].as_str()),
+        (StatusCode::CREATED, Some("rennes"))
+    );
+    assert!(
+        r.body["initial_password"]
+            .as_str()
+            .is_some_and(|p| p.len() >= 16)
+    );
 
     // a clerk and a customer manage nobody, and see only themselves
     for tok in [&clerk, &cust] {
-        assert_eq!(h.get("/api/identity/users", Some(tok)).await.status, StatusCode::FORBIDDEN);
-        assert_eq!(h.get(&format!("/api/identity/users/{brest_clerk}"), Some(tok)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            h.get("/api/identity/users", Some(tok)).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            h.get(&format!("/api/identity/users/{brest_clerk}"), Some(tok))
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
         let r = h.post("/api/identity/users", &json!({"email": "z@test.example", "name": "Z", "role": "clerk", "store": "rennes"}), Some(tok)).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        assert_eq!(h.post("/api/identity/signing-keys/rotate", &json!({}), Some(tok)).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            h.post("/api/identity/signing-keys/rotate", &json!({}), Some(tok))
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
     }
-    assert_eq!(h.get(&format!("/api/identity/users/{rennes_clerk}"), Some(&clerk)).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get(&format!("/api/identity/users/{rennes_clerk}"), Some(&clerk))
+            .await
+            .status,
+        StatusCode::OK
+    );
     // anonymous: 401 everywhere that needs someone
-    assert_eq!(h.get("/api/identity/me", None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(h.get("/api/identity/users", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.get("/api/identity/me", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.get("/api/identity/users", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // unknown fields are refused on staff writes (mass assignment)
     let r = patch(rennes_clerk, ho.clone(), json!({"password_hash": "x"})).await;
     assert!(r.status.is_client_error());
@@ -778,50 +1162,142 @@ on_all_backends!(staff_see_and_change_only_what_is_theirs, |h, t| {
 
 // ---- resets, rotation --------------------------------------------------------------------------
 
-on_all_backends!(password_reset_is_single_use_and_goes_through_the_outbox, |h, t| {
-    let (email, s) = h.customer("forgotten password").await;
-    let before = s["access_token"].as_str().expect("a").to_string();
-    let r = h.post("/api/identity/password-resets", &json!({"email": email}), None).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-    let r = h.post("/api/identity/password-resets", &json!({"email": "nobody@test.example"}), None).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "same answer for an unknown address");
-    let msgs = identity::store::pending_outbox(&h.id.db, identity::service::TOPIC_PASSWORD_RESET).await.expect("outbox");
-    assert_eq!(msgs.len(), 1, "one message, for the known account only");
-    let payload: Value = serde_json::from_str(&msgs[0].payload).expect("json");
-    assert_eq!(payload["email"], email.as_str());
-    let token = payload["token"].as_str().expect("token").to_string();
-    assert!(payload["reset_url"].as_str().expect("url").starts_with("http://shop.test/"));
-    // the token is stored hashed only
-    let leaked: i64 = platform::db_run!(&h.id.db, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM password_resets WHERE token_hash = $1").bind(&token).fetch_one(p).await).expect("count");
-    assert_eq!(leaked, 0);
+on_all_backends!(
+    password_reset_is_single_use_and_goes_through_the_outbox,
+    |h, t| {
+        let (email, s) = h.customer("forgotten password").await;
+        let before = s["access_token"].as_str().expect("a").to_string();
+        let r = h
+            .post(
+                "/api/identity/password-resets",
+                &json!({"email": email}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let r = h
+            .post(
+                "/api/identity/password-resets",
+                &json!({"email": "nobody@test.example"}),
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::ACCEPTED,
+            "same answer for an unknown address"
+        );
+        let msgs =
+            identity::store::pending_outbox(&h.id.db, identity::service::TOPIC_PASSWORD_RESET)
+                .await
+                .expect("outbox");
+        assert_eq!(msgs.len(), 1, "one message, for the known account only");
+        let payload: Value = serde_json::from_str(&msgs[0].payload).expect("json");
+        assert_eq!(payload["email"], email.as_str());
+        let token = payload["token"].as_str().expect("token").to_string();
+        assert!(
+            payload["reset_url"]
+                .as_str()
+                .expect("url")
+                .starts_with("http://shop.test/")
+        );
+        // the token is stored hashed only
+        let leaked: i64 = platform::db_run!(&h.id.db, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM password_resets WHERE token_hash = $1"
+        )
+        .bind(&token)
+        .fetch_one(p)
+        .await)
+        .expect("count");
+        assert_eq!(leaked, 0);
 
-    let weak = h.post("/api/identity/password-resets/confirm", &json!({"token": token, "new_password": "password"}), None).await;
-    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let ok = h.post("/api/identity/password-resets/confirm", &json!({"token": token, "new_password": "a brand new secret"}), None).await;
-    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{:?}", ok.body);
-    let again = h.post("/api/identity/password-resets/confirm", &json!({"token": token, "new_password": "yet another secret"}), None).await;
-    assert_eq!((again.status, again.body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_reset_token")));
-    assert_eq!(h.sign_in(&email, "forgotten password").await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(h.sign_in(&email, "a brand new secret").await.status, StatusCode::CREATED);
-    until_refused(&h, &before).await;
+        let weak = h
+            .post(
+                "/api/identity/password-resets/confirm",
+                &json!({"token": token, "new_password": "password"}),
+                None,
+            )
+            .await;
+        assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let ok = h
+            .post(
+                "/api/identity/password-resets/confirm",
+                &json!({"token": token, "new_password": "a brand new secret"}),
+                None,
+            )
+            .await;
+        assert_eq!(ok.status, StatusCode::NO_CONTENT, "{:?}", ok.body);
+        let again = h
+            .post(
+                "/api/identity/password-resets/confirm",
+                &json!({"token": token, "new_password": "yet another secret"}),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (again.status, again.body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_reset_token"))
+        );
+        assert_eq!(
+            h.sign_in(&email, "forgotten password").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            h.sign_in(&email, "a brand new secret").await.status,
+            StatusCode::CREATED
+        );
+        until_refused(&h, &before).await;
 
-    // a newer request voids the older link; an expired link does not work
-    h.post("/api/identity/password-resets", &json!({"email": email}), None).await;
-    h.post("/api/identity/password-resets", &json!({"email": email}), None).await;
-    let msgs = identity::store::pending_outbox(&h.id.db, identity::service::TOPIC_PASSWORD_RESET).await.expect("outbox");
-    let older: Value = serde_json::from_str(&msgs[1].payload).expect("json");
-    let r = h.post("/api/identity/password-resets/confirm", &json!({"token": older["token"], "new_password": "older link secret"}), None).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let mut p = policy();
-    p.reset_ttl = Duration::ZERO;
-    let h0 = H::with(&t, p, None).await;
-    h0.post("/api/identity/password-resets", &json!({"email": email}), None).await;
-    let msgs = identity::store::pending_outbox(&h0.id.db, identity::service::TOPIC_PASSWORD_RESET).await.expect("outbox");
-    let last: Value = serde_json::from_str(&msgs[msgs.len() - 1].payload).expect("json");
-    let r = h0.post("/api/identity/password-resets/confirm", &json!({"token": last["token"], "new_password": "expired link secret"}), None).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "expired");
-});
+        // a newer request voids the older link; an expired link does not work
+        h.post(
+            "/api/identity/password-resets",
+            &json!({"email": email}),
+            None,
+        )
+        .await;
+        h.post(
+            "/api/identity/password-resets",
+            &json!({"email": email}),
+            None,
+        )
+        .await;
+        let msgs =
+            identity::store::pending_outbox(&h.id.db, identity::service::TOPIC_PASSWORD_RESET)
+                .await
+                .expect("outbox");
+        let older: Value = serde_json::from_str(&msgs[1].payload).expect("json");
+        let r = h
+            .post(
+                "/api/identity/password-resets/confirm",
+                &json!({"token": older["token"], "new_password": "older link secret"}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let mut p = policy();
+        p.reset_ttl = Duration::ZERO;
+        let h0 = H::with(&t, p, None).await;
+        h0.post(
+            "/api/identity/password-resets",
+            &json!({"email": email}),
+            None,
+        )
+        .await;
+        let msgs =
+            identity::store::pending_outbox(&h0.id.db, identity::service::TOPIC_PASSWORD_RESET)
+                .await
+                .expect("outbox");
+        let last: Value = serde_json::from_str(&msgs[msgs.len() - 1].payload).expect("json");
+        let r = h0
+            .post(
+                "/api/identity/password-resets/confirm",
+                &json!({"token": last["token"], "new_password": "expired link secret"}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "expired");
+    }
+);
 
 on_all_backends!(key_rotation_keeps_issued_tokens_valid, |h, t| {
     let ho = h.head_office().await;
@@ -829,18 +1305,39 @@ on_all_backends!(key_rotation_keeps_issued_tokens_valid, |h, t| {
     let old = s["access_token"].as_str().expect("a").to_string();
     let disc = h.get("/.well-known/openid-configuration", None).await;
     assert_eq!(disc.body["issuer"], ISS);
-    assert_eq!(disc.body["jwks_uri"], format!("{ISS}/.well-known/jwks.json"));
-    let r = h.post("/api/identity/signing-keys/rotate", &json!({}), Some(&ho)).await;
+    assert_eq!(
+        disc.body["jwks_uri"],
+        format!("{ISS}/.well-known/jwks.json")
+    );
+    let r = h
+        .post("/api/identity/signing-keys/rotate", &json!({}), Some(&ho))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let new_kid = r.body["kid"].as_str().expect("kid").to_string();
     let jwks = h.get("/.well-known/jwks.json", None).await.body;
-    assert_eq!(jwks["keys"].as_array().expect("keys").len(), 2, "old key still published");
-    assert_eq!(h.get("/test/whoami", Some(&old)).await.status, StatusCode::OK, "old token still verifies");
+    assert_eq!(
+        jwks["keys"].as_array().expect("keys").len(),
+        2,
+        "old key still published"
+    );
+    assert_eq!(
+        h.get("/test/whoami", Some(&old)).await.status,
+        StatusCode::OK,
+        "old token still verifies"
+    );
     let (_, s2) = h.customer("rotation password 2").await;
     let fresh = s2["access_token"].as_str().expect("a").to_string();
-    let header: Value = serde_json::from_slice(&B64.decode(fresh.split('.').next().expect("h")).expect("b64")).expect("json");
+    let header: Value = serde_json::from_slice(
+        &B64.decode(fresh.split('.').next().expect("h"))
+            .expect("b64"),
+    )
+    .expect("json");
     assert_eq!(header["kid"], new_kid.as_str());
-    assert_eq!(h.get("/test/whoami", Some(&fresh)).await.status, StatusCode::OK, "new kid fetched on demand");
+    assert_eq!(
+        h.get("/test/whoami", Some(&fresh)).await.status,
+        StatusCode::OK,
+        "new kid fetched on demand"
+    );
 });
 
 // ---- external OIDC -----------------------------------------------------------------------------
@@ -854,8 +1351,13 @@ struct FakeIssuer {
 impl FakeIssuer {
     /// A Keycloak-shaped issuer on loopback: discovery + JWKS (RS256), counting JWKS fetches.
     async fn start() -> FakeIssuer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/realms/shop", listener.local_addr().expect("addr"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/realms/shop",
+            listener.local_addr().expect("addr")
+        );
         let keys: Arc<std::sync::Mutex<Vec<(String, rsa::RsaPrivateKey)>>> = Arc::default();
         let fetches = Arc::new(AtomicUsize::new(0));
         let (k2, f2, u2) = (keys.clone(), fetches.clone(), url.clone());
@@ -902,7 +1404,11 @@ impl FakeIssuer {
     fn public_pem(&self) -> String {
         use rsa::pkcs8::EncodePublicKey;
         let keys = self.keys.lock().expect("lock");
-        keys[0].1.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("pem")
+        keys[0]
+            .1
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .expect("pem")
     }
 }
 
@@ -916,7 +1422,10 @@ async fn external_oidc_tokens_are_verified_and_mapped() {
         jwks_url: String::new(),
         algorithms: vec![Algorithm::RS256],
         role_claim: "realm_access.roles".into(),
-        role_map: ExternalProvider::parse_role_map("shop-admin=head_office,shop-manager=store_manager").expect("map"),
+        role_map: ExternalProvider::parse_role_map(
+            "shop-admin=head_office,shop-manager=store_manager",
+        )
+        .expect("map"),
         store_claim: "comptoir_store".into(),
         organiser_claim: "comptoir_organiser".into(),
         min_refresh: Duration::from_secs(60),
@@ -944,16 +1453,34 @@ async fn external_oidc_tokens_are_verified_and_mapped() {
     assert_eq!(r.body["kind"], "external");
     assert_eq!(kc.fetches.load(Ordering::SeqCst), 1);
     // it acts for its store only
-    let r = h.call("POST", "/test/stores/brest/sales", Some(&json!({})), &[("authorization", format!("Bearer {ok}"))], "127.0.0.1").await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "a manager sells in their own store only");
+    let r = h
+        .call(
+            "POST",
+            "/test/stores/brest/sales",
+            Some(&json!({})),
+            &[("authorization", format!("Bearer {ok}"))],
+            "127.0.0.1",
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "a manager sells in their own store only"
+    );
 
     let cases = [
         ("ID token", claims(json!({"typ": "ID"}))),
         ("refresh token", claims(json!({"typ": "Refresh"}))),
         ("wrong audience", claims(json!({"aud": "other-client"}))),
         ("expired", claims(json!({"exp": now - 120}))),
-        ("no mapped role", claims(json!({"realm_access": {"roles": ["offline_access"]}}))),
-        ("store role without store", claims(json!({"comptoir_store": ""}))),
+        (
+            "no mapped role",
+            claims(json!({"realm_access": {"roles": ["offline_access"]}})),
+        ),
+        (
+            "store role without store",
+            claims(json!({"comptoir_store": ""})),
+        ),
     ];
     for (what, c) in cases {
         let r = h.get("/test/whoami", Some(&kc.token("kc-1", &c))).await;
@@ -962,21 +1489,41 @@ async fn external_oidc_tokens_are_verified_and_mapped() {
     // HS256 keyed with the provider's public key (RS/HS confusion)
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some("kc-1".into());
-    let confused = jsonwebtoken::encode(&hs, &claims(json!({})), &EncodingKey::from_secret(kc.public_pem().as_bytes())).expect("hs");
-    assert_eq!(h.get("/test/whoami", Some(&confused)).await.status, StatusCode::UNAUTHORIZED);
+    let confused = jsonwebtoken::encode(
+        &hs,
+        &claims(json!({})),
+        &EncodingKey::from_secret(kc.public_pem().as_bytes()),
+    )
+    .expect("hs");
+    assert_eq!(
+        h.get("/test/whoami", Some(&confused)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     // the provider rotates: an unknown kid refreshes the JWKS once...
     kc.add_key("kc-2");
-    let rotated = kc.token("kc-2", &claims(json!({"realm_access": {"roles": ["shop-admin"]}})));
+    let rotated = kc.token(
+        "kc-2",
+        &claims(json!({"realm_access": {"roles": ["shop-admin"]}})),
+    );
     let r = h.get("/test/whoami", Some(&rotated)).await;
-    assert_eq!((r.status, r.body["role"].as_str()), (StatusCode::OK, Some("head_office")));
+    assert_eq!(
+        (r.status, r.body["role"].as_str()),
+        (StatusCode::OK, Some("head_office"))
+    );
     assert_eq!(kc.fetches.load(Ordering::SeqCst), 2);
     // ...and a flood of unknown kids does not hammer the provider (bounded refresh)
     kc.add_key("kc-3");
     for _ in 0..20 {
-        let r = h.get("/test/whoami", Some(&kc.token("kc-3", &claims(json!({}))))).await;
+        let r = h
+            .get("/test/whoami", Some(&kc.token("kc-3", &claims(json!({})))))
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(kc.fetches.load(Ordering::SeqCst), 2, "at most one refresh per min_refresh");
+    assert_eq!(
+        kc.fetches.load(Ordering::SeqCst),
+        2,
+        "at most one refresh per min_refresh"
+    );
     t.cleanup().await;
 }

@@ -140,11 +140,7 @@ impl InternalKey {
     }
 
     /// The identity in a header this key signed less than a minute ago.
-    pub fn verify(
-        &self,
-        value: &str,
-        now_unix: i64,
-    ) -> Option<(IpAddr, Option<Principal>)> {
+    pub fn verify(&self, value: &str, now_unix: i64) -> Option<(IpAddr, Option<Principal>)> {
         let (body, mac) = value.rsplit_once('.')?;
         let expected = self.mac(body.as_bytes());
         let presented = B64.decode(mac).ok()?;
@@ -197,7 +193,9 @@ pub async fn accept_internal_identity(
                 }
             }
             None => {
-                tracing::warn!("an identity header failed verification: check auth.internal_secret");
+                tracing::warn!(
+                    "an identity header failed verification: check auth.internal_secret"
+                );
                 return ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "invalid_identity",
@@ -245,7 +243,11 @@ mod tests {
         forged.role = Role::HeadOffice;
         let other = k.sign(ip, Some(&forged), 1_000);
         let (_, mac) = v.rsplit_once('.').expect("mac");
-        let (body, _) = other.to_str().expect("ascii").rsplit_once('.').expect("mac");
+        let (body, _) = other
+            .to_str()
+            .expect("ascii")
+            .rsplit_once('.')
+            .expect("mac");
         assert_eq!(k.verify(&format!("{body}.{mac}"), 1_010), None);
         assert!(k.matches("secret-one"));
         assert!(!k.matches("secret-one "));

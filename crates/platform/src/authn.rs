@@ -278,7 +278,9 @@ impl Credential {
     /// `Authorization` header is an error, never anonymous.
     pub fn from_headers(h: &HeaderMap) -> Result<Option<Credential>, AuthError> {
         if let Some(v) = h.get(header::AUTHORIZATION) {
-            let v = v.to_str().map_err(|_| AuthError::Invalid("unreadable Authorization header"))?;
+            let v = v
+                .to_str()
+                .map_err(|_| AuthError::Invalid("unreadable Authorization header"))?;
             let (scheme, value) = v
                 .split_once(' ')
                 .ok_or(AuthError::Invalid("Authorization must be `Bearer <token>`"))?;
@@ -296,7 +298,9 @@ impl Credential {
             }));
         }
         if let Some(v) = h.get("x-api-key") {
-            let v = v.to_str().map_err(|_| AuthError::Invalid("unreadable X-Api-Key header"))?;
+            let v = v
+                .to_str()
+                .map_err(|_| AuthError::Invalid("unreadable X-Api-Key header"))?;
             return Ok(Some(Credential::ApiKey(v.trim().to_string())));
         }
         for c in h.get_all(header::COOKIE) {
@@ -329,9 +333,8 @@ impl Authenticator {
             own_keys: RwLock::new(KeySet::new()),
             own_refresh: tokio::sync::Mutex::new(()),
             own_min_refresh: Duration::from_secs(1),
-            external: external.map(|e| {
-                (e, RwLock::new(KeySet::new()), tokio::sync::Mutex::new(()))
-            }),
+            external: external
+                .map(|e| (e, RwLock::new(KeySet::new()), tokio::sync::Mutex::new(()))),
             http: JsonClient::new(Duration::from_secs(5)),
             cache_ttl,
             api_keys: Mutex::new(HashMap::new()),
@@ -361,7 +364,9 @@ impl Authenticator {
             && let Some((p, at)) = c.get(&digest)
             && now.duration_since(*at) < self.cache_ttl
         {
-            return p.clone().ok_or(AuthError::Invalid("unknown or revoked API key"));
+            return p
+                .clone()
+                .ok_or(AuthError::Invalid("unknown or revoked API key"));
         }
         let p = self
             .directory
@@ -413,8 +418,8 @@ impl Authenticator {
         if token.len() > 16 * 1024 {
             return Err(AuthError::Invalid("token too long"));
         }
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed token"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Invalid("malformed token"))?;
         if header.jku.is_some()
             || header.x5u.is_some()
             || header.jwk.is_some()
@@ -493,13 +498,19 @@ impl Authenticator {
         }
         {
             // bounded: an unknown kid refreshes at most once per own_min_refresh
-            let ks = self.own_keys.read().map_err(|_| AuthError::Invalid("key cache"))?;
+            let ks = self
+                .own_keys
+                .read()
+                .map_err(|_| AuthError::Invalid("key cache"))?;
             if forced_too_soon(&ks, kid, self.own_min_refresh) {
                 return Err(AuthError::Invalid("unknown signing key"));
             }
         }
         let fetched = self.directory.signing_keys().await;
-        let mut ks = self.own_keys.write().map_err(|_| AuthError::Invalid("key cache"))?;
+        let mut ks = self
+            .own_keys
+            .write()
+            .map_err(|_| AuthError::Invalid("key cache"))?;
         note_forced(&mut ks, kid);
         match fetched {
             Ok(set) => {
@@ -656,7 +667,9 @@ pub fn external_principal(
         .filter(|(from, _)| roles.contains(&from.as_str()))
         .map(|(_, r)| *r)
         .max_by_key(Role::rank)
-        .ok_or(AuthError::Invalid("the token carries no role mapped to Comptoir"))?;
+        .ok_or(AuthError::Invalid(
+            "the token carries no role mapped to Comptoir",
+        ))?;
     let text = |path: &str| {
         claim_at(claims, path)
             .and_then(|v| v.as_str())
@@ -669,14 +682,20 @@ pub fn external_principal(
         return Err(AuthError::Invalid("a store role without a store claim"));
     }
     if role.needs_organiser() && organiser.is_none() {
-        return Err(AuthError::Invalid("an organiser role without an organiser claim"));
+        return Err(AuthError::Invalid(
+            "an organiser role without an organiser claim",
+        ));
     }
     Ok(Principal {
         subject: format!("{}#{sub}", p.issuer),
         kind: PrincipalKind::External,
         role,
         store: if role.needs_store() { store } else { None },
-        organiser: if role.needs_organiser() { organiser } else { None },
+        organiser: if role.needs_organiser() {
+            organiser
+        } else {
+            None
+        },
         scopes: vec![],
         session: None,
     })
@@ -775,10 +794,7 @@ pub async fn edge_layer(edge: Arc<Edge>, mut req: Request, next: Next) -> Respon
         return next.run(req).await;
     };
     if matches!(cred, Credential::Cookie(_))
-        && !matches!(
-            *req.method(),
-            Method::GET | Method::HEAD | Method::OPTIONS
-        )
+        && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         && !same_origin(req.headers())
     {
         return ApiError::new(
@@ -830,7 +846,10 @@ mod tests {
     fn credentials_are_read_from_the_expected_places() {
         let mut h = HeaderMap::new();
         assert_eq!(Credential::from_headers(&h).ok().flatten(), None);
-        h.insert(header::COOKIE, HeaderValue::from_static("a=b; __Host-comptoir-session=tok"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; __Host-comptoir-session=tok"),
+        );
         assert_eq!(
             Credential::from_headers(&h).ok().flatten(),
             Some(Credential::Cookie("tok".into()))
@@ -840,13 +859,19 @@ mod tests {
             Credential::from_headers(&h).ok().flatten(),
             Some(Credential::ApiKey("ck_x_y".into()))
         );
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(
             Credential::from_headers(&h).ok().flatten(),
             Some(Credential::Token("abc".into()))
         );
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert!(Credential::from_headers(&h).is_err(), "never silently anonymous");
+        assert!(
+            Credential::from_headers(&h).is_err(),
+            "never silently anonymous"
+        );
     }
 
     #[test]
@@ -868,15 +893,22 @@ mod tests {
         let c = serde_json::json!({"sub": "42", "typ": "Bearer",
             "realm_access": {"roles": ["offline_access", "shop-manager"]}, "store": "brest"});
         let pr = external_principal(&p, &c).expect("mapped");
-        assert_eq!((pr.role, pr.store.as_deref()), (Role::StoreManager, Some("brest")));
+        assert_eq!(
+            (pr.role, pr.store.as_deref()),
+            (Role::StoreManager, Some("brest"))
+        );
         assert_eq!(pr.subject, "http://kc/realms/shop#42");
         let c = serde_json::json!({"sub": "42", "realm_access": {"roles": ["shop-manager", "shop-admin"]}});
-        assert_eq!(external_principal(&p, &c).expect("mapped").role, Role::HeadOffice);
+        assert_eq!(
+            external_principal(&p, &c).expect("mapped").role,
+            Role::HeadOffice
+        );
         let id = serde_json::json!({"sub": "42", "typ": "ID", "realm_access": {"roles": ["shop-admin"]}});
         assert!(external_principal(&p, &id).is_err(), "ID token");
         let none = serde_json::json!({"sub": "42", "realm_access": {"roles": ["other"]}});
         assert!(external_principal(&p, &none).is_err());
-        let no_store = serde_json::json!({"sub": "42", "realm_access": {"roles": ["shop-manager"]}});
+        let no_store =
+            serde_json::json!({"sub": "42", "realm_access": {"roles": ["shop-manager"]}});
         assert!(external_principal(&p, &no_store).is_err());
         assert!(ExternalProvider::parse_algorithms("RS256,HS256").is_err());
         assert!(ExternalProvider::parse_algorithms("none").is_err());

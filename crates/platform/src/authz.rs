@@ -210,7 +210,8 @@ impl Principal {
     pub fn has(&self, permission: &str) -> bool {
         match self.kind {
             PrincipalKind::ApiKey => {
-                perm::KEY_SCOPES.contains(&permission) && self.scopes.iter().any(|s| s == permission)
+                perm::KEY_SCOPES.contains(&permission)
+                    && self.scopes.iter().any(|s| s == permission)
             }
             PrincipalKind::User | PrincipalKind::External => {
                 self.role.permissions().contains(&permission)
@@ -321,10 +322,7 @@ impl RoutePolicy {
 }
 
 /// The decision for one request.
-pub fn decide(
-    access: Option<Access>,
-    principal: Option<&Principal>,
-) -> Result<(), ApiError> {
+pub fn decide(access: Option<Access>, principal: Option<&Principal>) -> Result<(), ApiError> {
     match access {
         None => Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -367,9 +365,7 @@ pub async fn enforce(policy: Arc<RoutePolicy>, req: Request, next: Next) -> Resp
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
-    let access = path
-        .as_deref()
-        .and_then(|p| policy.access(req.method(), p));
+    let access = path.as_deref().and_then(|p| policy.access(req.method(), p));
     if access.is_none()
         && let Some(p) = path.as_deref()
     {

@@ -441,7 +441,10 @@ impl Settings {
             ));
         }
         if !(1..=365).contains(&a.refresh_token_days) {
-            return Err(ConfigError::new("auth.refresh_token_days", "must be between 1 and 365"));
+            return Err(ConfigError::new(
+                "auth.refresh_token_days",
+                "must be between 1 and 365",
+            ));
         }
         if !(5..=1440).contains(&a.password_reset_minutes) {
             return Err(ConfigError::new(
@@ -470,7 +473,10 @@ impl Settings {
                 "failure limits must be at least 1",
             ));
         }
-        for (name, v) in [("auth.issuer", &a.issuer), ("auth.public_url", &a.public_url)] {
+        for (name, v) in [
+            ("auth.issuer", &a.issuer),
+            ("auth.public_url", &a.public_url),
+        ] {
             if !(v.is_empty() || v.starts_with("http://") || v.starts_with("https://")) {
                 return Err(ConfigError::new(name, "must be an http:// or https:// URL"));
             }
@@ -490,7 +496,10 @@ impl Settings {
                 ));
             }
             if !(a.oidc_jwks_url.is_empty() || a.oidc_jwks_url.starts_with("http://")) {
-                return Err(ConfigError::new("auth.oidc_jwks_url", "must be an http:// URL"));
+                return Err(ConfigError::new(
+                    "auth.oidc_jwks_url",
+                    "must be an http:// URL",
+                ));
             }
             crate::authn::ExternalProvider::parse_algorithms(&a.oidc_algorithms)
                 .map_err(|m| ConfigError::new("auth.oidc_algorithms", m))?;

@@ -168,7 +168,11 @@ impl Local {
         let mut news = Vec::with_capacity(quotas.len());
         for (i, q) in quotas.iter().enumerate() {
             let interval = Duration::from_millis(q.interval_ms());
-            let tat = map.get(&(key.to_string(), i)).copied().unwrap_or(now).max(now);
+            let tat = map
+                .get(&(key.to_string(), i))
+                .copied()
+                .unwrap_or(now)
+                .max(now);
             let new_tat = tat + interval;
             let allow_at = new_tat.checked_sub(q.period).unwrap_or(now);
             if allow_at > now {
@@ -290,10 +294,7 @@ impl RedisLimiter {
             .pttl(&k)
             .query_async(&mut conn)
             .await?;
-        Ok((
-            n.unwrap_or(0),
-            Duration::from_millis(ttl.max(0) as u64),
-        ))
+        Ok((n.unwrap_or(0), Duration::from_millis(ttl.max(0) as u64)))
     }
 
     async fn record_failure(&self, key: &str, window: Duration) -> Result<u32, redis::RedisError> {
@@ -335,7 +336,10 @@ mod tests {
         // another key is untouched
         assert_eq!(l.hit("other", &q, t0), Decision::Allow);
         // after 0.6 s one more request fits (100/min = one per 600 ms)
-        assert_eq!(l.hit("k", &q, t0 + Duration::from_millis(600)), Decision::Allow);
+        assert_eq!(
+            l.hit("k", &q, t0 + Duration::from_millis(600)),
+            Decision::Allow
+        );
         // at exactly the per-minute rate for 20 minutes, the hourly quota binds: its burst of
         // 1000, then one every 3.6 s
         let mut allowed = 0;

@@ -23,7 +23,9 @@ async fn start(dir: &Path, redis: Option<&str>) -> Running {
     }
     let targets: BTreeSet<Target> = Target::ALL.iter().copied().collect();
     let app: App = comptoir::build(&s, &targets).await.expect("build");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let router = app.router;
     tokio::spawn(async move {
@@ -59,7 +61,10 @@ async fn token(base: &str, email: &str, password: &str) -> String {
         .json()
         .await
         .expect("json");
-    r["access_token"].as_str().unwrap_or_else(|| panic!("{r}")).to_string()
+    r["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string()
 }
 
 fn policy() -> platform::authz::RoutePolicy {
@@ -127,18 +132,27 @@ async fn every_operation_is_declared_and_refuses_who_lacks_the_permission() {
         if system.contains(&p.as_str()) {
             continue;
         }
-        assert!(access_of(&policy, m, p).is_some(), "{m} {p} has no declared access");
+        assert!(
+            access_of(&policy, m, p).is_some(),
+            "{m} {p} has no declared access"
+        );
     }
     for (m, p, _) in policy.declared() {
         if p.starts_with("/internal/") {
             continue;
         }
         assert!(
-            ops.iter().any(|(om, op)| om == m.as_str() && shape(op) == shape(p)),
+            ops.iter()
+                .any(|(om, op)| om == m.as_str() && shape(op) == shape(p)),
             "{m} {p} is declared but not documented"
         );
     }
-    let customer = token(&r.base, "client@example.org", &secret_of(&r, "client@example.org")).await;
+    let customer = token(
+        &r.base,
+        "client@example.org",
+        &secret_of(&r, "client@example.org"),
+    )
+    .await;
     let key = secret_of(&r, "integrator");
     let key_scopes = ["pos:sell", "inventory:read", "orders:read"];
     let c = reqwest::Client::new();
@@ -180,7 +194,11 @@ async fn every_operation_is_declared_and_refuses_who_lacks_the_permission() {
         if needed != platform::authz::perm::ACCOUNT {
             assert_eq!(cust, 403, "customer {m} {p}");
         }
-        let k = send(Some(("x-api-key", key.clone()))).await.expect("send").status().as_u16();
+        let k = send(Some(("x-api-key", key.clone())))
+            .await
+            .expect("send")
+            .status()
+            .as_u16();
         if !key_scopes.contains(&needed) {
             assert_eq!(k, 403, "till key {m} {p}");
         }
@@ -191,7 +209,10 @@ async fn every_operation_is_declared_and_refuses_who_lacks_the_permission() {
         .iter()
         .filter(|(_, _, a)| *a != Access::Public)
         .count();
-    assert_eq!(checked, protected, "every protected operation was exercised");
+    assert_eq!(
+        checked, protected,
+        "every protected operation was exercised"
+    );
     assert!(checked >= 19);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -203,41 +224,109 @@ async fn store_b_never_reaches_store_a_and_no_secret_leaks() {
     let dir = temp("s1");
     let r = start(&dir, None).await;
     let c = reqwest::Client::new();
-    let ho = token(&r.base, "direction@breizhsport.example", &secret_of(&r, "direction@breizhsport.example")).await;
-    let brest = token(&r.base, "gerant.brest@breizhsport.example", &secret_of(&r, "gerant.brest@breizhsport.example")).await;
+    let ho = token(
+        &r.base,
+        "direction@breizhsport.example",
+        &secret_of(&r, "direction@breizhsport.example"),
+    )
+    .await;
+    let brest = token(
+        &r.base,
+        "gerant.brest@breizhsport.example",
+        &secret_of(&r, "gerant.brest@breizhsport.example"),
+    )
+    .await;
     // store A's objects: the Rennes clerk, the Rennes till key
-    let users: Value = c.get(format!("{}/api/identity/users?store=rennes", r.base)).bearer_auth(&ho)
-        .send().await.expect("users").json().await.expect("json");
+    let users: Value = c
+        .get(format!("{}/api/identity/users?store=rennes", r.base))
+        .bearer_auth(&ho)
+        .send()
+        .await
+        .expect("users")
+        .json()
+        .await
+        .expect("json");
     let rennes_user = users["items"][0]["id"].as_str().expect("id").to_string();
-    let keys: Value = c.get(format!("{}/api/identity/api-keys", r.base)).bearer_auth(&ho)
-        .send().await.expect("keys").json().await.expect("json");
+    let keys: Value = c
+        .get(format!("{}/api/identity/api-keys", r.base))
+        .bearer_auth(&ho)
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
     let rennes_key = keys["items"][0]["id"].as_str().expect("id").to_string();
-    let objects = [("/api/identity/users/{id}", &rennes_user), ("/api/identity/api-keys/{id}", &rennes_key)];
+    let objects = [
+        ("/api/identity/users/{id}", &rennes_user),
+        ("/api/identity/api-keys/{id}", &rennes_key),
+    ];
     let mut covered = 0;
     for (m, p) in operations() {
         if !p.contains("{id}") || !p.starts_with("/api/identity/") {
             continue;
         }
-        let (_, id) = objects.iter().find(|(op, _)| *op == p).unwrap_or_else(|| panic!("no object for {p}"));
+        let (_, id) = objects
+            .iter()
+            .find(|(op, _)| *op == p)
+            .unwrap_or_else(|| panic!("no object for {p}"));
         let url = format!("{}{}", r.base, p.replace("{id}", id));
         let method: reqwest::Method = m.parse().expect("method");
-        let res = c.request(method, &url).bearer_auth(&brest).json(&json!({"name": "x"})).send().await.expect("send");
+        let res = c
+            .request(method, &url)
+            .bearer_auth(&brest)
+            .json(&json!({"name": "x"}))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(res.status().as_u16(), 404, "{m} {p} as Brest's manager");
         covered += 1;
     }
     assert!(covered >= 4, "{covered}");
     // the objects are untouched
-    let key: Value = c.get(format!("{}/api/identity/api-keys/{rennes_key}", r.base)).bearer_auth(&ho)
-        .send().await.expect("key").json().await.expect("json");
+    let key: Value = c
+        .get(format!("{}/api/identity/api-keys/{rennes_key}", r.base))
+        .bearer_auth(&ho)
+        .send()
+        .await
+        .expect("key")
+        .json()
+        .await
+        .expect("json");
     assert!(key["revoked_at"].is_null());
     // S2: crawl what head office can list
-    for p in ["/api/identity/users?limit=200", "/api/identity/api-keys", "/api/identity/me", "/.well-known/jwks.json"] {
-        let text = c.get(format!("{}{p}", r.base)).bearer_auth(&ho).send().await.expect("get").text().await.expect("text");
-        for forbidden in ["password", "argon2", "secret_sha256", "private_pkcs8", "token_hash", "\"d\":"] {
+    for p in [
+        "/api/identity/users?limit=200",
+        "/api/identity/api-keys",
+        "/api/identity/me",
+        "/.well-known/jwks.json",
+    ] {
+        let text = c
+            .get(format!("{}{p}", r.base))
+            .bearer_auth(&ho)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text");
+        for forbidden in [
+            "password",
+            "argon2",
+            "secret_sha256",
+            "private_pkcs8",
+            "token_hash",
+            "\"d\":",
+        ] {
             assert!(!text.contains(forbidden), "{p} contains {forbidden}");
         }
     }
-    assert!(identity::store::count_users(&r.app_identity.db).await.expect("count") > 10);
+    assert!(
+        identity::store::count_users(&r.app_identity.db)
+            .await
+            .expect("count")
+            > 10
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -250,18 +339,30 @@ async fn two_instances_share_the_per_key_limit_through_redis() {
     let dir = temp("redis");
     let a = start(&dir, Some(&url)).await;
     let b = start(&dir, Some(&url)).await;
-    assert!(b.accounts.is_empty(), "the second instance reuses the first one's data");
+    assert!(
+        b.accounts.is_empty(),
+        "the second instance reuses the first one's data"
+    );
     let key = secret_of(&a, "integrator");
     let c = reqwest::Client::new();
     let (mut ok, mut limited, mut retry) = (0, 0, None);
     for i in 0..160 {
         let base = if i % 2 == 0 { &a.base } else { &b.base };
-        let res = c.get(format!("{base}/api/catalog/brands")).header("x-api-key", &key).send().await.expect("get");
+        let res = c
+            .get(format!("{base}/api/catalog/brands"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .expect("get");
         match res.status().as_u16() {
             200 => ok += 1,
             429 => {
                 limited += 1;
-                retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+                retry = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let j: Value = res.json().await.expect("json");
                 assert_eq!(j["code"], "rate_limited");
             }

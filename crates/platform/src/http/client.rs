@@ -41,7 +41,8 @@ impl JsonClient {
         body: &serde_json::Value,
         authorization: Option<&str>,
     ) -> Result<serde_json::Value, String> {
-        self.send(Method::POST, url, Some(body), authorization).await
+        self.send(Method::POST, url, Some(body), authorization)
+            .await
     }
 
     async fn send(
@@ -65,7 +66,9 @@ impl JsonClient {
         let req = match body {
             Some(b) => req
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(b).map_err(|e| e.to_string())?)),
+                .body(Body::from(
+                    serde_json::to_vec(b).map_err(|e| e.to_string())?,
+                )),
             None => req.body(Body::empty()),
         }
         .map_err(|e| format!("{url}: {e}"))?;
