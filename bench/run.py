@@ -99,7 +99,9 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(prefix="comptoir-bench-")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
-    env = dict(os.environ, COMPTOIR_LOG__LEVEL="warn")
+    # wrk sends everything from one address: lift the per-address limit (0 disables it), or the
+    # benchmark would measure 429s
+    env = dict(os.environ, COMPTOIR_LOG__LEVEL="warn", COMPTOIR_RATE_LIMIT__PER_IP_PER_MINUTE="0")
     app = subprocess.Popen(
         [BIN, "--data-dir", os.path.join(work, "data"), "serve", "--bind", f"127.0.0.1:{APP_PORT}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -134,7 +134,8 @@ impl Signer {
         self.install(&row)
     }
 
-    fn install(&self, row: &KeyRow) -> Result<(), ApiError> {
+    /// Signs with this key from now on (tests and benchmarks; `load` and `rotate` otherwise).
+    pub fn install(&self, row: &KeyRow) -> Result<(), ApiError> {
         let der = B64.decode(&row.private_pkcs8).map_err(ApiError::internal)?;
         let key = EncodingKey::from_ed_der(&der);
         let mut cur = self
