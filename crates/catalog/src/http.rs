@@ -467,11 +467,11 @@ async fn create_product(
 /// Change a product's fields.
 #[utoipa::path(
     patch,
-    path = "/api/catalog/products/{id}",
+    path = "/api/catalog/products/{key}",
     tag = "catalog",
     request_body = ProductPatch,
     params(
-        ("id" = Uuid, Path),
+        ("key" = Uuid, Path, description = "The product's id (slugs are for reading only)"),
         ("If-Match" = Option<String>, Header, description = "The ETag read before: refuses the change if someone else changed the product since"),
         ("Idempotency-Key" = Option<String>, Header),
     ),

@@ -134,17 +134,21 @@ pub fn principal_of(u: &UserRow) -> Principal {
     }
 }
 
+/// A key's scopes, stored space-separated.
+fn scopes_of(k: &ApiKeyRow) -> Vec<String> {
+    k.scopes
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn key_view(k: &ApiKeyRow) -> ApiKey {
     ApiKey {
         id: k.id,
         name: k.name.clone(),
         prefix: format!("ck_{}", k.prefix),
-        scopes: k
-            .scopes
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        scopes: scopes_of(k),
         store: k.store_id.clone(),
         created_by: k.created_by.clone(),
         created_at: iso(k.created_at),
@@ -1016,12 +1020,7 @@ impl Identity {
             role: Role::Integrator,
             store: k.store_id.clone(),
             organiser: None,
-            scopes: k
-                .scopes
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            scopes: scopes_of(&k),
             session: None,
         }))
     }
