@@ -155,6 +155,13 @@ async fn finish<T: Serialize>(
         Ok(b) => b,
         Err(e) => return ApiError::internal(e).into_response(),
     };
+    if let Err(e) = product_changed(&mut tx, &body, st.clock.now().timestamp_millis()).await {
+        let _ = tx.rollback().await;
+        if let Some(c) = claim {
+            c.release(&st.idempotency).await;
+        }
+        return ApiError::from(e).into_response();
+    }
     if let Some(c) = &claim
         && let Err(e) = c
             .complete(
@@ -188,6 +195,34 @@ async fn finish<T: Serialize>(
         res.headers_mut().insert(header::LOCATION, l);
     }
     res
+}
+
+/// A write that answers with a product tells the other services (`product.changed`), in the
+/// same transaction.
+async fn product_changed(tx: &mut Tx, body: &[u8], now_ms: i64) -> Result<(), sqlx::Error> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    let Some(variants) = v.get("variants").and_then(|x| x.as_array()) else {
+        return Ok(());
+    };
+    let skus: Vec<&serde_json::Value> = variants.iter().filter_map(|x| x.get("sku")).collect();
+    let payload = serde_json::json!({
+        "product_id": v.get("id"),
+        "slug": v.get("slug"),
+        "status": v.get("status"),
+        "skus": skus,
+    });
+    platform::bus::enqueue(
+        tx.conn(),
+        &platform::bus::Event::new(
+            crate::SERVICE,
+            platform::bus::topic::PRODUCT_CHANGED,
+            &payload,
+            now_ms,
+        ),
+    )
+    .await
 }
 
 /// Opens the transaction of a write; a failure releases the claim.

@@ -862,3 +862,41 @@ pub async fn count_products(db: &Db) -> Result<i64> {
     .fetch_one(p)
     .await)?)
 }
+
+/// Current price of SKUs, for carts and checkout: (sku, product name, size, colour, price,
+/// currency, sellable = variant active and product published).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SkuPrice {
+    pub sku: String,
+    pub name_fr: String,
+    pub size: Option<String>,
+    pub colour: Option<String>,
+    pub price_minor: i64,
+    pub currency: String,
+    pub sellable: bool,
+}
+
+pub async fn prices_by_sku(db: &Db, skus: &[String]) -> Result<Vec<SkuPrice>> {
+    let mut out = Vec::with_capacity(skus.len());
+    let mut conn = db.acquire().await?;
+    for sku in skus.iter().take(200) {
+        let row: Option<SkuPrice> = conn_run!(conn.conn(), |c| sqlx::query_as(
+            "SELECT v.sku, p.name_fr, v.size, v.colour, v.price_minor, p.currency, \
+             (v.active AND p.status = 'published') AS sellable \
+             FROM variants v JOIN products p ON p.id = v.product_id WHERE v.sku = $1"
+        )
+        .bind(sku)
+        .fetch_optional(&mut *c)
+        .await)?;
+        out.extend(row);
+    }
+    Ok(out)
+}
+
+/// Every SKU (demo stock seeding).
+pub async fn all_skus(db: &Db) -> Result<Vec<String>> {
+    platform::db_run!(db, |p| sqlx::query_scalar("SELECT sku FROM variants ORDER BY sku")
+        .fetch_all(p)
+        .await)
+    .map_err(StoreError::from)
+}

@@ -252,3 +252,83 @@ fn replay(row: &Row) -> Response {
     h.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     res
 }
+
+/// The whole flow of an unsafe request in one call: reads `Idempotency-Key`, replays or refuses
+/// as the key says, otherwise opens a write transaction, runs `effect` in it, stores the JSON
+/// response in the same transaction when a key was given, and commits. Any error rolls back and
+/// frees the key, so a retry runs again.
+#[allow(clippy::too_many_arguments)]
+pub async fn write<T, F>(
+    idem: &Idempotency,
+    db: &Db,
+    scope: &str,
+    headers: &HeaderMap,
+    request_hash: &str,
+    status: StatusCode,
+    location: Option<String>,
+    effect: F,
+) -> Response
+where
+    T: serde::Serialize,
+    F: for<'t> FnOnce(&'t mut Tx) -> futures_util::future::BoxFuture<'t, ApiResult<T>>,
+{
+    let claim = match key_from_headers(headers) {
+        Err(e) => return e.into_response(),
+        Ok(None) => None,
+        Ok(Some(key)) => match idem.begin(scope, &key, request_hash).await {
+            Err(e) => return e.into_response(),
+            Ok(Begin::Replay(r)) => return r,
+            Ok(Begin::Proceed(c)) => Some(c),
+        },
+    };
+    let fail = |claim: Option<Claim>, e: ApiError| async move {
+        if let Some(c) = claim {
+            c.release(idem).await;
+        }
+        e.into_response()
+    };
+    let mut tx = match db.begin().await {
+        Ok(t) => t,
+        Err(e) => return fail(claim, e.into()).await,
+    };
+    let value = match effect(&mut tx).await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return fail(claim, e).await;
+        }
+    };
+    let body = match serde_json::to_vec(&value) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return fail(claim, ApiError::internal(e)).await;
+        }
+    };
+    if let Some(c) = &claim
+        && let Err(e) = c
+            .complete(
+                &mut tx,
+                status,
+                "application/json",
+                &body,
+                location.as_deref(),
+            )
+            .await
+    {
+        let _ = tx.rollback().await;
+        return fail(claim, e.into()).await;
+    }
+    if let Err(e) = tx.commit().await {
+        return fail(claim, e.into()).await;
+    }
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        res.headers_mut().insert(header::LOCATION, l);
+    }
+    res
+}

@@ -1,0 +1,61 @@
+//! The inventory service: locations, stock per (location, SKU) as on hand / held / available,
+//! the movement ledger every change goes through, checkout holds with an expiry, low-stock
+//! alerts. Its own database (`inventory.db` or the PostgreSQL schema `inventory`).
+//!
+//! - `service`: the rules (guarded updates, ledger, holds, sweeper, ledger check)
+//! - `http`: routes under `/api/inventory`, their policy and OpenAPI description
+//! - `demo`: the Breizhsport locations and opening stock
+
+pub mod demo;
+pub mod http;
+pub mod service;
+
+pub use service::{HoldLine, InvError, Inventory, MovementKind, Shortage};
+
+use platform::db::MigrationSet;
+use sqlx::migrate::Migrator;
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub fn migrations() -> MigrationSet {
+    MigrationSet {
+        postgres: &PG_MIGRATIONS,
+        sqlite: &SQLITE_MIGRATIONS,
+    }
+}
+
+/// Name of the service: its SQLite file, its PostgreSQL schema, the `source` of its events.
+pub const SERVICE: &str = "inventory";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migration_sets_are_in_step() {
+        let list = |dir: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                    .expect("migrations dir")
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        let pg = list("postgres");
+        assert!(!pg.is_empty());
+        assert_eq!(pg, list("sqlite"));
+    }
+
+    #[test]
+    fn lines_of_one_sku_are_summed_before_the_check() {
+        use crate::service::{HoldLine, sum_lines};
+        let l = |s: &str, q| HoldLine { sku: s.into(), quantity: q };
+        let m = sum_lines(&[l("B", 2), l("A", 1), l("B", 3)]).expect("valid");
+        assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![("A".into(), 1), ("B".into(), 5)]);
+        for bad in [0, -1, i64::MAX, 1_000_001] {
+            assert!(sum_lines(&[l("A", bad)]).is_err(), "{bad}");
+        }
+        assert!(sum_lines(&[l("A", 600_000), l("A", 600_000)]).is_err(), "sum over the cap");
+        assert!(sum_lines(&[]).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! The orders service: orders and their state machine, the checkout saga that creates them
+//! (it orchestrates inventory and payments), the recovery worker, the consumers of the events
+//! other services publish, and the invariant checker. Its own database (`orders.db` or the
+//! PostgreSQL schema `orders`).
+//!
+//! - `model`: orders, statuses and transitions, the saga's states
+//! - `saga`: the checkout saga and its recovery
+//! - `store`: SQL
+//! - `consumers`: `payment.refunded` → order amounts; the notifications mail sink
+//! - `invariants`: the D1 checker (I1, I3–I7) any test can call
+//! - `http`: `/api/checkout` and `/api/orders`
+
+pub mod consumers;
+pub mod http;
+pub mod invariants;
+pub mod model;
+pub mod saga;
+pub mod store;
+
+use kernel::Clock;
+use platform::bus::Relay;
+use platform::db::{Db, MigrationSet};
+use sqlx::migrate::Migrator;
+use std::sync::Arc;
+use std::time::Duration;
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub fn migrations() -> MigrationSet {
+    MigrationSet {
+        postgres: &PG_MIGRATIONS,
+        sqlite: &SQLITE_MIGRATIONS,
+    }
+}
+
+pub const SERVICE: &str = "orders";
+
+#[derive(Debug, Clone)]
+pub struct OrderSettings {
+    /// How long checkout holds stock.
+    pub hold_ttl: Duration,
+    /// A saga not advanced for this long is taken over by the recovery worker.
+    pub saga_lease: Duration,
+    /// Where home deliveries ship from.
+    pub shipping_location: String,
+    /// Flat delivery fee (minor units) under the free-delivery threshold.
+    pub shipping_fee: i64,
+    pub free_shipping_from: i64,
+}
+
+impl Default for OrderSettings {
+    fn default() -> Self {
+        OrderSettings {
+            hold_ttl: Duration::from_secs(15 * 60),
+            saga_lease: Duration::from_secs(10),
+            shipping_location: "logistique".into(),
+            shipping_fee: 490,
+            free_shipping_from: 5000,
+        }
+    }
+}
+
+/// The orders service and the services its saga calls.
+#[derive(Clone)]
+pub struct Orders {
+    pub db: Db,
+    pub inventory: inventory::Inventory,
+    pub payments: payments::Payments,
+    pub carts: Arc<cart::Carts>,
+    pub clock: Arc<dyn Clock>,
+    pub relay: Option<Relay>,
+    pub settings: OrderSettings,
+}
+
+impl Orders {
+    pub fn wake(&self) {
+        if let Some(r) = &self.relay {
+            r.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migration_sets_are_in_step() {
+        let list = |dir: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                    .expect("migrations dir")
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        let pg = list("postgres");
+        assert!(!pg.is_empty());
+        assert_eq!(pg, list("sqlite"));
+    }
+
+    #[test]
+    fn order_numbers_are_stable_and_short() {
+        let id = uuid::Uuid::now_v7();
+        let n = crate::saga::order_number(id);
+        assert_eq!(n, crate::saga::order_number(id));
+        assert!(n.starts_with("BZH-") && n.len() == 16, "{n}");
+    }
+}
