@@ -45,6 +45,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.merge(catalog::http::CatalogApi::openapi());
     doc.merge(identity::http::IdentityApi::openapi());
+    doc.merge(inventory::http::InventoryApi::openapi());
+    doc.merge(cart::http::CartApi::openapi());
+    doc.merge(orders::http::OrdersApi::openapi());
+    doc.merge(payments::http::PaymentsApi::openapi());
     add_security_schemes(&mut doc);
     doc
 }

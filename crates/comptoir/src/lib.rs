@@ -1,6 +1,7 @@
 //! The `comptoir` binary's wiring: which services run in this process, on which backend, and
 //! how they are reached. This is the only place that decides; services never ask.
 
+pub mod commerce;
 pub mod docs;
 
 use axum::Router;
@@ -26,16 +27,23 @@ use std::time::Duration;
 pub enum Target {
     Catalog,
     Identity,
+    Commerce,
     Gateway,
 }
 
 impl Target {
-    pub const ALL: &'static [Target] = &[Target::Catalog, Target::Identity, Target::Gateway];
+    pub const ALL: &'static [Target] = &[
+        Target::Catalog,
+        Target::Identity,
+        Target::Commerce,
+        Target::Gateway,
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
             Target::Catalog => "catalog",
             Target::Identity => "identity",
+            Target::Commerce => "commerce",
             Target::Gateway => "gateway",
         }
     }
@@ -48,6 +56,11 @@ impl Target {
             Target::Identity => {
                 "accounts, roles, sessions, API keys, our token issuer (/.well-known) under \
                  /api/identity (database: identity)"
+            }
+            Target::Commerce => {
+                "stock per location (/api/inventory), carts (/api/carts), checkout and orders \
+                 (/api/checkout, /api/orders), payments (/api/payments); databases: inventory, \
+                 cart, orders, payments; needs the catalogue in the same process for prices"
             }
             Target::Gateway => {
                 "the entry point: authenticates every request, applies rate limits, forwards \
@@ -120,6 +133,15 @@ pub fn identity_db_target(s: &Settings) -> DbTarget {
         }
     }
 }
+
+/// The path prefixes of the commerce services (and their metric labels).
+pub const COMMERCE_PREFIXES: &[(&str, &str)] = &[
+    ("/api/inventory", "/api/inventory/*"),
+    ("/api/carts", "/api/carts/*"),
+    ("/api/checkout", "/api/checkout"),
+    ("/api/orders", "/api/orders/*"),
+    ("/api/payments", "/api/payments/*"),
+];
 
 /// Whether every part runs in this process (then no internal secret is needed).
 fn all_local(targets: &BTreeSet<Target>) -> bool {
@@ -248,6 +270,26 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
             "the identity service runs in this process; leave gateway.identity_url empty",
         ));
     }
+    let has_commerce = targets.contains(&Target::Commerce);
+    if has_commerce && !has_catalog {
+        return Err(ConfigError::new(
+            "--target",
+            "the commerce target reads prices from the catalogue: run them in the same process \
+             (--target catalog,commerce)",
+        ));
+    }
+    if has_gateway && has_commerce && !s.gateway.commerce_url.is_empty() {
+        return Err(ConfigError::new(
+            "gateway.commerce_url",
+            "the commerce services run in this process; leave gateway.commerce_url empty",
+        ));
+    }
+    if has_gateway && !has_commerce && !s.gateway.commerce_url.is_empty() {
+        for (p, l) in COMMERCE_PREFIXES {
+            gateway::Upstream::parse("commerce", p, l, "gateway.commerce_url", &s.gateway.commerce_url)
+                .map_err(|e| ConfigError::new(e.setting, e.message))?;
+        }
+    }
     if !all_local(targets) {
         if s.auth.internal_secret.is_empty() {
             return Err(ConfigError::new(
@@ -294,6 +336,8 @@ pub struct StartReport {
     pub seeded: Option<catalog::demo::Seeded>,
     /// Demo accounts created at this start, with their one-time passwords.
     pub demo_accounts: Option<Vec<identity::demo::DemoAccount>>,
+    /// Stock rows created by the demo at this start.
+    pub seeded_stock: Option<usize>,
     pub targets: Vec<&'static str>,
 }
 
@@ -305,6 +349,8 @@ pub struct App {
     /// The edge's authenticator, when the gateway runs in this process.
     pub authenticator: Option<Arc<Authenticator>>,
     pub report: StartReport,
+    /// The commerce services, when they run in this process (tests check invariants on them).
+    pub commerce: Option<commerce::Commerce>,
     pub databases: Vec<Db>,
     pub idempotency: Vec<Idempotency>,
 }
@@ -353,6 +399,9 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     let mut api = Router::new();
     let mut databases = Vec::new();
     let mut idempotency = Vec::new();
+    let bus = commerce::bus(settings).await?;
+    let mut relays = Vec::new();
+    let mut catalog_db = None;
 
     if targets.contains(&Target::Catalog) {
         let target = catalog_db_target(settings);
@@ -381,6 +430,8 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             clock: Arc::new(SystemClock),
         };
         checks.push(Check::database("catalog_db", db.clone()));
+        relays.push(platform::bus::Relay::new(catalog::SERVICE, db.clone(), bus.clone()));
+        catalog_db = Some(db.clone());
         databases.push(db);
         api = api.merge(catalog::http::router(state));
     }
@@ -423,12 +474,62 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         let idem = Idempotency::new(db.clone());
         idempotency.push(idem);
         checks.push(Check::database("identity_db", db.clone()));
+        relays.push(platform::bus::Relay::new(identity::SERVICE, db.clone(), bus.clone()));
         databases.push(db);
         api = api.merge(identity::http::router(identity::http::IdentityState {
             identity: id.clone(),
             internal: internal.clone(),
         }));
         identity_service_here = Some(id);
+    }
+
+    let mut commerce_here = None;
+    if targets.contains(&Target::Commerce) {
+        let c = commerce::start(settings, bus.clone(), catalog_db.clone(), &mut report, &mut databases)
+            .await?;
+        if settings.demo.seed
+            && matches!(c.inventory.db, Db::Sqlite(_))
+            && let Some(cdb) = &catalog_db
+        {
+            report.seeded_stock = Some(commerce::seed_demo(&c, cdb).await?);
+        }
+        for (name, db) in [
+            ("inventory_db", &c.inventory.db),
+            ("orders_db", &c.orders.db),
+            ("payments_db", c.payments.db()),
+            ("cart_db", &c.cart_db),
+        ] {
+            checks.push(Check::database(name, db.clone()));
+        }
+        let inv_idem = Idempotency::new(c.inventory.db.clone());
+        let ord_idem = Idempotency::new(c.orders.db.clone());
+        idempotency.extend([inv_idem.clone(), ord_idem.clone()]);
+        api = api
+            .merge(inventory::http::router(inventory::http::InventoryState {
+                inventory: c.inventory.clone(),
+                idempotency: inv_idem,
+            }))
+            .merge(cart::http::router(cart::http::CartState::new(
+                c.carts.clone(),
+                c.cart_db.clone(),
+            )))
+            .merge(orders::http::router(orders::http::OrdersState {
+                orders: c.orders.clone(),
+                idempotency: ord_idem,
+            }))
+            .merge(payments::http::router(payments::http::PaymentsState {
+                payments: c.payments.clone(),
+                stripe_webhook_secrets: Arc::new(
+                    [settings.payments.stripe_webhook_secret.clone()]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                ),
+            }));
+        commerce_here = Some(c);
+    }
+    for r in &relays {
+        r.spawn();
     }
 
     // services of this process trust only the edge: in-process, or signed by a gateway
@@ -468,6 +569,20 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
                         label,
                         "gateway.identity_url",
                         &settings.gateway.identity_url,
+                    )
+                    .map_err(|e| ConfigError::new(e.setting, e.message))?,
+                );
+            }
+        }
+        if !targets.contains(&Target::Commerce) && !settings.gateway.commerce_url.is_empty() {
+            for (prefix, label) in COMMERCE_PREFIXES {
+                upstreams.push(
+                    gateway::Upstream::parse(
+                        "commerce",
+                        prefix,
+                        label,
+                        "gateway.commerce_url",
+                        &settings.gateway.commerce_url,
                     )
                     .map_err(|e| ConfigError::new(e.setting, e.message))?,
                 );
@@ -521,6 +636,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         identity: identity_service_here,
         authenticator,
         report,
+        commerce: commerce_here,
         databases,
         idempotency,
     })
@@ -553,6 +669,24 @@ pub async fn migrate(
             .map_err(|e| StartError::Runtime(e.to_string()))?;
         done.push(format!("identity: {} is up to date", target.describe()));
         db.close().await;
+    }
+    if targets.contains(&Target::Commerce) {
+        let sets = [
+            (inventory::SERVICE, commerce::inventory_db_target(settings), inventory::migrations()),
+            (orders::SERVICE, commerce::orders_db_target(settings), orders::migrations()),
+            (payments::SERVICE, commerce::payments_db_target(settings), payments::migrations()),
+            (cart::SERVICE, commerce::cart_db_target(settings), cart::migrations()),
+        ];
+        for (name, target, set) in sets {
+            let db = Db::connect(&target, 2)
+                .await
+                .map_err(|e| StartError::Runtime(e.to_string()))?;
+            db.migrate(&set)
+                .await
+                .map_err(|e| StartError::Runtime(e.to_string()))?;
+            done.push(format!("{name}: {} is up to date", target.describe()));
+            db.close().await;
+        }
     }
     Ok(done)
 }

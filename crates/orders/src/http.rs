@@ -653,11 +653,17 @@ async fn cancel(
         let o = staff_order(&st, &caller, &id).await?;
         // Only a paid order not yet fulfilled; a replay of a finished cancel is answered by
         // the idempotency store below.
-        if o.status != OrderStatus::Paid && o.status != OrderStatus::Cancelled {
+        let was_paid = o.status == OrderStatus::Paid
+            || (o.status == OrderStatus::Refunded
+                && !store::order_history(&st.orders.db, o.id)
+                    .await?
+                    .iter()
+                    .any(|h| h.to_status == "fulfilled"));
+        if !was_paid && o.status != OrderStatus::Cancelled {
             return Err(wrong_state(&o, OrderStatus::Cancelled));
         }
         // Outside any transaction: money back, then stock back (both idempotent).
-        if o.status == OrderStatus::Paid {
+        if was_paid {
             let left = o.total - o.refunded;
             if left > 0 {
                 st.orders

@@ -19,6 +19,11 @@ pub struct Settings {
     pub data: DataSettings,
     pub catalog: CatalogSettings,
     pub identity: IdentitySettings,
+    pub inventory: InventorySettings,
+    pub orders: OrdersSettings,
+    pub payments: PaymentsSettings,
+    pub cart: CartSettings,
+    pub bus: BusSettings,
     pub gateway: GatewaySettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
@@ -81,9 +86,65 @@ pub struct IdentitySettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct InventorySettings {
+    pub database_url: DatabaseUrl,
+    pub database_schema: String,
+    pub max_connections: u32,
+    pub hold_sweep_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersSettings {
+    pub database_url: DatabaseUrl,
+    pub database_schema: String,
+    pub max_connections: u32,
+    pub hold_minutes: u64,
+    pub saga_lease_seconds: u64,
+    pub recovery_interval_ms: u64,
+    pub shipping_location: String,
+    pub shipping_fee_minor: i64,
+    pub free_shipping_from_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsSettings {
+    pub database_url: DatabaseUrl,
+    pub database_schema: String,
+    pub max_connections: u32,
+    pub provider: String,
+    pub stripe_api_base: String,
+    pub stripe_secret_key: Secret,
+    pub stripe_webhook_secret: Secret,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CartSettings {
+    pub backend: String,
+    pub redis_url: DatabaseUrl,
+    pub database_url: DatabaseUrl,
+    pub database_schema: String,
+    pub max_connections: u32,
+    pub guest_days: u64,
+    pub customer_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSettings {
+    pub transport: String,
+    pub rabbitmq_url: DatabaseUrl,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
     pub catalog_url: String,
     pub identity_url: String,
+    pub commerce_url: String,
     pub upstream_timeout_seconds: u64,
 }
 
@@ -354,6 +415,7 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_commerce()?;
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::new(
                 "server.bind",
@@ -530,6 +592,148 @@ impl Settings {
 }
 
 /// A SQL identifier we are willing to interpolate into DDL (schema names).
+impl Settings {
+    fn validate_commerce(&self) -> Result<(), ConfigError> {
+        let dbs = [
+            (
+                "inventory",
+                &self.inventory.database_url,
+                &self.inventory.database_schema,
+                self.inventory.max_connections,
+            ),
+            (
+                "orders",
+                &self.orders.database_url,
+                &self.orders.database_schema,
+                self.orders.max_connections,
+            ),
+            (
+                "payments",
+                &self.payments.database_url,
+                &self.payments.database_schema,
+                self.payments.max_connections,
+            ),
+            (
+                "cart",
+                &self.cart.database_url,
+                &self.cart.database_schema,
+                self.cart.max_connections,
+            ),
+        ];
+        for (name, url, schema, max) in dbs {
+            let u = url.expose();
+            if !u.is_empty() && !u.starts_with("postgres://") && !u.starts_with("postgresql://") {
+                return Err(ConfigError::new(
+                    format!("{name}.database_url"),
+                    "must be empty (SQLite in data.dir) or a postgres:// URL",
+                ));
+            }
+            if !is_identifier(schema) {
+                return Err(ConfigError::new(
+                    format!("{name}.database_schema"),
+                    "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)",
+                ));
+            }
+            if max == 0 {
+                return Err(ConfigError::new(
+                    format!("{name}.max_connections"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        if self.inventory.hold_sweep_seconds == 0 {
+            return Err(ConfigError::new(
+                "inventory.hold_sweep_seconds",
+                "must be at least 1",
+            ));
+        }
+        let o = &self.orders;
+        if !(1..=24 * 60).contains(&o.hold_minutes) {
+            return Err(ConfigError::new("orders.hold_minutes", "must be 1 to 1440"));
+        }
+        if o.saga_lease_seconds == 0 || o.recovery_interval_ms < 50 {
+            return Err(ConfigError::new(
+                "orders.saga_lease_seconds",
+                "the lease must be at least 1 s and the recovery interval at least 50 ms",
+            ));
+        }
+        if o.shipping_fee_minor < 0 || o.free_shipping_from_minor < 0 {
+            return Err(ConfigError::new(
+                "orders.shipping_fee_minor",
+                "amounts cannot be negative",
+            ));
+        }
+        let p = &self.payments;
+        match p.provider.as_str() {
+            "test" => {}
+            "stripe" => {
+                if !p.stripe_api_base.starts_with("http://") {
+                    return Err(ConfigError::new(
+                        "payments.stripe_api_base",
+                        "provider = stripe needs the API base URL; this build speaks http:// only \
+                         (route it through an egress proxy that adds TLS)",
+                    ));
+                }
+                if p.stripe_secret_key.is_empty() || p.stripe_webhook_secret.is_empty() {
+                    return Err(ConfigError::new(
+                        "payments.stripe_secret_key",
+                        "provider = stripe needs stripe_secret_key and stripe_webhook_secret \
+                         (use the *_FILE variables)",
+                    ));
+                }
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "payments.provider",
+                    format!("`{other}` is not a provider; use test or stripe"),
+                ));
+            }
+        }
+        match self.cart.backend.as_str() {
+            "sql" => {}
+            "redis" if !self.cart.redis_url.is_empty() => {}
+            "redis" => {
+                return Err(ConfigError::new(
+                    "cart.redis_url",
+                    "cart.backend = redis needs a redis:// URL",
+                ));
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "cart.backend",
+                    format!("`{other}`: use sql or redis"),
+                ));
+            }
+        }
+        if self.cart.guest_days == 0 || self.cart.customer_days == 0 {
+            return Err(ConfigError::new(
+                "cart.guest_days",
+                "carts live at least one day",
+            ));
+        }
+        match self.bus.transport.as_str() {
+            "in-process" => {}
+            "rabbitmq" if !self.bus.rabbitmq_url.is_empty() => {}
+            "rabbitmq" => {
+                return Err(ConfigError::new(
+                    "bus.rabbitmq_url",
+                    "bus.transport = rabbitmq needs an amqp:// URL",
+                ));
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "bus.transport",
+                    format!("`{other}`: use in-process or rabbitmq"),
+                ));
+            }
+        }
+        if !is_identifier(&self.bus.prefix.replace('-', "_")) {
+            return Err(ConfigError::new("bus.prefix", "a short lowercase name"));
+        }
+        Ok(())
+    }
+}
+
 pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63

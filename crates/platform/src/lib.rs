@@ -5,11 +5,14 @@
 pub mod auth;
 pub mod authn;
 pub mod authz;
+pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod fail;
 pub mod http;
 pub mod idempotency;
+pub mod rabbit;
 pub mod ratelimit;
 pub mod telemetry;
 

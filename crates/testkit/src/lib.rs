@@ -147,3 +147,21 @@ pub fn redis_url() -> Option<String> {
         }
     }
 }
+
+pub const RABBITMQ_ENV: &str = "COMPTOIR_TEST_RABBITMQ_URL";
+
+/// The RabbitMQ URL for tests (`amqp://guest:guest@127.0.0.1:5672/%2f`), or `None` (with the
+/// reason printed) when it is not configured. Panics in strict mode when it is missing.
+pub fn rabbitmq_url() -> Option<String> {
+    match std::env::var(RABBITMQ_ENV) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                !strict(),
+                "{STRICT_ENV}=1 but {RABBITMQ_ENV} is not set: the RabbitMQ tests cannot run"
+            );
+            eprintln!("skipping the RabbitMQ tests: {RABBITMQ_ENV} is not set");
+            None
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! Routes of `/api/carts`, their OpenAPI description and the idempotent write flow.
+//!
+//! Every route is `Access::Public`, except the merge (signed-in customers): a guest cart is
+//! reachable by whoever holds its id (a random UUIDv4), an owned cart by its owner only. The
+//! ownership check is in the service, inside the compare-and-set loop; a cart that is not the
+//! caller's is answered 404, like one that does not exist.
+//!
+//! `Idempotency-Key` is honoured on every unsafe route with the service database's
+//! `idempotency_keys` table. Carts may live in Redis, so the stored response cannot commit in the
+//! same transaction as the change (the rule the catalogue follows): it is recorded right after
+//! the change. If the process dies between the two, the key's claim is taken over after 60 s and
+//! a retry runs again; for an added line that adds the quantity a second time (every other cart
+//! change is idempotent by nature).
+
+use crate::model::{AddLine, CartView, NewCart, PriceChange, SetQuantity, quantity_in};
+use crate::service::{CartError, Carts};
+use axum::Router;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use platform::auth::Caller;
+use platform::authz::{Access, PrincipalKind, Role, RoutePolicy};
+use platform::db::Db;
+use platform::http::extract::{HashedJson, parse_json};
+use platform::idempotency::{self, Begin, Idempotency};
+use platform::{ApiError, Problem};
+use sha2::Digest;
+use std::future::Future;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What the cart handlers share.
+#[derive(Clone)]
+pub struct CartState {
+    pub carts: Arc<Carts>,
+    /// The cart service's database, for `idempotency_keys` (whatever backend holds the carts).
+    pub db: Db,
+    pub idempotency: Idempotency,
+}
+
+impl CartState {
+    pub fn new(carts: Arc<Carts>, db: Db) -> Self {
+        CartState {
+            carts,
+            idempotency: Idempotency::new(db.clone()),
+            db,
+        }
+    }
+}
+
+/// Who may call what. Every route of [`router`] is here: the tests check it.
+pub fn policy() -> RoutePolicy {
+    RoutePolicy::new()
+        .route(Method::POST, "/api/carts", Access::Public)
+        .route(Method::GET, "/api/carts/{id}", Access::Public)
+        .route(Method::POST, "/api/carts/{id}/lines", Access::Public)
+        .route(Method::PATCH, "/api/carts/{id}/lines/{sku}", Access::Public)
+        .route(
+            Method::DELETE,
+            "/api/carts/{id}/lines/{sku}",
+            Access::Public,
+        )
+        .route(Method::POST, "/api/carts/{id}/merge", Access::Authenticated)
+}
+
+/// The cart routes (paths include `/api/carts`).
+pub fn router(state: CartState) -> Router {
+    let policy = Arc::new(policy());
+    Router::new()
+        .route("/api/carts", post(create_cart))
+        .route("/api/carts/{id}", get(get_cart))
+        .route("/api/carts/{id}/lines", post(add_line))
+        .route(
+            "/api/carts/{id}/lines/{sku}",
+            patch(set_quantity).delete(remove_line),
+        )
+        .route("/api/carts/{id}/merge", post(merge_cart))
+        .route_layer(axum::middleware::from_fn(move |req, next| {
+            platform::authz::enforce(policy.clone(), req, next)
+        }))
+        .with_state(state)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create_cart, get_cart, add_line, set_quantity, remove_line, merge_cart),
+    components(schemas(Problem, platform::FieldError, CartView, PriceChange)),
+    tags((name = "cart", description = "Guest and customer shopping carts"))
+)]
+pub struct CartApi;
+
+// ---- who is asking ---------------------------------------------------------------------------
+
+/// The person asking (their subject), `None` when anonymous or an API key: what ownership is
+/// compared with.
+fn viewer(caller: &Caller) -> Option<&str> {
+    caller
+        .principal()
+        .filter(|p| p.kind != PrincipalKind::ApiKey)
+        .map(|p| p.subject.as_str())
+}
+
+/// A signed-in customer's subject: their carts are theirs.
+fn customer(caller: &Caller) -> Option<&str> {
+    caller
+        .principal()
+        .filter(|p| p.kind != PrincipalKind::ApiKey && p.role == Role::Customer)
+        .map(|p| p.subject.as_str())
+}
+
+fn cart_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::not_found("cart"))
+}
+
+fn view(cart: &crate::model::Cart) -> Result<CartView, ApiError> {
+    CartView::of(cart).ok_or_else(|| ApiError::internal(format!("cart {} overflows", cart.id)))
+}
+
+fn location(id: Uuid) -> String {
+    format!("/api/carts/{id}")
+}
+
+// ---- the write flow ----------------------------------------------------------------------------
+
+/// The idempotency scope: the caller's, and for anonymous callers the cart's as well.
+fn scope(caller: &Caller, cart: Option<Uuid>) -> String {
+    match (caller.principal(), cart) {
+        (None, Some(id)) => format!("anonymous:cart:{id}"),
+        _ => caller.scope(),
+    }
+}
+
+/// The hash a key is bound to, for requests without a JSON body.
+fn bodiless_hash(method: &Method, path: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(method.as_str().as_bytes());
+    h.update(b" ");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    hex::encode(h.finalize())
+}
+
+type Outcome = Result<(StatusCode, CartView, Option<String>), ApiError>;
+
+/// Runs a change under the request's `Idempotency-Key` (if any): a retry gets the first
+/// response back, a concurrent duplicate 409, another request with the same key 422.
+async fn keyed<F>(
+    st: &CartState,
+    scope: String,
+    headers: &HeaderMap,
+    request_hash: &str,
+    run: F,
+) -> Response
+where
+    F: Future<Output = Outcome>,
+{
+    let key = match idempotency::key_from_headers(headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let claim = match key {
+        None => None,
+        Some(k) => match st.idempotency.begin(&scope, &k, request_hash).await {
+            Ok(Begin::Proceed(c)) => Some(c),
+            Ok(Begin::Replay(r)) => return r,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let (status, value, loc) = match run.await {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(c) = claim {
+                c.release(&st.idempotency).await;
+            }
+            return e.into_response();
+        }
+    };
+    let body = match serde_json::to_vec(&value) {
+        Ok(b) => b,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    if let Some(c) = &claim {
+        // the change is made: a failure here only leaves the key to be taken over later
+        let stored = async {
+            let mut tx = st.db.begin().await?;
+            c.complete(&mut tx, status, "application/json", &body, loc.as_deref())
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not store the response of an idempotent cart change");
+        }
+    }
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(l) = loc.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        res.headers_mut().insert(header::LOCATION, l);
+    }
+    res
+}
+
+/// A JSON body that may be absent (then `T::default()`), with the hash of the request.
+pub struct OptionalJson<T> {
+    pub value: T,
+    pub request_hash: String,
+}
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than this server accepts",
+                )
+            } else {
+                ApiError::bad_request("unreadable_body", "the request body could not be read")
+            }
+        })?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson {
+                value: T::default(),
+                request_hash: bodiless_hash(&method, &path),
+            });
+        }
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let mut h = sha2::Sha256::new();
+        h.update(method.as_str().as_bytes());
+        h.update(b" ");
+        h.update(path.as_bytes());
+        h.update(b"\n");
+        h.update(&bytes);
+        Ok(OptionalJson {
+            value: parse_json(&bytes)?,
+            request_hash: hex::encode(h.finalize()),
+        })
+    }
+}
+
+// ---- routes ------------------------------------------------------------------------------------
+
+/// Create a cart.
+///
+/// A signed-in customer's cart is theirs (one per customer: if they already have one, it is
+/// returned with 200). Anyone else gets a guest cart, reachable by its id. The body is optional.
+#[utoipa::path(
+    post,
+    path = "/api/carts",
+    tag = "cart",
+    request_body(content = Option<NewCart>, description = "Optional: the cart's currency"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first response is replayed")),
+    responses(
+        (status = 201, description = "Created", body = CartView, headers(("location" = String))),
+        (status = 200, description = "The signed-in customer's existing cart", body = CartView, headers(("location" = String))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown field or currency", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []), ("session_cookie" = []))
+)]
+async fn create_cart(
+    State(st): State<CartState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: OptionalJson<NewCart>,
+) -> Response {
+    let owner = customer(&caller).map(str::to_string);
+    let currency = body.value.currency.clone();
+    let carts = st.carts.clone();
+    keyed(
+        &st,
+        scope(&caller, None),
+        &headers,
+        &body.request_hash,
+        async move {
+            let (cart, created) = carts.create(owner.as_deref(), currency.as_deref()).await?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, view(&cart)?, Some(location(cart.id))))
+        },
+    )
+    .await
+}
+
+/// Get a cart.
+#[utoipa::path(
+    get,
+    path = "/api/carts/{id}",
+    tag = "cart",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The cart", body = CartView),
+        (status = 404, description = "No such cart, expired, or someone else's", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []), ("session_cookie" = []))
+)]
+async fn get_cart(
+    State(st): State<CartState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = cart_id(&id)?;
+    let cart = st.carts.get(id, viewer(&caller)).await?;
+    Ok(axum::Json(view(&cart)?).into_response())
+}
+
+/// Add a SKU to a cart.
+///
+/// The price is the catalogue's, taken now (never sent by the client). Adding a SKU that is in
+/// the cart adds to its line and refreshes its price.
+#[utoipa::path(
+    post,
+    path = "/api/carts/{id}/lines",
+    tag = "cart",
+    request_body = AddLine,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The cart", body = CartView),
+        (status = 404, description = "No such cart", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Too many concurrent changes, or the same key in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_quantity` (1 to 99 per line), `unknown_sku`, `unavailable`, `currency_mismatch`, `too_many_lines` (50), `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The catalogue does not answer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []), ("session_cookie" = []))
+)]
+async fn add_line(
+    State(st): State<CartState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: HashedJson<AddLine>,
+) -> Response {
+    let id = match cart_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let who = viewer(&caller).map(str::to_string);
+    let carts = st.carts.clone();
+    let AddLine { sku, quantity } = body.value;
+    keyed(
+        &st,
+        scope(&caller, Some(id)),
+        &headers,
+        &body.request_hash,
+        async move {
+            let q = quantity_in(&quantity, 1).ok_or(CartError::InvalidQuantity { min: 1 })?;
+            let cart = carts.add_line(id, who.as_deref(), &sku, q).await?;
+            Ok((StatusCode::OK, view(&cart)?, None))
+        },
+    )
+    .await
+}
+
+/// Set the quantity of a line (0 removes it).
+#[utoipa::path(
+    patch,
+    path = "/api/carts/{id}/lines/{sku}",
+    tag = "cart",
+    request_body = SetQuantity,
+    params(("id" = Uuid, Path), ("sku" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The cart", body = CartView),
+        (status = 404, description = "No such cart, or the SKU is not in it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_quantity` (0 to 99), `invalid_body`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []), ("session_cookie" = []))
+)]
+async fn set_quantity(
+    State(st): State<CartState>,
+    caller: Caller,
+    Path((id, sku)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: HashedJson<SetQuantity>,
+) -> Response {
+    let id = match cart_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let who = viewer(&caller).map(str::to_string);
+    let carts = st.carts.clone();
+    let quantity = body.value.quantity;
+    keyed(
+        &st,
+        scope(&caller, Some(id)),
+        &headers,
+        &body.request_hash,
+        async move {
+            let q = quantity_in(&quantity, 0).ok_or(CartError::InvalidQuantity { min: 0 })?;
+            let cart = carts.set_quantity(id, who.as_deref(), &sku, q).await?;
+            Ok((StatusCode::OK, view(&cart)?, None))
+        },
+    )
+    .await
+}
+
+/// Remove a line.
+#[utoipa::path(
+    delete,
+    path = "/api/carts/{id}/lines/{sku}",
+    tag = "cart",
+    params(("id" = Uuid, Path), ("sku" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The cart", body = CartView),
+        (status = 404, description = "No such cart, or the SKU is not in it", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []), ("session_cookie" = []))
+)]
+async fn remove_line(
+    State(st): State<CartState>,
+    caller: Caller,
+    Path((id, sku)): Path<(String, String)>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let id = match cart_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let who = viewer(&caller).map(str::to_string);
+    let carts = st.carts.clone();
+    let hash = bodiless_hash(&method, uri.path());
+    keyed(&st, scope(&caller, Some(id)), &headers, &hash, async move {
+        let cart = carts.remove_line(id, who.as_deref(), &sku).await?;
+        Ok((StatusCode::OK, view(&cart)?, None))
+    })
+    .await
+}
+
+/// Merge a guest cart into the signed-in customer's cart (at sign-in).
+///
+/// The guest cart's lines join the customer's cart (quantities of the same SKU summed, at most
+/// 99) and the guest cart is deleted. A customer without a cart gets the guest cart itself.
+#[utoipa::path(
+    post,
+    path = "/api/carts/{id}/merge",
+    tag = "cart",
+    params(("id" = Uuid, Path, description = "The guest cart"), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The customer's cart", body = CartView, headers(("location" = String))),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such guest cart", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`currency_mismatch`, `too_many_lines`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+async fn merge_cart(
+    State(st): State<CartState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(who) = customer(&caller).map(str::to_string) else {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only a signed-in customer has a cart to merge into",
+        )
+        .into_response();
+    };
+    let id = match cart_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let carts = st.carts.clone();
+    let hash = bodiless_hash(&method, uri.path());
+    keyed(&st, scope(&caller, Some(id)), &headers, &hash, async move {
+        let cart = carts.merge(id, &who).await?;
+        Ok((StatusCode::OK, view(&cart)?, Some(location(cart.id))))
+    })
+    .await
+}

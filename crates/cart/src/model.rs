@@ -1,0 +1,284 @@
+//! The cart and its lines (stored whole by a [`crate::store::CartStore`]), the rules that hold
+//! on them, and what the API sends and receives.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Most of one SKU in a cart.
+pub const MAX_QUANTITY: i64 = 99;
+/// Most lines in a cart.
+pub const MAX_LINES: usize = 50;
+/// Longest SKU accepted in a request (the catalogue's limit).
+pub const MAX_SKU: usize = 64;
+
+/// A cart, as stored. Times are milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    pub id: Uuid,
+    /// The customer's subject; `None` for a guest cart.
+    pub owner: Option<String>,
+    /// ISO 4217 code; every line is in this currency.
+    pub currency: String,
+    pub lines: Vec<Line>,
+    /// 1 when created, +1 on every saved change (optimistic concurrency).
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: i64,
+}
+
+/// One SKU in a cart, with the price it had when it was added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Line {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    /// Price of one unit in minor units, as the catalogue gave it when the line was added.
+    pub unit_price: i64,
+    pub currency: String,
+}
+
+impl Line {
+    /// `quantity × unit_price`, `None` on overflow.
+    pub fn total(&self) -> Option<i64> {
+        self.quantity.checked_mul(self.unit_price)
+    }
+}
+
+impl Cart {
+    /// The sum of the lines, `None` on overflow (never with the limits enforced on adding).
+    pub fn subtotal(&self) -> Option<i64> {
+        self.lines
+            .iter()
+            .try_fold(0i64, |acc, l| acc.checked_add(l.total()?))
+    }
+
+    /// Number of items (sum of quantities).
+    pub fn item_count(&self) -> i64 {
+        self.lines.iter().map(|l| l.quantity).sum()
+    }
+
+    pub fn line(&self, sku: &str) -> Option<&Line> {
+        self.lines.iter().find(|l| l.sku == sku)
+    }
+
+    /// Whether `viewer` (a signed-in person's subject, `None` when anonymous) may see and change
+    /// this cart: a guest cart is reachable by whoever has its id; an owned cart by its owner
+    /// only.
+    pub fn visible_to(&self, viewer: Option<&str>) -> bool {
+        match &self.owner {
+            None => true,
+            Some(o) => viewer == Some(o.as_str()),
+        }
+    }
+}
+
+/// What the catalogue says about a SKU now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceInfo {
+    pub sku: String,
+    pub name: String,
+    pub unit_price: i64,
+    pub currency: String,
+    /// Sold now (variant active, product published).
+    pub active: bool,
+}
+
+/// A line whose snapshot no longer matches the catalogue (see [`crate::Carts::reprice`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PriceChange {
+    /// The price changed: the returned cart has the new one.
+    Changed { sku: String, old: i64, new: i64 },
+    /// No longer sold, unknown to the catalogue or in another currency: removed from the
+    /// returned cart.
+    Unavailable { sku: String },
+}
+
+impl PriceChange {
+    pub fn sku(&self) -> &str {
+        match self {
+            PriceChange::Changed { sku, .. } | PriceChange::Unavailable { sku } => sku,
+        }
+    }
+}
+
+// ---- API types --------------------------------------------------------------------------------
+
+/// `POST /api/carts`. The body is optional.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCart {
+    /// ISO 4217 code of the cart; `EUR` when absent.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// `POST /api/carts/{id}/lines`. Prices come from the catalogue, never from the client.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddLine {
+    pub sku: String,
+    /// 1 to 99; added to the line of the same SKU if there is one (capped at 99 in total).
+    #[schema(value_type = i64, minimum = 1, maximum = 99)]
+    pub quantity: serde_json::Number,
+}
+
+/// `PATCH /api/carts/{id}/lines/{sku}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuantity {
+    /// 0 to 99; 0 removes the line.
+    #[schema(value_type = i64, minimum = 0, maximum = 99)]
+    pub quantity: serde_json::Number,
+}
+
+/// A quantity from JSON: any number is accepted by the parser and checked here, so that 0, -1,
+/// 2^31, 2^63 or 1.5 all get the same `invalid_quantity` answer.
+pub fn quantity_in(n: &serde_json::Number, min: i64) -> Option<i64> {
+    n.as_i64().filter(|q| (min..=MAX_QUANTITY).contains(q))
+}
+
+/// A line as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LineView {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    /// Minor units, the price when the line was added.
+    pub unit_price: i64,
+    /// `quantity × unit_price`, minor units.
+    pub total: i64,
+    pub currency: String,
+}
+
+/// A cart as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CartView {
+    pub id: Uuid,
+    /// The owning customer's subject; null for a guest cart.
+    pub owner: Option<String>,
+    pub currency: String,
+    pub lines: Vec<LineView>,
+    /// Sum of the lines, minor units.
+    pub subtotal: i64,
+    /// Sum of the quantities.
+    pub item_count: i64,
+    /// Increases with every change.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The cart is deleted after this unless it changes before (each change pushes it back).
+    pub expires_at: DateTime<Utc>,
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl CartView {
+    /// `None` when the amounts overflow (not reachable with the limits enforced on adding).
+    pub fn of(cart: &Cart) -> Option<CartView> {
+        let lines = cart
+            .lines
+            .iter()
+            .map(|l| {
+                Some(LineView {
+                    sku: l.sku.clone(),
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    total: l.total()?,
+                    currency: l.currency.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(CartView {
+            id: cart.id,
+            owner: cart.owner.clone(),
+            currency: cart.currency.clone(),
+            lines,
+            subtotal: cart.subtotal()?,
+            item_count: cart.item_count(),
+            version: cart.version,
+            created_at: time(cart.created_at),
+            updated_at: time(cart.updated_at),
+            expires_at: time(cart.expires_at),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(q: i64, p: i64) -> Line {
+        Line {
+            sku: "A".into(),
+            name: "a".into(),
+            quantity: q,
+            unit_price: p,
+            currency: "EUR".into(),
+        }
+    }
+
+    #[test]
+    fn subtotal_uses_checked_arithmetic() {
+        let mut c = Cart {
+            id: Uuid::new_v4(),
+            owner: None,
+            currency: "EUR".into(),
+            lines: vec![line(2, 1250), line(1, 99)],
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+            expires_at: 1,
+        };
+        assert_eq!(c.subtotal(), Some(2599));
+        assert_eq!(c.item_count(), 3);
+        c.lines.push(line(99, i64::MAX / 10));
+        assert_eq!(c.subtotal(), None);
+        assert!(CartView::of(&c).is_none());
+    }
+
+    #[test]
+    fn quantities_outside_the_range_are_refused_whatever_their_json_form() {
+        let n = |s: &str| serde_json::from_str::<serde_json::Number>(s).expect("number");
+        assert_eq!(quantity_in(&n("1"), 1), Some(1));
+        assert_eq!(quantity_in(&n("99"), 1), Some(99));
+        assert_eq!(quantity_in(&n("0"), 0), Some(0));
+        for bad in [
+            "0",
+            "-1",
+            "100",
+            "2147483648",
+            "9223372036854775808",
+            "1.5",
+            "1e3",
+        ] {
+            assert_eq!(quantity_in(&n(bad), 1), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_owned_cart_is_visible_to_its_owner_only() {
+        let mut c = Cart {
+            id: Uuid::new_v4(),
+            owner: None,
+            currency: "EUR".into(),
+            lines: vec![],
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+            expires_at: 1,
+        };
+        assert!(c.visible_to(None));
+        assert!(c.visible_to(Some("alice")));
+        c.owner = Some("alice".into());
+        assert!(c.visible_to(Some("alice")));
+        assert!(!c.visible_to(Some("bob")));
+        assert!(!c.visible_to(None));
+    }
+}

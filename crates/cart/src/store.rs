@@ -1,0 +1,248 @@
+//! Where carts live. One trait, two backends that pass the same suite:
+//! - [`SqlCartStore`]: the service's own SQLite or PostgreSQL database (embedded default);
+//! - [`crate::redis_store::RedisCartStore`]: Redis, for production (carts are hot, short-lived
+//!   and need no joins).
+//!
+//! A cart is read and written whole. [`CartStore::save`] is a compare-and-set on the version, so
+//! two concurrent changes never overwrite each other: the loser gets [`StoreError::Conflict`],
+//! reloads and tries again (see [`crate::Carts`]). An expired cart is gone for every reader, even
+//! before it is physically removed.
+
+use crate::model::{Cart, Line};
+use futures_util::future::BoxFuture;
+use kernel::Clock;
+use platform::db::Db;
+use platform::{db_run, tx_run};
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stored version is not the one the change was based on (or the owner already has
+    /// another cart): reload and retry.
+    #[error("the cart changed meanwhile")]
+    Conflict,
+    /// The backend does not answer.
+    #[error("the cart store is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("corrupt cart: {0}")]
+    Corrupt(String),
+    #[error("cart store: {0}")]
+    Backend(String),
+}
+
+impl From<StoreError> for platform::ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => platform::ApiError::conflict(
+                "concurrent_update",
+                "the cart was changed by another request at the same time; retry",
+            ),
+            StoreError::Unavailable(m) => {
+                tracing::error!(error = %m, "cart store unavailable");
+                platform::ApiError::unavailable("the cart store is not answering; retry later")
+            }
+            StoreError::Sql(e) => e.into(),
+            StoreError::Corrupt(m) | StoreError::Backend(m) => platform::ApiError::internal(m),
+        }
+    }
+}
+
+/// Where carts are kept.
+pub trait CartStore: Send + Sync {
+    /// The cart, `None` when it does not exist or has expired.
+    fn load(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Cart>, StoreError>>;
+    /// Saves if the stored version equals `cart.version - 1` (or absent for version 1): optimistic
+    /// concurrency; Err(StoreError::Conflict) otherwise. Also a conflict: giving an owner a second
+    /// cart. The cart lives until `cart.expires_at`.
+    fn save(&self, cart: &Cart) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Removes the cart (nothing happens when it does not exist).
+    fn delete(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The id of the owner's unexpired cart.
+    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<Uuid>, StoreError>>;
+    /// Removes expired carts, returns how many (Redis: its TTL does it, returns 0).
+    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+pub(crate) fn now_ms(clock: &dyn Clock) -> i64 {
+    clock.now().timestamp_millis()
+}
+
+// ---- SQL ------------------------------------------------------------------------------------------
+
+/// Carts in the service's SQL database (table `carts`, lines as a JSON text column).
+#[derive(Clone)]
+pub struct SqlCartStore {
+    pub db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CartRow {
+    id: Uuid,
+    owner: Option<String>,
+    currency: String,
+    lines: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: i64,
+}
+
+impl CartRow {
+    fn into_cart(self) -> Result<Cart, StoreError> {
+        let lines: Vec<Line> = serde_json::from_str(&self.lines)
+            .map_err(|e| StoreError::Corrupt(format!("lines of {}: {e}", self.id)))?;
+        Ok(Cart {
+            id: self.id,
+            owner: self.owner,
+            currency: self.currency,
+            lines,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+        })
+    }
+}
+
+impl SqlCartStore {
+    /// `clock` decides what has expired; give the service's clock.
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        SqlCartStore { db, clock }
+    }
+
+    async fn load_impl(&self, id: Uuid) -> Result<Option<Cart>, StoreError> {
+        let now = now_ms(&*self.clock);
+        let row: Option<CartRow> = db_run!(&self.db, |p| sqlx::query_as(
+            "SELECT id, owner, currency, lines, version, created_at, updated_at, expires_at \
+             FROM carts WHERE id = $1 AND expires_at > $2"
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(p)
+        .await)?;
+        row.map(CartRow::into_cart).transpose()
+    }
+
+    async fn save_impl(&self, cart: &Cart) -> Result<(), StoreError> {
+        let now = now_ms(&*self.clock);
+        let lines = serde_json::to_string(&cart.lines)
+            .map_err(|e| StoreError::Corrupt(format!("lines: {e}")))?;
+        let mut tx = self.db.begin().await?;
+        // An expired cart is gone: clear what is left of it, and of the owner's expired cart,
+        // so that neither blocks this write.
+        tx_run!(&mut tx, |c| sqlx::query(
+            "DELETE FROM carts WHERE (id = $1 OR owner = $2) AND expires_at <= $3"
+        )
+        .bind(cart.id)
+        .bind(cart.owner.as_deref())
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
+        let written = if cart.version == 1 {
+            tx_run!(&mut tx, |c| sqlx::query(
+                "INSERT INTO carts (id, owner, currency, lines, version, created_at, updated_at, \
+                 expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            )
+            .bind(cart.id)
+            .bind(cart.owner.as_deref())
+            .bind(&cart.currency)
+            .bind(&lines)
+            .bind(cart.version)
+            .bind(cart.created_at)
+            .bind(cart.updated_at)
+            .bind(cart.expires_at)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        } else {
+            tx_run!(&mut tx, |c| sqlx::query(
+                "UPDATE carts SET owner = $1, currency = $2, lines = $3, version = $4, \
+                 updated_at = $5, expires_at = $6 WHERE id = $7 AND version = $8"
+            )
+            .bind(cart.owner.as_deref())
+            .bind(&cart.currency)
+            .bind(&lines)
+            .bind(cart.version)
+            .bind(cart.updated_at)
+            .bind(cart.expires_at)
+            .bind(cart.id)
+            .bind(cart.version - 1)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        };
+        match written {
+            Ok(1) => {
+                tx.commit().await?;
+                Ok(())
+            }
+            Ok(_) => {
+                let _ = tx.rollback().await;
+                Err(StoreError::Conflict)
+            }
+            Err(e) if platform::db::is_unique_violation(&e) => {
+                let _ = tx.rollback().await;
+                Err(StoreError::Conflict)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn delete_impl(&self, id: Uuid) -> Result<(), StoreError> {
+        db_run!(&self.db, |p| sqlx::query("DELETE FROM carts WHERE id = $1")
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    async fn find_by_owner_impl(&self, owner: &str) -> Result<Option<Uuid>, StoreError> {
+        let now = now_ms(&*self.clock);
+        Ok(db_run!(&self.db, |p| sqlx::query_scalar(
+            "SELECT id FROM carts WHERE owner = $1 AND expires_at > $2"
+        )
+        .bind(owner)
+        .bind(now)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    async fn purge_impl(&self, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(db_run!(&self.db, |p| sqlx::query(
+            "DELETE FROM carts WHERE expires_at <= $1"
+        )
+        .bind(now_ms)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+}
+
+impl CartStore for SqlCartStore {
+    fn load(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Cart>, StoreError>> {
+        Box::pin(self.load_impl(id))
+    }
+    fn save(&self, cart: &Cart) -> BoxFuture<'_, Result<(), StoreError>> {
+        let cart = cart.clone();
+        Box::pin(async move { self.save_impl(&cart).await })
+    }
+    fn delete(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.delete_impl(id))
+    }
+    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<Uuid>, StoreError>> {
+        let owner = owner.to_string();
+        Box::pin(async move { self.find_by_owner_impl(&owner).await })
+    }
+    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.purge_impl(now_ms))
+    }
+}

@@ -1,0 +1,759 @@
+//! The commerce core end to end, in process, on SQLite and (when configured) PostgreSQL:
+//! checkout saga, flash sale (L3), duplicate lines (L4), declines and failed captures,
+//! idempotent retries (D2), flow skipping (B6), recovery of abandoned sagas, lost provider
+//! responses (F8), refunds and the events they publish, the invariant checker (D1) after each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::future::BoxFuture;
+use inventory::{Inventory, MovementKind};
+use kernel::SystemClock;
+use orders::{OrderSettings, Orders};
+use platform::auth::{InternalKey, accept_internal_identity};
+use platform::authz::{Principal, PrincipalKind, Role};
+use platform::bus::{EventBus, InProcessBus, Relay};
+use platform::db::Db;
+use platform::idempotency::Idempotency;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::TestDb;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+struct Prices(HashMap<String, i64>);
+
+impl cart::PriceBook for Prices {
+    fn prices<'a>(
+        &'a self,
+        skus: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, cart::PriceInfo>, String>> {
+        Box::pin(async move {
+            Ok(skus
+                .iter()
+                .filter_map(|s| {
+                    self.0.get(s).map(|p| {
+                        (
+                            s.clone(),
+                            cart::PriceInfo {
+                                sku: s.clone(),
+                                name: format!("Article {s}"),
+                                unit_price: *p,
+                                currency: "EUR".into(),
+                                active: true,
+                            },
+                        )
+                    })
+                })
+                .collect())
+        })
+    }
+}
+
+/// Turns `x-test-as: role[:store]` into the signed identity header, as a gateway would.
+async fn as_gateway(
+    key: InternalKey,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(v) = req.headers_mut().remove("x-test-as") {
+        let s = v.to_str().unwrap_or("").to_string();
+        let mut parts = s.split(':');
+        let role = Role::parse(parts.next().unwrap_or("")).expect("role");
+        let store = parts.next().map(String::from);
+        let p = Principal {
+            subject: format!("{s}-user"),
+            kind: PrincipalKind::User,
+            role,
+            store,
+            organiser: None,
+            scopes: vec![],
+            session: None,
+        };
+        let h = key.sign(
+            "127.0.0.1".parse().unwrap(),
+            Some(&p),
+            chrono::Utc::now().timestamp(),
+        );
+        req.headers_mut().insert(platform::auth::IDENTITY_HEADER, h);
+    }
+    next.run(req).await
+}
+
+struct H {
+    router: Router,
+    orders: Orders,
+    dbs: Vec<TestDb>,
+    backend: &'static str,
+    faults: payments::Faults,
+}
+
+impl H {
+    async fn all() -> Vec<H> {
+        let mut out = vec![H::new(false).await];
+        if testkit::postgres_url().is_some() {
+            out.push(H::new(true).await);
+        }
+        out
+    }
+
+    async fn new(pg: bool) -> H {
+        H::with_bus(pg, Arc::new(InProcessBus::new()), Duration::from_secs(10)).await
+    }
+
+    async fn with_bus(pg: bool, bus: Arc<dyn EventBus>, lease: Duration) -> H {
+        let open = |set| async move {
+            if pg {
+                TestDb::postgres(set).await.expect("postgres")
+            } else {
+                TestDb::sqlite(set).await
+            }
+        };
+        let inv_db = open(inventory::migrations()).await;
+        let pay_db = open(payments::migrations()).await;
+        let ord_db = open(orders::migrations()).await;
+        let cart_db = open(cart::migrations()).await;
+        let backend = inv_db.backend;
+        let clock: Arc<dyn kernel::Clock> = Arc::new(SystemClock);
+        let relays = [
+            Relay::new("inventory", inv_db.db.clone(), bus.clone()),
+            Relay::new("payments", pay_db.db.clone(), bus.clone()),
+            Relay::new("orders", ord_db.db.clone(), bus.clone()),
+        ];
+        let inventory = Inventory {
+            db: inv_db.db.clone(),
+            clock: clock.clone(),
+            relay: Some(relays[0].clone()),
+            hold_ttl: Duration::from_secs(900),
+        };
+        let faults = payments::Faults::new();
+        let provider = Arc::new(
+            payments::TestProvider::new(pay_db.db.clone()).with_faults(faults.clone()),
+        );
+        let payments = payments::Payments::new(pay_db.db.clone(), provider, clock.clone())
+            .with_relay(relays[1].clone());
+        let prices: HashMap<String, i64> = [("HOT", 1990), ("A", 1000), ("B", 2500)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let carts = Arc::new(cart::Carts::new(
+            Arc::new(cart::SqlCartStore::new(cart_db.db.clone(), clock.clone())),
+            Arc::new(Prices(prices)),
+            clock.clone(),
+            Default::default(),
+        ));
+        let orders = Orders {
+            db: ord_db.db.clone(),
+            inventory: inventory.clone(),
+            payments: payments.clone(),
+            carts: carts.clone(),
+            clock,
+            relay: Some(relays[2].clone()),
+            settings: OrderSettings {
+                saga_lease: lease,
+                ..Default::default()
+            },
+        };
+        orders::consumers::subscribe(&orders, &bus).await.unwrap();
+        for r in &relays {
+            r.spawn();
+        }
+        inventory::demo::seed_locations(&inventory).await.unwrap();
+        let key = InternalKey::new(b"orders-suite-secret-orders-suite");
+        let k2 = key.clone();
+        let api = orders::http::router(orders::http::OrdersState {
+            orders: orders.clone(),
+            idempotency: Idempotency::new(ord_db.db.clone()),
+        })
+        .merge(cart::http::router(cart::http::CartState::new(
+            carts,
+            cart_db.db.clone(),
+        )))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            accept_internal_identity(Some(key.clone()), req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            as_gateway(k2.clone(), req, next)
+        }));
+        H {
+            router: api,
+            orders,
+            dbs: vec![inv_db, pay_db, ord_db, cart_db],
+            backend,
+            faults,
+        }
+    }
+
+    async fn cleanup(self) {
+        for d in self.dbs {
+            d.cleanup().await;
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, v, headers)
+    }
+
+    async fn stock(&self, location: &str, sku: &str, units: i64) {
+        self.orders
+            .inventory
+            .record(location, sku, MovementKind::Receipt, units, "test", "test")
+            .await
+            .unwrap();
+    }
+
+    /// A guest cart with these lines.
+    async fn cart(&self, lines: &[(&str, i64)]) -> String {
+        let (s, v, _) = self.call("POST", "/api/carts", Some(json!({})), &[]).await;
+        assert!(s.is_success(), "{s} {v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        for (sku, q) in lines {
+            let (s, v, _) = self
+                .call(
+                    "POST",
+                    &format!("/api/carts/{id}/lines"),
+                    Some(json!({"sku": sku, "quantity": q})),
+                    &[],
+                )
+                .await;
+            assert!(s.is_success(), "{s} {v}");
+        }
+        id
+    }
+
+    async fn checkout(&self, cart: &str, card: &str, key: &str) -> (StatusCode, Value) {
+        let body = json!({
+            "cart_id": cart,
+            "email": "client@example.org",
+            "fulfilment": {"type": "collect", "store": "rennes"},
+            "payment": {"type": "test_card", "number": card},
+        });
+        let (s, v, _) = self
+            .call("POST", "/api/checkout", Some(body), &[("idempotency-key", key)])
+            .await;
+        (s, v)
+    }
+
+    async fn settle(&self) -> orders::invariants::Report {
+        // the relays publish, the consumers catch up, nothing is left open
+        testkit::eventually("events published and sagas settled", Duration::from_secs(20), || async {
+            let r = orders::invariants::check(&self.orders, true).await.unwrap();
+            if r.ok() { Some(r) } else { None }
+        })
+        .await
+    }
+}
+
+const OK_CARD: &str = "4242424242424242";
+const DECLINED: &str = "4000000000000002";
+const CAPTURE_FAILS: &str = "4000000000000341";
+
+async fn available(h: &H, sku: &str) -> (i64, i64) {
+    let l = h
+        .orders
+        .inventory
+        .level("rennes", sku)
+        .await
+        .unwrap()
+        .unwrap();
+    (l.on_hand, l.held)
+}
+
+#[tokio::test]
+async fn a_checkout_holds_authorises_confirms_commits_and_captures() {
+    for h in H::all().await {
+        h.stock("rennes", "A", 10).await;
+        let cart = h.cart(&[("A", 2), ("B", 1)]).await;
+        h.stock("rennes", "B", 1).await;
+        let (s, order) = h.checkout(&cart, OK_CARD, "k-1").await;
+        assert_eq!(s, StatusCode::CREATED, "{}: {order}", h.backend);
+        assert_eq!(order["status"], "paid");
+        assert_eq!(order["total"], 2 * 1000 + 2500);
+        assert_eq!(order["location"], "rennes");
+        assert_eq!(available(&h, "A").await, (8, 0), "sold, nothing left held");
+        assert_eq!(available(&h, "B").await, (0, 0));
+        let id = order["id"].as_str().unwrap().to_string();
+        // the saga's steps, in order, for head office
+        let (s, saga, _) = h
+            .call("GET", &format!("/api/orders/{id}/saga"), None, &[("x-test-as", "head_office")])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let steps: Vec<&str> = saga["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            ["start", "hold_stock", "authorize_payment", "confirm_order", "commit_stock", "capture_payment"]
+        );
+        assert_eq!(saga["state"], "completed");
+        // the cart is gone; the events reached the mail sink once each
+        let (s, _, _) = h.call("GET", &format!("/api/carts/{cart}"), None, &[]).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let r = h.settle().await;
+        assert_eq!(r.paid_orders, 1);
+        assert_eq!(r.psp_captured, 4500);
+        let kinds: Vec<String> = orders::store::notifications(&h.orders.db, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.kind)
+            .collect();
+        assert!(kinds.contains(&"order_received".to_string()), "{kinds:?}");
+        assert!(kinds.contains(&"order_confirmation".to_string()), "{kinds:?}");
+        // B's stock fell to 0: one stock.low for Rennes? only with a threshold; none was set
+        // the customer's staff view: a Brest manager does not see a Rennes order
+        let (s, _, _) = h
+            .call("GET", &format!("/api/orders/{id}"), None, &[("x-test-as", "store_manager:brest")])
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, v, _) = h
+            .call("GET", &format!("/api/orders/{id}"), None, &[("x-test-as", "store_manager:rennes")])
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["history"].as_array().unwrap().len(), 3, "{v}");
+        h.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn flash_sale_sells_exactly_the_stock_l3() {
+    for h in H::all().await {
+        h.stock("rennes", "HOT", 50).await;
+        let mut carts = Vec::new();
+        for _ in 0..200 {
+            carts.push(h.cart(&[("HOT", 1)]).await);
+        }
+        let h = Arc::new(h);
+        let barrier = Arc::new(tokio::sync::Barrier::new(200));
+        let mut tasks = Vec::new();
+        for (i, c) in carts.into_iter().enumerate() {
+            let h = h.clone();
+            let b = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                b.wait().await;
+                h.checkout(&c, OK_CARD, &format!("flash-{i}")).await
+            }));
+        }
+        let mut created = 0;
+        let mut sold_out = 0;
+        for t in tasks {
+            let (s, v) = t.await.unwrap();
+            match s {
+                StatusCode::CREATED => created += 1,
+                StatusCode::CONFLICT => {
+                    assert_eq!(v["code"], "out_of_stock", "{v}");
+                    sold_out += 1;
+                }
+                other => panic!("{}: unexpected {other}: {v}", h.backend),
+            }
+        }
+        assert_eq!((created, sold_out), (50, 150), "{}", h.backend);
+        assert_eq!(available(&h, "HOT").await, (0, 0));
+        assert_eq!(h.orders.inventory.sold("rennes", "HOT").await.unwrap(), 50);
+        let r = h.settle().await;
+        assert_eq!(r.paid_orders, 50);
+        match Arc::try_unwrap(h) {
+            Ok(h) => h.cleanup().await,
+            Err(_) => panic!("harness still shared"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn duplicate_lines_of_one_sku_are_summed_before_the_check_l4() {
+    for h in H::all().await {
+        h.stock("rennes", "A", 30).await;
+        let inv = h.orders.inventory.clone();
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let inv = inv.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = Uuid::now_v7();
+                let lines = [
+                    inventory::HoldLine { sku: "A".into(), quantity: 1 },
+                    inventory::HoldLine { sku: "A".into(), quantity: 1 },
+                ];
+                match inv.hold(id, "rennes", &lines, None).await {
+                    Ok(_) => {
+                        inv.commit(id).await.unwrap();
+                        2
+                    }
+                    Err(inventory::InvError::OutOfStock(_)) => 0,
+                    Err(e) => panic!("{e}"),
+                }
+            }));
+        }
+        let mut sold = 0;
+        for t in tasks {
+            sold += t.await.unwrap();
+        }
+        assert_eq!(sold, 30, "{}: exactly the stock, in pairs", h.backend);
+        assert_eq!(available(&h, "A").await, (0, 0));
+        assert!(h.orders.inventory.check().await.unwrap().is_empty());
+        h.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_declined_card_takes_nothing_and_a_failed_capture_is_undone() {
+    for h in H::all().await {
+        h.stock("rennes", "A", 5).await;
+        let cart = h.cart(&[("A", 2)]).await;
+        let (s, v) = h.checkout(&cart, DECLINED, "d-1").await;
+        assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+        assert_eq!(v["code"], "payment_declined");
+        assert_eq!(available(&h, "A").await, (5, 0), "hold released");
+        // the cart survives a declined payment; a failed capture is compensated
+        let (s, v) = h.checkout(&cart, CAPTURE_FAILS, "d-2").await;
+        assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+        assert_eq!(v["code"], "payment_failed");
+        assert_eq!(available(&h, "A").await, (5, 0), "stock put back after the sale");
+        let cancelled = orders::store::list_orders(
+            &h.orders.db,
+            &orders::store::OrderFilter { status: Some("cancelled".into()), limit: 10, ..Default::default() },
+        )
+        .await
+        .unwrap();
+        assert_eq!(cancelled.len(), 1, "the confirmed order was cancelled");
+        let r = h.settle().await;
+        assert_eq!(r.paid_orders, 0);
+        assert_eq!(r.psp_captured, 0);
+        // then a good card works on the same cart
+        let (s, v) = h.checkout(&cart, OK_CARD, "d-3").await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(available(&h, "A").await, (3, 0));
+        h.settle().await;
+        h.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn retrying_a_checkout_never_orders_or_charges_twice_d2() {
+    for h in H::all().await {
+        h.stock("rennes", "A", 100).await;
+        let cart = h.cart(&[("A", 1)]).await;
+        let (s1, v1) = h.checkout(&cart, OK_CARD, "same").await;
+        assert_eq!(s1, StatusCode::CREATED);
+        // a retry with the same key and body: the same answer, marked as a replay
+        let body = json!({
+            "cart_id": cart, "email": "client@example.org",
+            "fulfilment": {"type": "collect", "store": "rennes"},
+            "payment": {"type": "test_card", "number": OK_CARD},
+        });
+        let (s2, v2, hdr) = h
+            .call("POST", "/api/checkout", Some(body.clone()), &[("idempotency-key", "same")])
+            .await;
+        assert_eq!((s2, &v2), (s1, &v1));
+        assert_eq!(hdr.get("idempotent-replayed").unwrap(), "true");
+        // the same key with another body
+        let mut other = body.clone();
+        other["email"] = json!("autre@example.org");
+        let (s, v, _) = h
+            .call("POST", "/api/checkout", Some(other), &[("idempotency-key", "same")])
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["code"], "idempotency_key_reused");
+        // no key at all
+        let (s, v, _) = h.call("POST", "/api/checkout", Some(body.clone()), &[]).await;
+        assert_eq!(s, StatusCode::PRECONDITION_REQUIRED);
+        assert_eq!(v["code"], "idempotency_key_required");
+        // a client-sent total is refused, not used
+        let mut priced = body.clone();
+        priced["total"] = json!(1);
+        let (s, _, _) = h
+            .call("POST", "/api/checkout", Some(priced), &[("idempotency-key", "priced")])
+            .await;
+        assert!(s.is_client_error(), "{s}");
+        // 10 parallel requests with one new key: one checkout runs
+        let cart2 = h.cart(&[("A", 1)]).await;
+        let h = Arc::new(h);
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let h = h.clone();
+            let c = cart2.clone();
+            tasks.push(tokio::spawn(async move { h.checkout(&c, OK_CARD, "parallel").await }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            let (s, v) = t.await.unwrap();
+            match s {
+                StatusCode::CREATED => {
+                    ids.insert(v["id"].as_str().unwrap().to_string());
+                }
+                StatusCode::CONFLICT => assert_eq!(v["code"], "idempotency_in_progress", "{v}"),
+                other => panic!("unexpected {other} {v}"),
+            }
+        }
+        assert_eq!(ids.len(), 1, "one order for one key");
+        let r = h.settle().await;
+        assert_eq!(r.paid_orders, 2);
+        assert_eq!(available(&h, "A").await, (98, 0));
+        match Arc::try_unwrap(h) {
+            Ok(h) => h.cleanup().await,
+            Err(_) => panic!("harness still shared"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_order_machine_refuses_skipped_steps_and_refunds_add_up_b6() {
+    for h in H::all().await {
+        h.stock("rennes", "B", 3).await;
+        let cart = h.cart(&[("B", 2)]).await;
+        let (_, order) = h.checkout(&cart, OK_CARD, "b6").await;
+        let id = order["id"].as_str().unwrap().to_string();
+        let staff = [("x-test-as", "store_manager:rennes"), ("idempotency-key", "x")];
+        let post = |path: &'static str, body: Value, key: &'static str| {
+            let h = &h;
+            let id = id.clone();
+            async move {
+                h.call(
+                    "POST",
+                    &format!("/api/orders/{id}/{path}"),
+                    Some(body),
+                    &[("x-test-as", "store_manager:rennes"), ("idempotency-key", key)],
+                )
+                .await
+            }
+        };
+        let _ = staff;
+        // complete before fulfil
+        let (s, v, _) = post("complete", json!({}), "c1").await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        assert_eq!(v["code"], "invalid_transition");
+        // a Brest manager cannot act on a Rennes order
+        let (s, _, _) = h
+            .call(
+                "POST",
+                &format!("/api/orders/{id}/fulfil"),
+                Some(json!({})),
+                &[("x-test-as", "store_manager:brest")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        // refunds: too much, then part, replay, then the rest
+        let (s, v, _) = post("refunds", json!({"amount": 999_999}), "r0").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let (s, v, _) = post("refunds", json!({"amount": 1000}), "r1").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["status"], "partially_refunded");
+        assert_eq!(v["refunded"], 1000);
+        let (s, v, hdr) = post("refunds", json!({"amount": 1000}), "r1").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(hdr.get("idempotent-replayed").unwrap(), "true");
+        assert_eq!(v["refunded"], 1000, "a replay refunds nothing more");
+        let (s, v, _) = post("refunds", json!({"amount": 4000}), "r2").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["status"], "refunded");
+        // a refunded order cannot be fulfilled
+        let (s, _, _) = post("fulfil", json!({}), "f1").await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        let r = h.settle().await;
+        assert_eq!((r.psp_captured, r.psp_refunded), (5000, 5000));
+        h.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn fulfil_complete_and_cancel_follow_the_machine() {
+    for h in H::all().await {
+        h.stock("rennes", "A", 4).await;
+        let c1 = h.cart(&[("A", 1)]).await;
+        let (_, o1) = h.checkout(&c1, OK_CARD, "f-1").await;
+        let c2 = h.cart(&[("A", 2)]).await;
+        let (_, o2) = h.checkout(&c2, OK_CARD, "f-2").await;
+        let act = |id: Value, what: &'static str, key: &'static str| {
+            let h = &h;
+            async move {
+                h.call(
+                    "POST",
+                    &format!("/api/orders/{}/{what}", id.as_str().unwrap()),
+                    Some(json!({})),
+                    &[("x-test-as", "store_manager:rennes"), ("idempotency-key", key)],
+                )
+                .await
+            }
+        };
+        let (s, v, _) = act(o1["id"].clone(), "fulfil", "a").await;
+        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("fulfilled")));
+        let (s, v, _) = act(o1["id"].clone(), "complete", "b").await;
+        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("completed")));
+        let (s, _, _) = act(o1["id"].clone(), "cancel", "c").await;
+        assert_eq!(s, StatusCode::CONFLICT, "a collected order is not cancelled");
+        // cancelling a paid order refunds it and puts the stock back
+        let (s, v, _) = act(o2["id"].clone(), "cancel", "d").await;
+        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("cancelled")), "{v}");
+        assert_eq!(available(&h, "A").await, (3, 0));
+        let (s, v, _) = act(o2["id"].clone(), "cancel", "d").await;
+        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("cancelled")), "replay");
+        let r = h.settle().await;
+        assert_eq!(r.psp_captured - r.psp_refunded, 1000);
+        h.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_recovery_worker_finishes_an_abandoned_saga() {
+    for pg in [false, true] {
+        if pg && testkit::postgres_url().is_none() {
+            continue;
+        }
+        let h = H::with_bus(pg, Arc::new(InProcessBus::new()), Duration::from_millis(200)).await;
+        h.stock("rennes", "A", 5).await;
+        let cart = h.cart(&[("A", 1)]).await;
+        // a process started the saga, held the stock, then died
+        let c = h.orders.carts.get(cart.parse().unwrap(), None).await.unwrap();
+        let plan = orders::model::Plan {
+            cart_id: c.id,
+            customer: None,
+            email: "x@example.org".into(),
+            fulfilment: orders::model::Fulfilment::Collect { store: "rennes".into() },
+            location: "rennes".into(),
+            currency: "EUR".into(),
+            lines: vec![orders::model::OrderLine {
+                sku: "A".into(),
+                name: "A".into(),
+                quantity: 1,
+                unit_price: 1000,
+                line_total: 1000,
+            }],
+            subtotal: 1000,
+            shipping: 0,
+            total: 1000,
+            payment: payments::PaymentMethod::TestCard { number: OK_CARD.into() },
+        };
+        let orders::saga::Start::New(id) = h
+            .orders
+            .start_checkout("test", "abandoned", "hash", &plan)
+            .await
+            .unwrap()
+        else {
+            panic!("new saga expected")
+        };
+        h.orders
+            .inventory
+            .hold(id, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], None)
+            .await
+            .unwrap();
+        assert_eq!(available(&h, "A").await, (5, 1));
+        // the worker takes it over once the lease runs out
+        testkit::eventually("the saga is recovered", Duration::from_secs(10), || async {
+            h.orders.recover_once().await.unwrap();
+            let s = orders::store::checkout(&h.orders.db, id).await.unwrap().unwrap();
+            (s.state == "completed").then_some(())
+        })
+        .await;
+        assert_eq!(available(&h, "A").await, (4, 0));
+        let r = h.settle().await;
+        assert_eq!(r.paid_orders, 1);
+        h.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_lost_capture_response_is_retried_without_a_second_capture_f8() {
+    for h in H::all().await {
+        h.stock("rennes", "A", 5).await;
+        h.faults.lose_capture_responses(2);
+        let cart = h.cart(&[("A", 1)]).await;
+        let (s, v) = h.checkout(&cart, OK_CARD, "lost").await;
+        // the first answer may be "not finished yet": the client retries with its key
+        let (s, v) = if s == StatusCode::SERVICE_UNAVAILABLE {
+            testkit::eventually("the checkout finishes", Duration::from_secs(15), || async {
+                h.orders.recover_once().await.unwrap();
+                let (s, v) = h.checkout(&cart, OK_CARD, "lost").await;
+                (s == StatusCode::CREATED).then_some((s, v))
+            })
+            .await
+        } else {
+            (s, v)
+        };
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let r = h.settle().await;
+        assert_eq!(r.psp_captured, 1000, "{}: captured once", h.backend);
+        h.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn stock_low_fires_once_and_holds_expire() {
+    for h in H::all().await {
+        h.stock("rennes", "A", 4).await;
+        h.orders.inventory.set_threshold("rennes", "A", 2).await.unwrap();
+        let cart = h.cart(&[("A", 2)]).await;
+        let (s, _) = h.checkout(&cart, OK_CARD, "low-1").await;
+        assert_eq!(s, StatusCode::CREATED);
+        let cart = h.cart(&[("A", 1)]).await;
+        let (s, _) = h.checkout(&cart, OK_CARD, "low-2").await;
+        assert_eq!(s, StatusCode::CREATED);
+        h.settle().await;
+        let alerts = orders::store::notifications(&h.orders.db, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.kind == "stock_alert")
+            .count();
+        assert_eq!(alerts, 1, "one alert when it crossed the threshold, not one per sale");
+        // an expired hold is released by the sweeper, and lazily by a buyer who needs it
+        let id = Uuid::now_v7();
+        h.orders
+            .inventory
+            .hold(id, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], Some(Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(available(&h, "A").await, (1, 1));
+        let other = Uuid::now_v7();
+        h.orders
+            .inventory
+            .hold(other, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], None)
+            .await
+            .expect("the expired hold was reclaimed for this buyer");
+        assert_eq!(h.orders.inventory.hold_state(id).await.unwrap().as_deref(), Some("expired"));
+        h.orders.inventory.release(other).await.unwrap();
+        let id = Uuid::now_v7();
+        h.orders
+            .inventory
+            .hold(id, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], Some(Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(h.orders.inventory.sweep().await.unwrap(), 1);
+        assert_eq!(available(&h, "A").await, (1, 0));
+        assert!(h.orders.inventory.check().await.unwrap().is_empty());
+        h.cleanup().await;
+    }
+}
+
+#[allow(dead_code)]
+fn _uses(_: Db) {}

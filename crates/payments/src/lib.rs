@@ -1,0 +1,134 @@
+//! The payments service: authorises, captures, voids and refunds the money of orders through a
+//! payment service provider (PSP), and keeps our view of each payment in step with the PSP's.
+//!
+//! - `model`: the API types: [`AuthorizeRequest`], [`AuthOutcome`], [`CaptureOutcome`],
+//!   [`Payment`] with its [`PaymentStatus`], [`PaymentError`]
+//! - `provider`: the [`Provider`] port (boxed futures; every call carries an idempotency key)
+//! - `test_provider`: [`TestProvider`], the embedded default: test card numbers only, its own
+//!   books in the payments database, fault injection ([`Faults`]) and [`psp_ledger_totals`]
+//! - `stripe`: [`StripeProvider`], our small PaymentIntents client on `reqwest`, and the
+//!   webhook signature check ([`stripe::verify_signature`])
+//! - `service`: [`Payments`], the use cases the checkout saga calls in process
+//! - `webhook`: verified provider events, applied once; unverified ones trigger a poll
+//! - `store`: SQL, one text for SQLite and PostgreSQL
+//! - `http`: `GET /api/payments/{id}` and `POST /api/payments/webhooks/stripe`, their
+//!   [`http::policy`] and OpenAPI ([`http::PaymentsApi`])
+//!
+//! # Guarantees
+//!
+//! - **Never two authorisations, captures or refunds for one request.** The payment id chosen
+//!   by the caller is the authorisation's idempotency key at the PSP; the capture's is
+//!   `<id>:capture`, a refund's `<id>:refund:<key>`. A payment is recorded `pending` before
+//!   the PSP is asked, so a crash or a lost answer is settled by asking again with the same
+//!   key (a retry of the same call, or [`Payments::sync`] from the recovery worker).
+//! - **Status only moves forward** ([`PaymentStatus::rank`]); amounts captured and refunded
+//!   only grow. Answers, webhooks and polls are merged, so late, duplicated or reordered news
+//!   cannot undo newer news.
+//! - **Refunds are bounded**: at most captured − refunded − refunds in flight, idempotent on
+//!   the caller's key. Every growth of the refunded total, whoever saw it first (our call, a
+//!   webhook, a poll), writes one `payment.refunded` event to the outbox in the same
+//!   transaction: `{payment_id, order_ref, amount, currency, refunded_total, captured, full}`.
+//! - **Webhooks are believed only when signed** (HMAC-SHA256, constant-time, 300 s, secret
+//!   rotation) and applied once per event id; an unverifiable one only makes us ask the PSP.
+//! - **No card data**: the test provider takes its test numbers only; Stripe gets `pm_…`
+//!   tokens. Only the last 4 digits are stored.
+//!
+//! Its database (a SQLite file, or the PostgreSQL schema `payments`) holds `payments`,
+//! `refunds`, `webhook_events`, the test PSP's `test_psp_charges` and `test_psp_requests`, and
+//! the shared `outbox`, `processed_events` and `idempotency_keys`.
+
+pub mod http;
+pub mod model;
+pub mod provider;
+pub mod service;
+pub mod store;
+pub mod stripe;
+pub mod test_provider;
+pub mod webhook;
+
+pub use model::{
+    AuthOutcome, AuthorizeRequest, CaptureOutcome, Payment, PaymentError, PaymentMethod,
+    PaymentStatus,
+};
+pub use provider::{Failure, Provider, ProviderCharge, ProviderError};
+pub use service::Payments;
+pub use stripe::{StripeConfig, StripeProvider};
+pub use test_provider::{Faults, PspLedgerTotals, TestProvider, psp_ledger_totals};
+pub use webhook::WebhookOutcome;
+
+use platform::db::MigrationSet;
+use sqlx::migrate::Migrator;
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The payments schema, for both backends.
+pub fn migrations() -> MigrationSet {
+    MigrationSet {
+        postgres: &PG_MIGRATIONS,
+        sqlite: &SQLITE_MIGRATIONS,
+    }
+}
+
+/// Name of the service: its target, its SQLite file (`payments.db`) and its PostgreSQL schema.
+pub const SERVICE: &str = "payments";
+
+#[cfg(test)]
+mod tests {
+    /// The two migration sets must stay in step: same versions, same names.
+    #[test]
+    fn migration_sets_are_in_step() {
+        let list = |dir: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                    .expect("migrations dir")
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        let pg = list("postgres");
+        assert!(!pg.is_empty());
+        assert_eq!(pg, list("sqlite"));
+        let versions =
+            |m: &sqlx::migrate::Migrator| m.iter().map(|m| m.version).collect::<Vec<_>>();
+        assert_eq!(
+            versions(&super::PG_MIGRATIONS),
+            versions(&super::SQLITE_MIGRATIONS)
+        );
+    }
+
+    /// Same tables and columns on both backends (types differ legitimately).
+    #[test]
+    fn migration_sets_define_the_same_columns() {
+        fn columns(sql: &str) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut table = String::new();
+            for line in sql.lines().map(str::trim) {
+                if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                    table = rest.trim_end_matches(" (").to_string();
+                } else if line.starts_with(')') {
+                    table.clear();
+                } else if !table.is_empty()
+                    && !line.is_empty()
+                    && !line.starts_with("--")
+                    && !line.starts_with("PRIMARY KEY")
+                {
+                    let col = line.split_whitespace().next().unwrap_or("");
+                    out.push(format!("{table}.{col}"));
+                }
+            }
+            out
+        }
+        for (pg, lite) in super::PG_MIGRATIONS
+            .iter()
+            .zip(super::SQLITE_MIGRATIONS.iter())
+        {
+            let cols = columns(pg.sql.as_str());
+            assert!(cols.contains(&"outbox.published_at".to_string()));
+            assert!(cols.contains(&"processed_events.event_id".to_string()));
+            assert!(cols.contains(&"idempotency_keys.idem_key".to_string()));
+            assert_eq!(cols, columns(lite.sql.as_str()), "migration {}", pg.version);
+        }
+    }
+}

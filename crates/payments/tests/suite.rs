@@ -1,0 +1,769 @@
+//! The payments suite, run on SQLite always and on PostgreSQL when
+//! `COMPTOIR_TEST_POSTGRES_URL` is set: the in-process API the checkout saga calls, the HTTP
+//! routes through the real router, the built-in test provider's books, and (in `stripe`) the
+//! Stripe adapter and webhooks against a fake Stripe on loopback.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::future::BoxFuture;
+use http_body_util::BodyExt;
+use payments::http::PaymentsState;
+use payments::*;
+use platform::auth::{InternalKey, accept_internal_identity};
+use platform::authz::{Principal, PrincipalKind, Role};
+use platform::config::Secret;
+use platform::db::Db;
+use platform::http::{EdgeOptions, with_common_layers};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::TestDb;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const HEAD_OFFICE: &str = "head-office-token";
+pub const CUSTOMER: &str = "customer-token";
+pub const CLERK: &str = "clerk-token";
+/// The webhook secret the service is configured with.
+pub const WHSEC: &str = "whsec_current_secret_0123456789";
+
+/// Plays the gateway: turns the test tokens into the signed identity header the service
+/// verifies.
+async fn as_gateway(
+    key: InternalKey,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let who = |role: Role, store: Option<&str>| Principal {
+        subject: format!("{role:?}"),
+        kind: PrincipalKind::User,
+        role,
+        store: store.map(str::to_string),
+        organiser: None,
+        scopes: vec![],
+        session: None,
+    };
+    let ip = "127.0.0.1".parse().expect("ip");
+    let now = chrono::Utc::now().timestamp();
+    if let Some(v) = req.headers_mut().remove("authorization") {
+        let p = match v.to_str().unwrap_or("") {
+            x if x == format!("Bearer {HEAD_OFFICE}") => who(Role::HeadOffice, None),
+            x if x == format!("Bearer {CUSTOMER}") => who(Role::Customer, None),
+            x if x == format!("Bearer {CLERK}") => who(Role::Clerk, Some("rennes")),
+            _ => panic!("unknown test token"),
+        };
+        req.headers_mut()
+            .insert(platform::auth::IDENTITY_HEADER, key.sign(ip, Some(&p), now));
+    }
+    next.run(req).await
+}
+
+pub struct H {
+    pub db: Db,
+    pub payments: Payments,
+    pub router: Router,
+    pub faults: Faults,
+}
+
+pub struct Res {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl H {
+    /// The service on the built-in test provider.
+    pub fn test(t: &TestDb) -> H {
+        let faults = Faults::new();
+        let provider = TestProvider::new(t.db.clone()).with_faults(faults.clone());
+        Self::with(t, Arc::new(provider), faults)
+    }
+
+    pub fn with(t: &TestDb, provider: Arc<dyn Provider>, faults: Faults) -> H {
+        let payments = Payments::new(t.db.clone(), provider, Arc::new(kernel::SystemClock));
+        let state = PaymentsState {
+            payments: payments.clone(),
+            stripe_webhook_secrets: Arc::new(vec![Secret::new(WHSEC)]),
+        };
+        let key = InternalKey::new(b"payments-suite-secret");
+        let k2 = key.clone();
+        let service = payments::http::router(state)
+            .layer(axum::middleware::from_fn(move |req, next| {
+                accept_internal_identity(Some(key.clone()), req, next)
+            }))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                as_gateway(k2.clone(), req, next)
+            }));
+        let router = with_common_layers(
+            service,
+            &EdgeOptions {
+                request_timeout: Duration::from_secs(30),
+                max_body_bytes: 256 * 1024,
+            },
+        );
+        H {
+            db: t.db.clone(),
+            payments,
+            router,
+            faults,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Res {
+        send(&self.router, req).await
+    }
+
+    pub async fn get_as(&self, uri: &str, token: Option<&str>) -> Res {
+        let mut b = Request::get(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        self.send(b.body(Body::empty()).expect("request")).await
+    }
+
+    pub async fn webhook(&self, body: &str, signature: Option<&str>) -> Res {
+        webhook(&self.router, body, signature).await
+    }
+
+    /// The outbox, oldest first: (topic, payload).
+    pub async fn outbox(&self) -> Vec<(String, Value)> {
+        let rows: Vec<(String, String)> = platform::db_run!(&self.db, |p| sqlx::query_as(
+            "SELECT topic, payload FROM outbox ORDER BY created_at, id"
+        )
+        .fetch_all(p)
+        .await)
+        .expect("outbox");
+        rows.into_iter()
+            .map(|(t, p)| (t, serde_json::from_str(&p).expect("json payload")))
+            .collect()
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        platform::db_run!(&self.db, |p| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(p)
+            .await)
+        .expect("count")
+    }
+
+    pub async fn payment(&self, id: Uuid) -> Payment {
+        self.payments
+            .get(id)
+            .await
+            .expect("get")
+            .expect("payment exists")
+    }
+}
+
+pub async fn send(router: &Router, req: Request<Body>) -> Res {
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Res { status, body }
+}
+
+pub async fn webhook(router: &Router, body: &str, signature: Option<&str>) -> Res {
+    let mut b = Request::post("/api/payments/webhooks/stripe")
+        .header("content-type", "application/json; charset=utf-8");
+    if let Some(s) = signature {
+        b = b.header("stripe-signature", s);
+    }
+    send(
+        router,
+        b.body(Body::from(body.to_string())).expect("request"),
+    )
+    .await
+}
+
+/// Runs a scenario on every backend, each on a fresh database.
+macro_rules! on_all_backends {
+    ($name:ident, $body:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for t in TestDb::all(payments::migrations()).await {
+                {
+                    let f: fn(&TestDb) -> BoxFuture<'_, ()> = $body;
+                    f(&t).await;
+                }
+                t.cleanup().await;
+            }
+        }
+    };
+}
+
+/// A clock the test moves.
+pub struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl ManualClock {
+    pub fn starting_now() -> Self {
+        ManualClock(std::sync::Mutex::new(chrono::Utc::now()))
+    }
+    pub fn advance(&self, d: Duration) {
+        let mut t = self.0.lock().expect("clock");
+        *t += chrono::Duration::from_std(d).expect("duration");
+    }
+}
+
+impl kernel::Clock for ManualClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().expect("clock")
+    }
+}
+
+pub fn card_request(amount: i64, number: &str) -> AuthorizeRequest {
+    AuthorizeRequest {
+        payment_id: Uuid::now_v7(),
+        order_ref: format!("BZH-{}", &Uuid::new_v4().simple().to_string()[..8]),
+        amount,
+        currency: kernel::Currency::EUR,
+        method: PaymentMethod::TestCard {
+            number: number.to_string(),
+        },
+        customer_email: Some("client@example.org".into()),
+    }
+}
+
+pub const VISA_OK: &str = "4242424242424242";
+const DECLINED: &str = "4000000000000002";
+const NO_FUNDS: &str = "4000000000009995";
+const CAPTURE_FAILS: &str = "4000000000000341";
+
+fn authorized(o: AuthOutcome) -> Payment {
+    match o {
+        AuthOutcome::Authorized(p) => p,
+        other => panic!("expected an authorisation, got {other:?}"),
+    }
+}
+
+fn captured(o: CaptureOutcome) -> Payment {
+    match o {
+        CaptureOutcome::Captured(p) => p,
+        other => panic!("expected a capture, got {other:?}"),
+    }
+}
+
+fn invalid_code<T: std::fmt::Debug>(r: Result<T, PaymentError>) -> &'static str {
+    match r {
+        Err(PaymentError::Invalid { code, .. }) => code,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+// ---- the test provider ----------------------------------------------------------------------
+
+on_all_backends!(test_cards_behave_as_documented, |t| Box::pin(async move {
+    let h = H::test(t);
+    let pay = &h.payments;
+
+    // 4242…: authorised, then captured; only the last 4 digits are kept
+    let req = card_request(4990, VISA_OK);
+    let p = authorized(pay.authorize(&req).await.expect("authorize"));
+    assert_eq!(p.status, PaymentStatus::Authorized);
+    assert_eq!(p.last4.as_deref(), Some("4242"));
+    assert_eq!(
+        (p.provider.as_str(), p.amount, p.captured),
+        ("test", 4990, 0)
+    );
+    assert!(
+        p.provider_ref
+            .as_deref()
+            .is_some_and(|r| r.starts_with("tch_"))
+    );
+    let p = captured(pay.capture(req.payment_id).await.expect("capture"));
+    assert_eq!((p.status, p.captured), (PaymentStatus::Captured, 4990));
+
+    // declined at authorisation, with the bank's reason
+    for (number, code) in [
+        (DECLINED, "card_declined"),
+        (NO_FUNDS, "insufficient_funds"),
+    ] {
+        let req = card_request(1000, number);
+        match pay.authorize(&req).await.expect("authorize") {
+            AuthOutcome::Declined { code: c, .. } => assert_eq!(c, code),
+            other => panic!("{number}: expected a decline, got {other:?}"),
+        }
+        assert_eq!(
+            h.payment(req.payment_id).await.status,
+            PaymentStatus::Failed
+        );
+        // asking again gives the same answer
+        match pay.authorize(&req).await.expect("authorize again") {
+            AuthOutcome::Declined { code: c, .. } => assert_eq!(c, code),
+            other => panic!("expected the same decline, got {other:?}"),
+        }
+        assert_eq!(
+            invalid_code(pay.capture(req.payment_id).await),
+            "not_capturable"
+        );
+    }
+
+    // …0341: authorised, but the capture fails; the authorisation can then be voided
+    let req = card_request(2500, CAPTURE_FAILS);
+    authorized(pay.authorize(&req).await.expect("authorize"));
+    match pay.capture(req.payment_id).await.expect("capture") {
+        CaptureOutcome::Failed { code, .. } => assert_eq!(code, "capture_failed"),
+        other => panic!("expected a failed capture, got {other:?}"),
+    }
+    let p = h.payment(req.payment_id).await;
+    assert_eq!((p.status, p.captured), (PaymentStatus::Authorized, 0));
+    pay.void(req.payment_id).await.expect("void");
+    assert_eq!(
+        h.payment(req.payment_id).await.status,
+        PaymentStatus::Voided
+    );
+
+    // anything else is refused before anything is recorded: never real card data
+    for number in [
+        "4111111111111111",
+        "4242 4242 4242 4242",
+        "",
+        "42424242424242420",
+    ] {
+        let req = card_request(1000, number);
+        assert_eq!(invalid_code(pay.authorize(&req).await), "not_a_test_card");
+        assert!(pay.get(req.payment_id).await.expect("get").is_none());
+    }
+    let mut stripe_method = card_request(1000, VISA_OK);
+    stripe_method.method = PaymentMethod::Stripe {
+        payment_method: "pm_card_visa".into(),
+    };
+    assert_eq!(
+        invalid_code(pay.authorize(&stripe_method).await),
+        "method_not_supported"
+    );
+    // no full card number is stored anywhere: only last 4 digits
+    let numbers = h
+        .count("SELECT COUNT(*) FROM test_psp_charges WHERE LENGTH(last4) <> 4")
+        .await;
+    assert_eq!(numbers, 0);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM payments WHERE last4 IS NOT NULL AND LENGTH(last4) <> 4")
+            .await,
+        0
+    );
+
+    // the PSP's books: one capture of 4990, nothing refunded
+    let books = psp_ledger_totals(&h.db).await.expect("books");
+    assert_eq!(
+        (
+            books.captured,
+            books.refunded,
+            books.max_captures_per_charge
+        ),
+        (4990, 0, 1)
+    );
+}));
+
+on_all_backends!(bad_requests_change_nothing, |t| Box::pin(async move {
+    let h = H::test(t);
+    let pay = &h.payments;
+    for amount in [0, -5, kernel::MAX_AMOUNT_MINOR + 1] {
+        let req = card_request(amount, VISA_OK);
+        assert_eq!(invalid_code(pay.authorize(&req).await), "invalid_amount");
+    }
+    let mut req = card_request(1000, VISA_OK);
+    req.order_ref = String::new();
+    assert_eq!(invalid_code(pay.authorize(&req).await), "invalid_order_ref");
+    assert_eq!(h.count("SELECT COUNT(*) FROM payments").await, 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM test_psp_charges").await, 0);
+
+    // a payment id is bound to its amount, currency and order
+    let req = card_request(1000, VISA_OK);
+    authorized(pay.authorize(&req).await.expect("authorize"));
+    let mut other = req.clone();
+    other.amount = 2000;
+    assert_eq!(
+        invalid_code(pay.authorize(&other).await),
+        "payment_id_reused"
+    );
+    let mut other = req.clone();
+    other.order_ref = "another order".into();
+    assert_eq!(
+        invalid_code(pay.authorize(&other).await),
+        "payment_id_reused"
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM test_psp_charges").await, 1);
+
+    // operations on unknown payments
+    let unknown = Uuid::now_v7();
+    assert_eq!(invalid_code(pay.capture(unknown).await), "unknown_payment");
+    assert_eq!(
+        invalid_code(pay.refund(unknown, 100, "k").await),
+        "unknown_payment"
+    );
+    assert!(pay.sync(unknown).await.expect("sync").is_none());
+    assert!(pay.get(unknown).await.expect("get").is_none());
+}));
+
+on_all_backends!(authorize_and_capture_twice_happen_once, |t| Box::pin(
+    async move {
+        let h = H::test(t);
+        let pay = &h.payments;
+        let req = card_request(12_345, VISA_OK);
+        let first = authorized(pay.authorize(&req).await.expect("authorize"));
+        let second = authorized(pay.authorize(&req).await.expect("authorize again"));
+        assert_eq!(first.provider_ref, second.provider_ref);
+        let c1 = captured(pay.capture(req.payment_id).await.expect("capture"));
+        let c2 = captured(pay.capture(req.payment_id).await.expect("capture again"));
+        assert_eq!((c1.captured, c2.captured), (12_345, 12_345));
+        // authorising a captured payment again answers it, and takes nothing more
+        let again = authorized(pay.authorize(&req).await.expect("authorize after capture"));
+        assert_eq!(again.status, PaymentStatus::Captured);
+
+        // the same, concurrently: still one charge, one capture
+        let req2 = card_request(500, VISA_OK);
+        let (a, b) = tokio::join!(pay.authorize(&req2), pay.authorize(&req2));
+        let (a, b) = (authorized(a.expect("a")), authorized(b.expect("b")));
+        assert_eq!(a.provider_ref, b.provider_ref);
+        let (a, b) = tokio::join!(pay.capture(req2.payment_id), pay.capture(req2.payment_id));
+        assert_eq!(captured(a.expect("a")).captured, 500);
+        assert_eq!(captured(b.expect("b")).captured, 500);
+
+        let books = psp_ledger_totals(&h.db).await.expect("books");
+        assert_eq!(books.charges, 2, "one authorisation per payment");
+        assert_eq!(books.max_captures_per_charge, 1, "one capture per payment");
+        assert_eq!(books.captured, 12_345 + 500);
+    }
+));
+
+on_all_backends!(lost_answers_are_found_through_the_idempotency_keys, |t| {
+    Box::pin(async move {
+        // RELIABILITY.md F8: the PSP did it, the answer was lost, the retry must find it
+        let h = H::test(t);
+        let pay = &h.payments;
+
+        // authorisation answer lost: the payment stays pending; the retry finds the charge
+        let req = card_request(7000, VISA_OK);
+        h.faults.lose_authorize_responses(1);
+        assert!(matches!(
+            pay.authorize(&req).await,
+            Err(PaymentError::Provider(_))
+        ));
+        assert_eq!(
+            h.payment(req.payment_id).await.status,
+            PaymentStatus::Pending
+        );
+        let p = authorized(pay.authorize(&req).await.expect("retry"));
+        assert_eq!(p.status, PaymentStatus::Authorized);
+        assert_eq!(h.count("SELECT COUNT(*) FROM test_psp_charges").await, 1);
+
+        // capture answer lost: the money is taken at the PSP, we do not know yet
+        h.faults.lose_capture_responses(1);
+        assert!(matches!(
+            pay.capture(req.payment_id).await,
+            Err(PaymentError::Provider(_))
+        ));
+        assert_eq!(
+            h.payment(req.payment_id).await.status,
+            PaymentStatus::Authorized
+        );
+        assert_eq!(
+            psp_ledger_totals(&h.db).await.expect("books").captured,
+            7000
+        );
+        // the retry finds the capture that happened, and takes nothing more
+        let p = captured(pay.capture(req.payment_id).await.expect("retry capture"));
+        assert_eq!(p.captured, 7000);
+        let books = psp_ledger_totals(&h.db).await.expect("books");
+        assert_eq!((books.captured, books.max_captures_per_charge), (7000, 1));
+
+        // refund answer lost: the retry with the same key refunds nothing more
+        h.faults.lose_refund_responses(1);
+        assert!(matches!(
+            pay.refund(req.payment_id, 1000, "r-1").await,
+            Err(PaymentError::Provider(_))
+        ));
+        assert_eq!(h.payment(req.payment_id).await.refunded, 0);
+        // a second refund meanwhile cannot spend the amount in flight
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, 6500, "r-2").await),
+            "refund_exceeds_captured"
+        );
+        let p = pay
+            .refund(req.payment_id, 1000, "r-1")
+            .await
+            .expect("retry");
+        assert_eq!(p.refunded, 1000);
+        assert_eq!(
+            psp_ledger_totals(&h.db).await.expect("books").refunded,
+            1000
+        );
+        assert_eq!(h.outbox().await.len(), 1);
+
+        // a pending payment whose answer was lost is found by the recovery worker after a
+        // while, and settled by sync
+        let clock = Arc::new(ManualClock::starting_now());
+        let faults = Faults::new();
+        let worker = Payments::new(
+            h.db.clone(),
+            Arc::new(TestProvider::new(h.db.clone()).with_faults(faults.clone())),
+            clock.clone(),
+        );
+        let req = card_request(300, VISA_OK);
+        faults.lose_authorize_responses(1);
+        assert!(worker.authorize(&req).await.is_err());
+        let minute = Duration::from_secs(60);
+        assert!(
+            worker
+                .stale_pending(minute, 10)
+                .await
+                .expect("stale")
+                .is_empty()
+        );
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(
+            worker.stale_pending(minute, 10).await.expect("stale"),
+            vec![req.payment_id]
+        );
+        let p = worker
+            .sync(req.payment_id)
+            .await
+            .expect("sync")
+            .expect("known");
+        assert_eq!(p.status, PaymentStatus::Authorized);
+        assert!(p.provider_ref.is_some());
+        assert!(
+            worker
+                .stale_pending(minute, 10)
+                .await
+                .expect("stale")
+                .is_empty()
+        );
+
+        // voiding a payment whose authorisation answer was lost cancels the charge found
+        let req = card_request(400, VISA_OK);
+        h.faults.lose_authorize_responses(1);
+        assert!(pay.authorize(&req).await.is_err());
+        pay.void(req.payment_id).await.expect("void");
+        assert_eq!(
+            h.payment(req.payment_id).await.status,
+            PaymentStatus::Voided
+        );
+        let psp_status: String = platform::db_run!(&h.db, |p| sqlx::query_scalar(
+            "SELECT status FROM test_psp_charges WHERE auth_key = $1"
+        )
+        .bind(req.payment_id.to_string())
+        .fetch_one(p)
+        .await)
+        .expect("charge");
+        assert_eq!(psp_status, "canceled");
+        // and a late retry of the authorisation answers "voided" without a new charge
+        match pay.authorize(&req).await.expect("late retry") {
+            AuthOutcome::Declined { code, .. } => assert_eq!(code, "voided"),
+            other => panic!("expected voided, got {other:?}"),
+        }
+        assert_eq!(h.count("SELECT COUNT(*) FROM test_psp_charges").await, 3);
+    })
+});
+
+on_all_backends!(refunds_are_bounded_idempotent_and_announced_once, |t| {
+    Box::pin(async move {
+        let h = H::test(t);
+        let pay = &h.payments;
+        let req = card_request(10_000, VISA_OK);
+        // nothing to refund before the capture
+        authorized(pay.authorize(&req).await.expect("authorize"));
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, 100, "early").await),
+            "not_captured"
+        );
+        captured(pay.capture(req.payment_id).await.expect("capture"));
+
+        // partial
+        let p = pay
+            .refund(req.payment_id, 3000, "refund-a")
+            .await
+            .expect("a");
+        assert_eq!(
+            (p.status, p.refunded, p.captured),
+            (PaymentStatus::PartiallyRefunded, 3000, 10_000)
+        );
+        // the same key again: the same refund, not a second one
+        let again = pay
+            .refund(req.payment_id, 3000, "refund-a")
+            .await
+            .expect("a again");
+        assert_eq!(again.refunded, 3000);
+        // the same key for another amount is refused
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, 100, "refund-a").await),
+            "refund_key_reused"
+        );
+        // more than what is left is refused, and changes nothing
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, 7001, "refund-b").await),
+            "refund_exceeds_captured"
+        );
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, 0, "refund-z").await),
+            "invalid_amount"
+        );
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, 10, "bad key").await),
+            "invalid_refund_key"
+        );
+        // the rest: fully refunded
+        let p = pay
+            .refund(req.payment_id, 7000, "refund-b")
+            .await
+            .expect("b");
+        assert_eq!((p.status, p.refunded), (PaymentStatus::Refunded, 10_000));
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, 1, "refund-c").await),
+            "refund_exceeds_captured"
+        );
+        // a refunded payment cannot be voided
+        assert_eq!(
+            invalid_code(pay.void(req.payment_id).await),
+            "already_captured"
+        );
+
+        // exactly two events, in order, with what the orders service needs
+        let events = h.outbox().await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        for (topic, _) in &events {
+            assert_eq!(topic, platform::bus::topic::PAYMENT_REFUNDED);
+        }
+        let e0 = &events[0].1;
+        assert_eq!(e0["payment_id"], req.payment_id.to_string());
+        assert_eq!(e0["order_ref"], req.order_ref);
+        assert_eq!(
+            (e0["amount"].as_i64(), e0["refunded_total"].as_i64()),
+            (Some(3000), Some(3000))
+        );
+        assert_eq!(
+            (e0["currency"].as_str(), e0["captured"].as_i64()),
+            (Some("EUR"), Some(10_000))
+        );
+        assert_eq!(e0["full"], false);
+        let e1 = &events[1].1;
+        assert_eq!(
+            (e1["amount"].as_i64(), e1["refunded_total"].as_i64()),
+            (Some(7000), Some(10_000))
+        );
+        assert_eq!(e1["full"], true);
+
+        // the PSP's books agree: captured − refunded = 0
+        let books = psp_ledger_totals(&h.db).await.expect("books");
+        assert_eq!((books.captured, books.refunded), (10_000, 10_000));
+    })
+});
+
+on_all_backends!(void_is_safe_to_repeat, |t| Box::pin(async move {
+    let h = H::test(t);
+    let pay = &h.payments;
+    // unknown: nothing to do
+    pay.void(Uuid::now_v7()).await.expect("unknown");
+    // authorised → voided, at the PSP too; again: still fine
+    let req = card_request(800, VISA_OK);
+    authorized(pay.authorize(&req).await.expect("authorize"));
+    pay.void(req.payment_id).await.expect("void");
+    pay.void(req.payment_id).await.expect("void again");
+    assert_eq!(
+        h.payment(req.payment_id).await.status,
+        PaymentStatus::Voided
+    );
+    assert_eq!(
+        invalid_code(pay.capture(req.payment_id).await),
+        "not_capturable"
+    );
+    // failed: nothing to do
+    let req = card_request(800, DECLINED);
+    pay.authorize(&req).await.expect("declined");
+    pay.void(req.payment_id).await.expect("void failed");
+    assert_eq!(
+        h.payment(req.payment_id).await.status,
+        PaymentStatus::Failed
+    );
+    // captured: refuse (refund instead)
+    let req = card_request(800, VISA_OK);
+    authorized(pay.authorize(&req).await.expect("authorize"));
+    captured(pay.capture(req.payment_id).await.expect("capture"));
+    assert_eq!(
+        invalid_code(pay.void(req.payment_id).await),
+        "already_captured"
+    );
+    let books = psp_ledger_totals(&h.db).await.expect("books");
+    assert_eq!(books.captured, 800);
+}));
+
+// ---- HTTP -----------------------------------------------------------------------------------
+
+on_all_backends!(reading_a_payment_needs_orders_read_and_scope, |t| {
+    Box::pin(async move {
+        let h = H::test(t);
+        let req = card_request(1999, VISA_OK);
+        authorized(h.payments.authorize(&req).await.expect("authorize"));
+        let uri = format!("/api/payments/{}", req.payment_id);
+
+        let r = h.get_as(&uri, Some(HEAD_OFFICE)).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["id"], req.payment_id.to_string());
+        assert_eq!(r.body["status"], "authorized");
+        assert_eq!(r.body["amount"], 1999);
+        assert_eq!(r.body["currency"], "EUR");
+        assert_eq!(r.body["last4"], "4242");
+        assert_eq!(r.body["provider"], "test");
+
+        let r = h.get_as(&uri, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = h.get_as(&uri, Some(CUSTOMER)).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden"))
+        );
+        // a store's clerk holds orders:read but payments are not bound to a store: 404
+        let r = h.get_as(&uri, Some(CLERK)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        for missing in [
+            format!("/api/payments/{}", Uuid::now_v7()),
+            "/api/payments/nope".into(),
+        ] {
+            let r = h.get_as(&missing, Some(HEAD_OFFICE)).await;
+            assert_eq!(
+                (r.status, r.body["code"].as_str()),
+                (StatusCode::NOT_FOUND, Some("not_found"))
+            );
+        }
+        // undeclared methods are refused
+        let r = h
+            .send(
+                Request::delete(&uri)
+                    .header("authorization", format!("Bearer {HEAD_OFFICE}"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    })
+});
+
+#[test]
+fn every_route_is_in_the_policy_and_the_openapi_document() {
+    use utoipa::OpenApi;
+    let doc = serde_json::to_value(payments::http::PaymentsApi::openapi()).expect("json");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().expect("ops").keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut declared: Vec<(String, String)> = payments::http::policy()
+        .declared()
+        .into_iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    declared.sort();
+    assert_eq!(documented, declared);
+}
+
+#[path = "suite/fake_stripe.rs"]
+mod fake_stripe;
+#[path = "suite/stripe.rs"]
+mod stripe;
