@@ -811,9 +811,14 @@ mod tests {
         // full refund
         let f = merge(&m, &obs(Captured, 1000, 1000));
         assert_eq!(f.payment.status, Refunded);
-        // failed and voided do not replace each other
+        // failed and voided do not replace each other, and older news do not undo them
         let v = rec(Voided, 0, 0);
         assert_eq!(merge(&v, &obs(Failed, 0, 0)), v);
+        assert_eq!(merge(&v, &obs(Authorized, 0, 0)), v);
+        assert_eq!(merge(&v, &obs(Pending, 0, 0)), v);
+        let a = rec(Authorized, 0, 0);
+        assert_eq!(merge(&a, &obs(Pending, 0, 0)), a);
+        assert_eq!(merge(&a, &obs(Voided, 0, 0)).payment.status, Voided);
         // merging is idempotent
         assert_eq!(merge(&f, &obs(Captured, 1000, 1000)), f);
         // every status has a rank and round-trips

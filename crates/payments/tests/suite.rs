@@ -535,6 +535,21 @@ on_all_backends!(lost_answers_are_found_through_the_idempotency_keys, |t| {
                 .is_empty()
         );
 
+        // past the PSP's key lifetime an unanswered attempt is closed, not asked again (a
+        // PSP that forgot the key would authorise a second time)
+        let req = card_request(350, VISA_OK);
+        faults.lose_authorize_responses(1);
+        assert!(worker.authorize(&req).await.is_err());
+        clock.advance(Duration::from_secs(24 * 3600));
+        match worker.authorize(&req).await.expect("a day later") {
+            AuthOutcome::Declined { code, .. } => assert_eq!(code, "attempt_expired"),
+            other => panic!("expected attempt_expired, got {other:?}"),
+        }
+        assert_eq!(
+            h.payment(req.payment_id).await.status,
+            PaymentStatus::Failed
+        );
+
         // voiding a payment whose authorisation answer was lost cancels the charge found
         let req = card_request(400, VISA_OK);
         h.faults.lose_authorize_responses(1);
@@ -557,7 +572,7 @@ on_all_backends!(lost_answers_are_found_through_the_idempotency_keys, |t| {
             AuthOutcome::Declined { code, .. } => assert_eq!(code, "voided"),
             other => panic!("expected voided, got {other:?}"),
         }
-        assert_eq!(h.count("SELECT COUNT(*) FROM test_psp_charges").await, 3);
+        assert_eq!(h.count("SELECT COUNT(*) FROM test_psp_charges").await, 4);
     })
 });
 
