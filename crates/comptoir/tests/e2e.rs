@@ -11,6 +11,9 @@ use std::time::Duration;
 #[path = "e2e/security.rs"]
 mod security;
 
+#[path = "e2e/crash.rs"]
+mod crash;
+
 const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
 
 fn temp_dir(tag: &str) -> PathBuf {

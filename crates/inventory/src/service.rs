@@ -690,6 +690,9 @@ impl Inventory {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                if me.db.is_closed() {
+                    return;
+                }
                 if let Err(e) = me.sweep().await {
                     tracing::warn!(error = %e, "hold sweeper");
                 }

@@ -636,6 +636,9 @@ impl Orders {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                if me.db.is_closed() {
+                    return;
+                }
                 match me.recover_once().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sagas = n, "recovery worker resumed checkouts"),

@@ -280,6 +280,7 @@ impl Relay {
                         backoff = Duration::from_millis(100);
                         let _ = tokio::time::timeout(me.inner.idle, me.inner.wake.notified()).await;
                     }
+                    Err(_) if me.inner.db.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(source = %me.inner.source, error = %e,
                             "outbox relay: cannot publish yet; will retry");
@@ -325,7 +326,7 @@ impl Relay {
                     return Ok(0);
                 }
                 let events = to_events(rows);
-                crate::fail::point("outbox.before_publish");
+                crate::fail::point(&format!("outbox.before_publish.{source}"));
                 i.bus.publish(&events).await?;
                 let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
                 sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = ANY($2)")
@@ -352,7 +353,7 @@ impl Relay {
                     return Ok(0);
                 }
                 let events = to_events(rows);
-                crate::fail::point("outbox.before_publish");
+                crate::fail::point(&format!("outbox.before_publish.{source}"));
                 i.bus.publish(&events).await?;
                 let now = now_ms();
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;

@@ -358,7 +358,7 @@ impl Settings {
                 continue;
             };
             // reserved for the test suites and the config file path
-            if rest.starts_with("TEST_") || rest == "CONFIG" {
+            if rest.starts_with("TEST_") || rest == "CONFIG" || rest == "FAILPOINTS" {
                 continue;
             }
             let Some((section, key)) = rest.split_once("__") else {

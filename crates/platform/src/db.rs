@@ -297,6 +297,14 @@ impl Db {
             .map(|_| ()))
     }
 
+    /// True once [`Db::close`] ran: background workers stop then.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Db::Pg(p) => p.is_closed(),
+            Db::Sqlite(p) => p.is_closed(),
+        }
+    }
+
     pub async fn close(&self) {
         db_run!(self, |p| p.close().await)
     }

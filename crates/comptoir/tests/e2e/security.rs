@@ -68,7 +68,12 @@ async fn token(base: &str, email: &str, password: &str) -> String {
 }
 
 fn policy() -> platform::authz::RoutePolicy {
-    catalog::http::policy().merge(identity::http::policy())
+    catalog::http::policy()
+        .merge(identity::http::policy())
+        .merge(inventory::http::policy())
+        .merge(cart::http::policy())
+        .merge(orders::http::policy())
+        .merge(payments::http::policy())
 }
 
 /// `/a/{id}/b/{x}` → `/a/{}/b/{}`: the spec and the router may name a parameter differently.
@@ -169,6 +174,9 @@ async fn every_operation_is_declared_and_refuses_who_lacks_the_permission() {
             p.replace("{id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{key}", "some-product")
                 .replace("{variant_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{code}", "rennes")
+                .replace("{location}", "rennes")
+                .replace("{sku}", "SKU-1")
         );
         let send = |auth: Option<(&'static str, String)>| {
             let mut rb = c.request(method.clone(), &url).json(&json!({}));
