@@ -895,8 +895,10 @@ pub async fn prices_by_sku(db: &Db, skus: &[String]) -> Result<Vec<SkuPrice>> {
 
 /// Every SKU (demo stock seeding).
 pub async fn all_skus(db: &Db) -> Result<Vec<String>> {
-    platform::db_run!(db, |p| sqlx::query_scalar("SELECT sku FROM variants ORDER BY sku")
-        .fetch_all(p)
-        .await)
+    platform::db_run!(db, |p| sqlx::query_scalar(
+        "SELECT sku FROM variants ORDER BY sku"
+    )
+    .fetch_all(p)
+    .await)
     .map_err(StoreError::from)
 }

@@ -22,7 +22,12 @@ pub struct Commerce {
     pub cart_db: Db,
 }
 
-fn db_target(s: &Settings, service: &str, url: &platform::config::DatabaseUrl, schema: &str) -> DbTarget {
+fn db_target(
+    s: &Settings,
+    service: &str,
+    url: &platform::config::DatabaseUrl,
+    schema: &str,
+) -> DbTarget {
     if url.is_empty() {
         DbTarget::SqliteFile {
             path: s.data.dir.join(format!("{service}.db")),
@@ -37,25 +42,46 @@ fn db_target(s: &Settings, service: &str, url: &platform::config::DatabaseUrl, s
 }
 
 pub fn inventory_db_target(s: &Settings) -> DbTarget {
-    db_target(s, inventory::SERVICE, &s.inventory.database_url, &s.inventory.database_schema)
+    db_target(
+        s,
+        inventory::SERVICE,
+        &s.inventory.database_url,
+        &s.inventory.database_schema,
+    )
 }
 pub fn orders_db_target(s: &Settings) -> DbTarget {
-    db_target(s, orders::SERVICE, &s.orders.database_url, &s.orders.database_schema)
+    db_target(
+        s,
+        orders::SERVICE,
+        &s.orders.database_url,
+        &s.orders.database_schema,
+    )
 }
 pub fn payments_db_target(s: &Settings) -> DbTarget {
-    db_target(s, payments::SERVICE, &s.payments.database_url, &s.payments.database_schema)
+    db_target(
+        s,
+        payments::SERVICE,
+        &s.payments.database_url,
+        &s.payments.database_schema,
+    )
 }
 pub fn cart_db_target(s: &Settings) -> DbTarget {
-    db_target(s, cart::SERVICE, &s.cart.database_url, &s.cart.database_schema)
+    db_target(
+        s,
+        cart::SERVICE,
+        &s.cart.database_url,
+        &s.cart.database_schema,
+    )
 }
 
 /// The bus of this process.
 pub async fn bus(s: &Settings) -> Result<Arc<dyn EventBus>, StartError> {
     match s.bus.transport.as_str() {
         "rabbitmq" => {
-            let b = platform::rabbit::RabbitBus::connect(s.bus.rabbitmq_url.expose(), &s.bus.prefix)
-                .await
-                .map_err(|e| StartError::Runtime(format!("RabbitMQ: {e}")))?;
+            let b =
+                platform::rabbit::RabbitBus::connect(s.bus.rabbitmq_url.expose(), &s.bus.prefix)
+                    .await
+                    .map_err(|e| StartError::Runtime(format!("RabbitMQ: {e}")))?;
             Ok(Arc::new(b))
         }
         _ => Ok(Arc::new(InProcessBus::new())),
@@ -128,15 +154,40 @@ pub async fn start(
         let db = crate::open_service_db(&t, set, n).await?;
         Ok::<_, StartError>((db, t.describe()))
     };
-    let (inv_db, d) = open(inventory_db_target(s), inventory::migrations(), s.inventory.max_connections).await?;
+    let (inv_db, d) = open(
+        inventory_db_target(s),
+        inventory::migrations(),
+        s.inventory.max_connections,
+    )
+    .await?;
     report.databases.push((inventory::SERVICE.into(), d));
-    let (pay_db, d) = open(payments_db_target(s), payments::migrations(), s.payments.max_connections).await?;
+    let (pay_db, d) = open(
+        payments_db_target(s),
+        payments::migrations(),
+        s.payments.max_connections,
+    )
+    .await?;
     report.databases.push((payments::SERVICE.into(), d));
-    let (ord_db, d) = open(orders_db_target(s), orders::migrations(), s.orders.max_connections).await?;
+    let (ord_db, d) = open(
+        orders_db_target(s),
+        orders::migrations(),
+        s.orders.max_connections,
+    )
+    .await?;
     report.databases.push((orders::SERVICE.into(), d));
-    let (cart_db, d) = open(cart_db_target(s), cart::migrations(), s.cart.max_connections).await?;
+    let (cart_db, d) = open(
+        cart_db_target(s),
+        cart::migrations(),
+        s.cart.max_connections,
+    )
+    .await?;
     report.databases.push((cart::SERVICE.into(), d));
-    databases.extend([inv_db.clone(), pay_db.clone(), ord_db.clone(), cart_db.clone()]);
+    databases.extend([
+        inv_db.clone(),
+        pay_db.clone(),
+        ord_db.clone(),
+        cart_db.clone(),
+    ]);
 
     let inv_relay = Relay::new(inventory::SERVICE, inv_db.clone(), bus.clone());
     let pay_relay = Relay::new(payments::SERVICE, pay_db.clone(), bus.clone());
@@ -160,9 +211,13 @@ pub async fn start(
     };
     let store: Arc<dyn cart::CartStore> = match s.cart.backend.as_str() {
         "redis" => Arc::new(
-            cart::RedisCartStore::connect(s.cart.redis_url.expose(), "comptoir:cart", clock.clone())
-                .await
-                .map_err(|e| StartError::Runtime(format!("cart Redis: {e}")))?,
+            cart::RedisCartStore::connect(
+                s.cart.redis_url.expose(),
+                "comptoir:cart",
+                clock.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Runtime(format!("cart Redis: {e}")))?,
         ),
         _ => Arc::new(cart::SqlCartStore::new(cart_db.clone(), clock.clone())),
     };
@@ -199,11 +254,14 @@ pub async fn start(
     }
     inventory.spawn_sweeper(Duration::from_secs(s.inventory.hold_sweep_seconds));
     orders.spawn_recovery(Duration::from_millis(s.orders.recovery_interval_ms));
-    spawn_housekeeping(carts.clone(), vec![
-        platform::idempotency::Idempotency::new(inventory.db.clone()),
-        platform::idempotency::Idempotency::new(orders.db.clone()),
-        platform::idempotency::Idempotency::new(cart_db.clone()),
-    ]);
+    spawn_housekeeping(
+        carts.clone(),
+        vec![
+            platform::idempotency::Idempotency::new(inventory.db.clone()),
+            platform::idempotency::Idempotency::new(orders.db.clone()),
+            platform::idempotency::Idempotency::new(cart_db.clone()),
+        ],
+    );
     Ok(Commerce {
         inventory,
         payments,
@@ -234,9 +292,13 @@ fn spawn_housekeeping(carts: Arc<cart::Carts>, idem: Vec<platform::idempotency::
 /// Demo locations and opening stock (first start on SQLite).
 pub async fn seed_demo(c: &Commerce, catalog_db: &Db) -> Result<usize, StartError> {
     let err = |e: inventory::InvError| StartError::Runtime(format!("demo stock: {e}"));
-    inventory::demo::seed_locations(&c.inventory).await.map_err(err)?;
+    inventory::demo::seed_locations(&c.inventory)
+        .await
+        .map_err(err)?;
     let skus = catalog::store::all_skus(catalog_db)
         .await
         .map_err(|e| StartError::Runtime(format!("demo stock: {e}")))?;
-    inventory::demo::seed_stock(&c.inventory, &skus).await.map_err(err)
+    inventory::demo::seed_stock(&c.inventory, &skus)
+        .await
+        .map_err(err)
 }

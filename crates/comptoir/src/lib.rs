@@ -286,8 +286,14 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
     }
     if has_gateway && !has_commerce && !s.gateway.commerce_url.is_empty() {
         for (p, l) in COMMERCE_PREFIXES {
-            gateway::Upstream::parse("commerce", p, l, "gateway.commerce_url", &s.gateway.commerce_url)
-                .map_err(|e| ConfigError::new(e.setting, e.message))?;
+            gateway::Upstream::parse(
+                "commerce",
+                p,
+                l,
+                "gateway.commerce_url",
+                &s.gateway.commerce_url,
+            )
+            .map_err(|e| ConfigError::new(e.setting, e.message))?;
         }
     }
     if !all_local(targets) {
@@ -430,7 +436,11 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             clock: Arc::new(SystemClock),
         };
         checks.push(Check::database("catalog_db", db.clone()));
-        relays.push(platform::bus::Relay::new(catalog::SERVICE, db.clone(), bus.clone()));
+        relays.push(platform::bus::Relay::new(
+            catalog::SERVICE,
+            db.clone(),
+            bus.clone(),
+        ));
         catalog_db = Some(db.clone());
         databases.push(db);
         api = api.merge(catalog::http::router(state));
@@ -474,7 +484,11 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         let idem = Idempotency::new(db.clone());
         idempotency.push(idem);
         checks.push(Check::database("identity_db", db.clone()));
-        relays.push(platform::bus::Relay::new(identity::SERVICE, db.clone(), bus.clone()));
+        relays.push(platform::bus::Relay::new(
+            identity::SERVICE,
+            db.clone(),
+            bus.clone(),
+        ));
         databases.push(db);
         api = api.merge(identity::http::router(identity::http::IdentityState {
             identity: id.clone(),
@@ -485,8 +499,14 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
 
     let mut commerce_here = None;
     if targets.contains(&Target::Commerce) {
-        let c = commerce::start(settings, bus.clone(), catalog_db.clone(), &mut report, &mut databases)
-            .await?;
+        let c = commerce::start(
+            settings,
+            bus.clone(),
+            catalog_db.clone(),
+            &mut report,
+            &mut databases,
+        )
+        .await?;
         if settings.demo.seed
             && matches!(c.inventory.db, Db::Sqlite(_))
             && let Some(cdb) = &catalog_db
@@ -672,10 +692,26 @@ pub async fn migrate(
     }
     if targets.contains(&Target::Commerce) {
         let sets = [
-            (inventory::SERVICE, commerce::inventory_db_target(settings), inventory::migrations()),
-            (orders::SERVICE, commerce::orders_db_target(settings), orders::migrations()),
-            (payments::SERVICE, commerce::payments_db_target(settings), payments::migrations()),
-            (cart::SERVICE, commerce::cart_db_target(settings), cart::migrations()),
+            (
+                inventory::SERVICE,
+                commerce::inventory_db_target(settings),
+                inventory::migrations(),
+            ),
+            (
+                orders::SERVICE,
+                commerce::orders_db_target(settings),
+                orders::migrations(),
+            ),
+            (
+                payments::SERVICE,
+                commerce::payments_db_target(settings),
+                payments::migrations(),
+            ),
+            (
+                cart::SERVICE,
+                commerce::cart_db_target(settings),
+                cart::migrations(),
+            ),
         ];
         for (name, target, set) in sets {
             let db = Db::connect(&target, 2)

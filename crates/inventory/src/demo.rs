@@ -57,12 +57,24 @@ pub async fn seed_stock(inv: &Inventory, skus: &[String]) -> Result<usize, InvEr
     let mut n = 0;
     for (i, sku) in skus.iter().enumerate() {
         let h = i as i64 * 7919;
-        let plan = std::iter::once((LOGISTICS_CENTRE, 20 + h % 40))
-            .chain(STORES.iter().enumerate().map(|(j, (c, _))| (*c, (h / (j as i64 + 3)) % 8)));
+        let plan = std::iter::once((LOGISTICS_CENTRE, 20 + h % 40)).chain(
+            STORES
+                .iter()
+                .enumerate()
+                .map(|(j, (c, _))| (*c, (h / (j as i64 + 3)) % 8)),
+        );
         for (loc, q) in plan {
             if q > 0 {
-                inv.record_in(&mut tx, loc, sku, MovementKind::Receipt, q, "opening stock", "demo")
-                    .await?;
+                inv.record_in(
+                    &mut tx,
+                    loc,
+                    sku,
+                    MovementKind::Receipt,
+                    q,
+                    "opening stock",
+                    "demo",
+                )
+                .await?;
                 n += 1;
             }
         }

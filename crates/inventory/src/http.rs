@@ -26,13 +26,17 @@ impl From<InvError> for ApiError {
     fn from(e: InvError) -> Self {
         match e {
             InvError::UnknownLocation(_) => ApiError::not_found("location"),
-            InvError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_stock_change", m),
+            InvError::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_stock_change", m)
+            }
             InvError::OutOfStock(s) => {
                 let mut e = ApiError::conflict("out_of_stock", "not enough stock for this change");
                 e.errors = shortage_errors(&s);
                 e
             }
-            InvError::HoldLost(_) => ApiError::conflict("hold_lost", "the hold is no longer active"),
+            InvError::HoldLost(_) => {
+                ApiError::conflict("hold_lost", "the hold is no longer active")
+            }
             InvError::Db(e) => ApiError::from(e),
         }
     }
@@ -60,7 +64,11 @@ pub fn policy() -> RoutePolicy {
         .route(Method::PUT, "/api/inventory/locations/{code}", write)
         .route(Method::GET, "/api/inventory/availability", Access::Public)
         .route(Method::GET, "/api/inventory/stock", read)
-        .route(Method::PUT, "/api/inventory/stock/{location}/{sku}/threshold", write)
+        .route(
+            Method::PUT,
+            "/api/inventory/stock/{location}/{sku}/threshold",
+            write,
+        )
         .route(Method::POST, "/api/inventory/movements", write)
         .route(Method::GET, "/api/inventory/movements", read)
         .route(Method::POST, "/api/inventory/transfers", write)
@@ -74,8 +82,14 @@ pub fn router(state: InventoryState) -> Router {
         .route("/api/inventory/locations/{code}", put(put_location))
         .route("/api/inventory/availability", get(availability))
         .route("/api/inventory/stock", get(list_stock))
-        .route("/api/inventory/stock/{location}/{sku}/threshold", put(put_threshold))
-        .route("/api/inventory/movements", post(record_movement).get(list_movements))
+        .route(
+            "/api/inventory/stock/{location}/{sku}/threshold",
+            put(put_threshold),
+        )
+        .route(
+            "/api/inventory/movements",
+            post(record_movement).get(list_movements),
+        )
         .route("/api/inventory/transfers", post(transfer))
         .route("/api/inventory/check", get(check))
         .route_layer(axum::middleware::from_fn(move |req, next| {
@@ -109,7 +123,10 @@ fn scope_location(caller: &Caller, asked: Option<String>) -> ApiResult<Option<St
     if p.is_head_office() {
         return Ok(asked);
     }
-    let own = p.store.clone().ok_or_else(|| ApiError::not_found("location"))?;
+    let own = p
+        .store
+        .clone()
+        .ok_or_else(|| ApiError::not_found("location"))?;
     match asked {
         Some(a) if a != own => Err(ApiError::not_found("location")),
         _ => Ok(Some(own)),
@@ -149,7 +166,11 @@ async fn put_location(
         return Err(platform::authz::forbidden("head office"));
     }
     if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_location", "a name has 1 to 100 characters"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_location",
+            "a name has 1 to 100 characters",
+        ));
     }
     let l = Location {
         code,
@@ -187,7 +208,11 @@ async fn availability(
     Ok(axum::Json(
         levels
             .into_iter()
-            .map(|l| Availability { location: l.location, sku: l.sku, available: l.available.max(0) })
+            .map(|l| Availability {
+                location: l.location,
+                sku: l.sku,
+                available: l.available.max(0),
+            })
             .collect(),
     ))
 }
@@ -220,7 +245,12 @@ async fn list_stock(
     let loc = scope_location(&caller, q.location)?;
     Ok(axum::Json(
         st.inventory
-            .levels(loc.as_deref(), q.sku.as_deref(), q.low, q.limit.unwrap_or(100))
+            .levels(
+                loc.as_deref(),
+                q.sku.as_deref(),
+                q.low,
+                q.limit.unwrap_or(100),
+            )
             .await?,
     ))
 }
@@ -243,7 +273,9 @@ async fn put_threshold(
     ApiJson(b): ApiJson<ThresholdBody>,
 ) -> ApiResult<StatusCode> {
     may_act(&caller, &location)?;
-    st.inventory.set_threshold(&location, &sku, b.threshold).await?;
+    st.inventory
+        .set_threshold(&location, &sku, b.threshold)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -277,9 +309,17 @@ async fn record_movement(
     }
     let reason = b.reason.trim().to_string();
     if reason.is_empty() || reason.len() > 200 {
-        return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reason", "a reason has 1 to 200 characters").into_response();
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_reason",
+            "a reason has 1 to 200 characters",
+        )
+        .into_response();
     }
-    let actor = caller.principal().map(|p| p.subject.clone()).unwrap_or_default();
+    let actor = caller
+        .principal()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
     let inv = st.inventory.clone();
     let res = idempotency::write(
         &st.idempotency,
@@ -358,7 +398,10 @@ async fn transfer(
     if let Err(e) = may_act(&caller, &b.from) {
         return e.into_response();
     }
-    let actor = caller.principal().map(|p| p.subject.clone()).unwrap_or_default();
+    let actor = caller
+        .principal()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
     let inv = st.inventory.clone();
     let res = idempotency::write(
         &st.idempotency,
@@ -372,7 +415,12 @@ async fn transfer(
             Box::pin(async move {
                 inv.transfer_in(tx, &b.from, &b.to, &b.sku, b.quantity, &b.reason, &actor)
                     .await?;
-                Ok(TransferDone { from: b.from, to: b.to, sku: b.sku, quantity: b.quantity })
+                Ok(TransferDone {
+                    from: b.from,
+                    to: b.to,
+                    sku: b.sku,
+                    quantity: b.quantity,
+                })
             })
         },
     )
@@ -391,10 +439,16 @@ pub struct CheckReport {
 /// Rebuild every counter from the ledger and compare (head office).
 #[utoipa::path(get, path = "/api/inventory/check", tag = "inventory",
     security(("bearer" = [])), responses((status = 200, body = CheckReport)))]
-async fn check(State(st): State<InventoryState>, caller: Caller) -> ApiResult<axum::Json<CheckReport>> {
+async fn check(
+    State(st): State<InventoryState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<CheckReport>> {
     if !caller.require()?.is_head_office() {
         return Err(platform::authz::forbidden("head office"));
     }
     let mismatches = st.inventory.check().await?;
-    Ok(axum::Json(CheckReport { consistent: mismatches.is_empty(), mismatches }))
+    Ok(axum::Json(CheckReport {
+        consistent: mismatches.is_empty(),
+        mismatches,
+    }))
 }

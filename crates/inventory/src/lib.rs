@@ -49,13 +49,22 @@ mod tests {
     #[test]
     fn lines_of_one_sku_are_summed_before_the_check() {
         use crate::service::{HoldLine, sum_lines};
-        let l = |s: &str, q| HoldLine { sku: s.into(), quantity: q };
+        let l = |s: &str, q| HoldLine {
+            sku: s.into(),
+            quantity: q,
+        };
         let m = sum_lines(&[l("B", 2), l("A", 1), l("B", 3)]).expect("valid");
-        assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![("A".into(), 1), ("B".into(), 5)]);
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            vec![("A".into(), 1), ("B".into(), 5)]
+        );
         for bad in [0, -1, i64::MAX, 1_000_001] {
             assert!(sum_lines(&[l("A", bad)]).is_err(), "{bad}");
         }
-        assert!(sum_lines(&[l("A", 600_000), l("A", 600_000)]).is_err(), "sum over the cap");
+        assert!(
+            sum_lines(&[l("A", 600_000), l("A", 600_000)]).is_err(),
+            "sum over the cap"
+        );
         assert!(sum_lines(&[]).is_err());
     }
 }

@@ -196,7 +196,13 @@ async fn available(conn: Conn<'_>, location: &str, sku: &str) -> Result<i64, sql
 }
 
 /// `held += q` if `q` is available: the one statement that decides a sale.
-async fn take(conn: Conn<'_>, location: &str, sku: &str, q: i64, now: i64) -> Result<bool, sqlx::Error> {
+async fn take(
+    conn: Conn<'_>,
+    location: &str,
+    sku: &str,
+    q: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     conn_run!(conn, |c| sqlx::query(
         "UPDATE stock SET held = held + $1, updated_at = $2 \
          WHERE location = $3 AND sku = $4 AND on_hand - held >= $1"
@@ -281,7 +287,13 @@ async fn set_hold_state(
 }
 
 /// Gives back the held units of an active hold (state → `to`), with its ledger rows.
-async fn release_in(tx: &mut Tx, id: Uuid, to: &str, actor: &str, now: i64) -> Result<bool, sqlx::Error> {
+async fn release_in(
+    tx: &mut Tx,
+    id: Uuid,
+    to: &str,
+    actor: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let Some(h) = hold_row(tx.conn(), id).await? else {
         return Ok(false);
     };
@@ -297,7 +309,8 @@ async fn release_in(tx: &mut Tx, id: Uuid, to: &str, actor: &str, now: i64) -> R
         .bind(&h.location)
         .bind(&l.sku)
         .execute(&mut *c)
-        .await.map(|_| ()))?;
+        .await
+        .map(|_| ()))?;
         ledger(
             tx.conn(),
             &h.location,
@@ -325,13 +338,15 @@ struct StockRow {
 /// After `on_hand` changed: `stock.changed`, and `stock.low` once when available stock falls to
 /// the threshold (re-armed when it rises above).
 async fn after_change(tx: &mut Tx, location: &str, sku: &str, now: i64) -> Result<(), sqlx::Error> {
-    let row: Option<StockRow> = conn_run!(tx.conn(), |c| sqlx::query_as(
+    let row: Option<StockRow> = conn_run!(tx.conn(), |c| {
+        sqlx::query_as(
         "SELECT on_hand, held, low_threshold, low_alerted FROM stock WHERE location = $1 AND sku = $2"
     )
     .bind(location)
     .bind(sku)
     .fetch_optional(&mut *c)
-    .await)?;
+    .await
+    })?;
     let Some(r) = row else { return Ok(()) };
     let available = r.on_hand - r.held;
     let payload = serde_json::json!({
@@ -352,13 +367,18 @@ async fn after_change(tx: &mut Tx, location: &str, sku: &str, now: i64) -> Resul
         .bind(location)
         .bind(sku)
         .execute(&mut *c)
-        .await.map(|_| ()))?;
+        .await
+        .map(|_| ()))?;
         if low {
             let payload = serde_json::json!({
                 "location": location, "sku": sku, "available": available,
                 "threshold": r.low_threshold,
             });
-            bus::enqueue(tx.conn(), &Event::new(SERVICE, topic::STOCK_LOW, &payload, now)).await?;
+            bus::enqueue(
+                tx.conn(),
+                &Event::new(SERVICE, topic::STOCK_LOW, &payload, now),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -373,7 +393,8 @@ async fn change_on_hand(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     if delta >= 0 {
-        conn_run!(tx.conn(), |c| sqlx::query(
+        conn_run!(tx.conn(), |c| {
+            sqlx::query(
             "INSERT INTO stock (location, sku, on_hand, held, updated_at) VALUES ($1, $2, $3, 0, $4) \
              ON CONFLICT (location, sku) DO UPDATE SET on_hand = stock.on_hand + $3, updated_at = $4"
         )
@@ -382,7 +403,8 @@ async fn change_on_hand(
         .bind(delta)
         .bind(now)
         .execute(&mut *c)
-        .await.map(|_| ()))?;
+        .await.map(|_| ())
+        })?;
         Ok(true)
     } else {
         conn_run!(tx.conn(), |c| sqlx::query(
@@ -430,11 +452,16 @@ impl Inventory {
     /// Creates or renames a location.
     pub async fn upsert_location(&self, l: &Location) -> Result<(), InvError> {
         if !matches!(l.kind.as_str(), "head_office" | "store" | "warehouse") {
-            return Err(InvError::Invalid("kind is head_office, store or warehouse".into()));
+            return Err(InvError::Invalid(
+                "kind is head_office, store or warehouse".into(),
+            ));
         }
         if l.code.is_empty()
             || l.code.len() > 32
-            || !l.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || !l
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             return Err(InvError::Invalid(
                 "a location code has 1 to 32 characters among a-z, 0-9 and -".into(),
@@ -453,7 +480,8 @@ impl Inventory {
         .bind(l.click_and_collect)
         .bind(now)
         .execute(p)
-        .await.map(|_| ()))?;
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -512,7 +540,8 @@ impl Inventory {
         .bind(now)
         .bind(expires)
         .execute(&mut *c)
-        .await.map(|_| ()))?;
+        .await
+        .map(|_| ()))?;
         let reference = hold_id.to_string();
         for (sku, q) in &wanted {
             conn_run!(tx.conn(), |c| sqlx::query(
@@ -522,9 +551,20 @@ impl Inventory {
             .bind(sku)
             .bind(*q)
             .execute(&mut *c)
-            .await.map(|_| ()))?;
-            ledger(tx.conn(), location, sku, MovementKind::Hold, 0, *q, &reference, "checkout", now)
-                .await?;
+            .await
+            .map(|_| ()))?;
+            ledger(
+                tx.conn(),
+                location,
+                sku,
+                MovementKind::Hold,
+                0,
+                *q,
+                &reference,
+                "checkout",
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(expires)
@@ -592,7 +632,8 @@ impl Inventory {
             .bind(&h.location)
             .bind(&l.sku)
             .execute(&mut *c)
-            .await.map(|_| ()))?;
+            .await
+            .map(|_| ()))?;
             ledger(
                 tx.conn(),
                 &h.location,
@@ -659,13 +700,15 @@ impl Inventory {
     /// Releases every expired hold; returns how many. Run by the sweeper.
     pub async fn sweep(&self) -> Result<u64, InvError> {
         let now = self.now();
-        let ids: Vec<Uuid> = platform::db_run!(&self.db, |p| sqlx::query_scalar(
+        let ids: Vec<Uuid> = platform::db_run!(&self.db, |p| {
+            sqlx::query_scalar(
             "SELECT id FROM holds WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at \
              LIMIT 500"
         )
         .bind(now)
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         let mut n = 0;
         for chunk in ids.chunks(50) {
             let mut tx = self.db.begin().await?;
@@ -711,7 +754,10 @@ impl Inventory {
         actor: &str,
     ) -> Result<StockLevel, InvError> {
         let mut tx = self.db.begin().await?;
-        match self.record_in(&mut tx, location, sku, kind, delta, reason, actor).await {
+        match self
+            .record_in(&mut tx, location, sku, kind, delta, reason, actor)
+            .await
+        {
             Ok(l) => {
                 tx.commit().await?;
                 self.wake();
@@ -741,7 +787,9 @@ impl Inventory {
             MovementKind::Receipt => check_qty(delta)?,
             MovementKind::Adjustment => {
                 if delta == 0 {
-                    return Err(InvError::Invalid("an adjustment changes the quantity".into()));
+                    return Err(InvError::Invalid(
+                        "an adjustment changes the quantity".into(),
+                    ));
                 }
                 check_qty(delta.saturating_abs())?;
             }
@@ -783,7 +831,10 @@ impl Inventory {
         actor: &str,
     ) -> Result<(), InvError> {
         let mut tx = self.db.begin().await?;
-        match self.transfer_in(&mut tx, from, to, sku, quantity, reason, actor).await {
+        match self
+            .transfer_in(&mut tx, from, to, sku, quantity, reason, actor)
+            .await
+        {
             Ok(()) => {
                 tx.commit().await?;
                 self.wake();
@@ -809,7 +860,9 @@ impl Inventory {
     ) -> Result<(), InvError> {
         check_qty(quantity)?;
         if from == to {
-            return Err(InvError::Invalid("a transfer goes between two locations".into()));
+            return Err(InvError::Invalid(
+                "a transfer goes between two locations".into(),
+            ));
         }
         let now = self.now();
         for l in [from, to] {
@@ -826,17 +879,45 @@ impl Inventory {
             }]));
         }
         change_on_hand(tx, to, sku, quantity, now).await?;
-        ledger(tx.conn(), from, sku, MovementKind::TransferOut, -quantity, 0, reason, actor, now)
-            .await?;
-        ledger(tx.conn(), to, sku, MovementKind::TransferIn, quantity, 0, reason, actor, now).await?;
+        ledger(
+            tx.conn(),
+            from,
+            sku,
+            MovementKind::TransferOut,
+            -quantity,
+            0,
+            reason,
+            actor,
+            now,
+        )
+        .await?;
+        ledger(
+            tx.conn(),
+            to,
+            sku,
+            MovementKind::TransferIn,
+            quantity,
+            0,
+            reason,
+            actor,
+            now,
+        )
+        .await?;
         after_change(tx, from, sku, now).await?;
         after_change(tx, to, sku, now).await?;
         Ok(())
     }
 
-    pub async fn set_threshold(&self, location: &str, sku: &str, threshold: i64) -> Result<(), InvError> {
+    pub async fn set_threshold(
+        &self,
+        location: &str,
+        sku: &str,
+        threshold: i64,
+    ) -> Result<(), InvError> {
         if !(0..=MAX_QUANTITY).contains(&threshold) {
-            return Err(InvError::Invalid("threshold must be between 0 and 1000000".into()));
+            return Err(InvError::Invalid(
+                "threshold must be between 0 and 1000000".into(),
+            ));
         }
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -844,7 +925,8 @@ impl Inventory {
             tx.rollback().await?;
             return Err(InvError::UnknownLocation(location.to_string()));
         }
-        conn_run!(tx.conn(), |c| sqlx::query(
+        conn_run!(tx.conn(), |c| {
+            sqlx::query(
             "INSERT INTO stock (location, sku, on_hand, held, low_threshold, updated_at) \
              VALUES ($1, $2, 0, 0, $3, $4) ON CONFLICT (location, sku) DO UPDATE SET low_threshold = $3"
         )
@@ -853,7 +935,8 @@ impl Inventory {
         .bind(threshold)
         .bind(now)
         .execute(&mut *c)
-        .await.map(|_| ()))?;
+        .await.map(|_| ())
+        })?;
         tx.commit().await?;
         Ok(())
     }
@@ -871,10 +954,12 @@ impl Inventory {
              low_alerted AS low FROM stock WHERE 1 = 1",
         );
         if let Some(l) = location {
-            q.push(" AND location = ").bind(platform::db::Param::Text(l.to_string()));
+            q.push(" AND location = ")
+                .bind(platform::db::Param::Text(l.to_string()));
         }
         if let Some(s) = sku {
-            q.push(" AND sku = ").bind(platform::db::Param::Text(s.to_string()));
+            q.push(" AND sku = ")
+                .bind(platform::db::Param::Text(s.to_string()));
         }
         if low_only {
             q.push(" AND low_alerted = TRUE");
@@ -904,10 +989,12 @@ impl Inventory {
              FROM movements WHERE 1 = 1",
         );
         if let Some(l) = location {
-            q.push(" AND location = ").bind(platform::db::Param::Text(l.to_string()));
+            q.push(" AND location = ")
+                .bind(platform::db::Param::Text(l.to_string()));
         }
         if let Some(s) = sku {
-            q.push(" AND sku = ").bind(platform::db::Param::Text(s.to_string()));
+            q.push(" AND sku = ")
+                .bind(platform::db::Param::Text(s.to_string()));
         }
         q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .bind(platform::db::Param::I64(limit.clamp(1, 500)));
@@ -927,7 +1014,8 @@ impl Inventory {
             ledger_held: i64,
             active_held: i64,
         }
-        let rows: Vec<Row> = platform::db_run!(&self.db, |p| sqlx::query_as(
+        let rows: Vec<Row> = platform::db_run!(&self.db, |p| {
+            sqlx::query_as(
             "SELECT s.location, s.sku, s.on_hand, s.held, \
                CAST(COALESCE((SELECT SUM(m.on_hand_delta) FROM movements m \
                  WHERE m.location = s.location AND m.sku = s.sku), 0) AS BIGINT) AS ledger_on_hand, \
@@ -938,7 +1026,8 @@ impl Inventory {
              FROM stock s ORDER BY s.location, s.sku"
         )
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         let mut out = Vec::new();
         for r in rows {
             let mut push = |what: &str, counter: i64, expected: i64| {
@@ -970,14 +1059,16 @@ impl Inventory {
 
     /// Σ of `sale` minus `return` movements for a SKU at a location (units sold).
     pub async fn sold(&self, location: &str, sku: &str) -> Result<i64, InvError> {
-        Ok(platform::db_run!(&self.db, |p| sqlx::query_scalar::<_, i64>(
-            "SELECT CAST(COALESCE(-SUM(on_hand_delta), 0) AS BIGINT) FROM movements \
-             WHERE location = $1 AND sku = $2 AND kind IN ('sale', 'return')"
-        )
-        .bind(location)
-        .bind(sku)
-        .fetch_one(p)
-        .await)?)
+        Ok(platform::db_run!(&self.db, |p| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT CAST(COALESCE(-SUM(on_hand_delta), 0) AS BIGINT) FROM movements \
+             WHERE location = $1 AND sku = $2 AND kind IN ('sale', 'return')",
+            )
+            .bind(location)
+            .bind(sku)
+            .fetch_one(p)
+            .await
+        })?)
     }
 
     pub async fn level(&self, location: &str, sku: &str) -> Result<Option<StockLevel>, InvError> {
@@ -992,7 +1083,11 @@ impl Inventory {
     }
 }
 
-async fn level_in(conn: Conn<'_>, location: &str, sku: &str) -> Result<Option<StockLevel>, sqlx::Error> {
+async fn level_in(
+    conn: Conn<'_>,
+    location: &str,
+    sku: &str,
+) -> Result<Option<StockLevel>, sqlx::Error> {
     conn_run!(conn, |c| sqlx::query_as(
         "SELECT location, sku, on_hand, held, on_hand - held AS available, low_threshold, \
          low_alerted AS low FROM stock WHERE location = $1 AND sku = $2"

@@ -95,7 +95,10 @@ impl Orders {
                 "order_received",
                 s(&v, "email"),
                 format!("Commande {} reçue", s(&v, "number")),
-                format!("Nous avons reçu votre commande de {}.", money(&v, "total", &cur)),
+                format!(
+                    "Nous avons reçu votre commande de {}.",
+                    money(&v, "total", &cur)
+                ),
             ),
             topic::ORDER_PAID => (
                 "order_confirmation",

@@ -180,7 +180,14 @@ async fn checkout_inner(
     };
     let o = &st.orders;
     if let Some(existing) = store::checkout_by_key(&o.db, &scope, &key).await? {
-        return answer(st, existing.id, &existing.request_hash, &body.request_hash, false).await;
+        return answer(
+            st,
+            existing.id,
+            &existing.request_hash,
+            &body.request_hash,
+            false,
+        )
+        .await;
     }
     let email = b.email.trim().to_string();
     if email.len() < 3 || email.len() > 254 || !email.contains('@') {
@@ -354,7 +361,11 @@ async fn answer(
     match (s.response_status, s.response_body) {
         (Some(status), Some(body)) => {
             let status = u16::try_from(status).unwrap_or(500);
-            Ok(if ran_it { raw(status, body) } else { replay(status, body) })
+            Ok(if ran_it {
+                raw(status, body)
+            } else {
+                replay(status, body)
+            })
         }
         _ if ran_it => {
             let mut e = ApiError::unavailable(
@@ -403,7 +414,10 @@ async fn list_orders(
         if p.is_head_office() {
             f.location = q.location;
         } else {
-            let own = p.store.clone().ok_or_else(|| ApiError::not_found("location"))?;
+            let own = p
+                .store
+                .clone()
+                .ok_or_else(|| ApiError::not_found("location"))?;
             if q.location.as_deref().is_some_and(|l| l != own) {
                 return Err(ApiError::not_found("location"));
             }
@@ -503,8 +517,8 @@ async fn list_sagas(
             None => return Err(invalid("state", "invalid_state", "unknown saga state")),
         },
     };
-    let rows = store::checkouts_in(&st.orders.db, &states, q.limit.unwrap_or(50).clamp(1, 200))
-        .await?;
+    let rows =
+        store::checkouts_in(&st.orders.db, &states, q.limit.unwrap_or(50).clamp(1, 200)).await?;
     let mut out = Vec::new();
     for r in rows {
         if let Some(v) = saga_view(&st, r.id).await? {
@@ -559,7 +573,10 @@ async fn simple_transition(
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
-    let actor = caller.principal().map(|p| p.subject.clone()).unwrap_or_default();
+    let actor = caller
+        .principal()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
     let note = body.value.note.unwrap_or_default();
     let db = st.orders.db.clone();
     let now = st.orders.clock.now().timestamp_millis();
@@ -678,7 +695,10 @@ async fn cancel(
                 .await
                 .map_err(ApiError::from)?;
         }
-        let actor = caller.principal().map(|p| p.subject.clone()).unwrap_or_default();
+        let actor = caller
+            .principal()
+            .map(|p| p.subject.clone())
+            .unwrap_or_default();
         let note = body.value.note.clone().unwrap_or_default();
         let now = st.orders.clock.now().timestamp_millis();
         let res = idempotency::write(
@@ -774,7 +794,10 @@ async fn refund(
             .refund(o.id, amount, &format!("{}:refund:{key}", o.id))
             .await
             .map_err(payment_error)?;
-        let actor = caller.principal().map(|p| p.subject.clone()).unwrap_or_default();
+        let actor = caller
+            .principal()
+            .map(|p| p.subject.clone())
+            .unwrap_or_default();
         let now = st.orders.clock.now().timestamp_millis();
         let refunded = p.refunded;
         let res = idempotency::write(

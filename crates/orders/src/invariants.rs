@@ -55,15 +55,14 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
         ours_net += net;
         let order = store::get_order(&o.db, *id).await?;
         match order {
-            Some(ord) if ord.status.is_paid() => {
-                if ord.total - ord.refunded != net {
-                    r.violations.push(format!(
-                        "I3 order {}: kept {} but the payment kept {net}",
-                        ord.number,
-                        ord.total - ord.refunded
-                    ));
-                }
+            Some(ord) if ord.status.is_paid() && ord.total - ord.refunded != net => {
+                r.violations.push(format!(
+                    "I3 order {}: kept {} but the payment kept {net}",
+                    ord.number,
+                    ord.total - ord.refunded
+                ));
             }
+            Some(ord) if ord.status.is_paid() => {}
             Some(ord) if net != 0 => r.violations.push(format!(
                 "I4 order {} is {} but {net} stays captured",
                 ord.number,
@@ -83,13 +82,15 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
             .collect();
         let mut sum = 0;
         for s in paid {
-            let (n, total): (i64, i64) = db_run!(&o.db, |p| sqlx::query_as(
+            let (n, total): (i64, i64) = db_run!(&o.db, |p| {
+                sqlx::query_as(
                 "SELECT COUNT(*), CAST(COALESCE(SUM(total - refunded), 0) AS BIGINT) FROM orders \
                  WHERE status = $1"
             )
             .bind(&s)
             .fetch_one(p)
-            .await)?;
+            .await
+            })?;
             r.paid_orders += n;
             sum += total;
         }
@@ -120,15 +121,18 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
     }
 
     // I6: sagas end; holds do not outlive their expiry (plus the sweeper's slack).
-    let open: i64 = db_run!(&o.db, |p| sqlx::query_scalar(
+    let open: i64 = db_run!(&o.db, |p| {
+        sqlx::query_scalar(
         "SELECT COUNT(*) FROM checkouts WHERE state NOT IN ('completed', 'compensated', 'failed')"
     )
     .fetch_one(p)
-    .await)?;
+    .await
+    })?;
     r.open_sagas = open;
     if quiescent && open > 0 {
-        r.violations
-            .push(format!("I6 {open} checkout saga(s) neither completed nor compensated"));
+        r.violations.push(format!(
+            "I6 {open} checkout saga(s) neither completed nor compensated"
+        ));
     }
     let stale_holds: i64 = db_run!(&o.inventory.db, |p| sqlx::query_scalar(
         "SELECT COUNT(*) FROM holds WHERE state = 'active' AND expires_at < $1"
@@ -149,8 +153,9 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
     .await)?;
     for id in ended {
         if o.inventory.hold_state(id).await.ok().flatten().as_deref() == Some("active") {
-            r.violations
-                .push(format!("I6 saga {id} ended but its stock hold is still active"));
+            r.violations.push(format!(
+                "I6 saga {id} ended but its stock hold is still active"
+            ));
         }
     }
 

@@ -82,7 +82,10 @@ impl OrderStatus {
     /// States in which money was captured and the order counts as sold.
     pub fn is_paid(&self) -> bool {
         use OrderStatus::*;
-        matches!(self, Paid | Fulfilled | Completed | PartiallyRefunded | Refunded)
+        matches!(
+            self,
+            Paid | Fulfilled | Completed | PartiallyRefunded | Refunded
+        )
     }
 }
 
@@ -250,7 +253,10 @@ mod tests {
         assert!(!Pending.can_become(Paid), "no payment skipped");
         assert!(!Pending.can_become(Fulfilled));
         assert!(!AwaitingPayment.can_become(Fulfilled));
-        assert!(!Cancelled.can_become(Paid), "a cancelled order stays cancelled");
+        assert!(
+            !Cancelled.can_become(Paid),
+            "a cancelled order stays cancelled"
+        );
         assert!(!Refunded.can_become(Paid));
         assert!(!Completed.can_become(Fulfilled));
         for s in OrderStatus::ALL {

@@ -180,8 +180,15 @@ impl Orders {
             );
         if give_up {
             store::set_error(&mut tx, id, "checkout_unavailable", why).await?;
-            store::advance(&mut tx, id, state, SagaState::Compensating, now, self.lease_until(now))
-                .await?;
+            store::advance(
+                &mut tx,
+                id,
+                state,
+                SagaState::Compensating,
+                now,
+                self.lease_until(now),
+            )
+            .await?;
         }
         tx.commit().await
     }
@@ -215,11 +222,26 @@ impl Orders {
     ) -> Result<Step, Transient> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if store::advance(&mut tx, id, from, SagaState::Compensating, now, self.lease_until(now))
-            .await?
+        if store::advance(
+            &mut tx,
+            id,
+            from,
+            SagaState::Compensating,
+            now,
+            self.lease_until(now),
+        )
+        .await?
         {
             store::set_error(&mut tx, id, code, detail).await?;
-            store::log_step(&mut tx, id, step, "failed", &format!("{code}: {detail}"), now).await?;
+            store::log_step(
+                &mut tx,
+                id,
+                step,
+                "failed",
+                &format!("{code}: {detail}"),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Step::Next)
@@ -252,13 +274,16 @@ impl Orders {
             }
             Err(InvError::OutOfStock(short)) => {
                 let detail = serde_json::to_string(&short).unwrap_or_default();
-                self.finish_failed(id, "hold_stock", "out_of_stock", &detail).await
+                self.finish_failed(id, "hold_stock", "out_of_stock", &detail)
+                    .await
             }
             Err(InvError::UnknownLocation(l)) => {
-                self.finish_failed(id, "hold_stock", "unknown_location", &l).await
+                self.finish_failed(id, "hold_stock", "unknown_location", &l)
+                    .await
             }
             Err(InvError::Invalid(m)) => {
-                self.finish_failed(id, "hold_stock", "invalid_order", &m).await
+                self.finish_failed(id, "hold_stock", "invalid_order", &m)
+                    .await
             }
             Err(InvError::HoldLost(_)) => {
                 self.compensate(
@@ -288,7 +313,15 @@ impl Orders {
         if store::advance(&mut tx, id, SagaState::Started, SagaState::Failed, now, now).await? {
             store::set_error(&mut tx, id, code, detail).await?;
             store::set_response(&mut tx, id, status, &body).await?;
-            store::log_step(&mut tx, id, step, "failed", &format!("{code}: {detail}"), now).await?;
+            store::log_step(
+                &mut tx,
+                id,
+                step,
+                "failed",
+                &format!("{code}: {detail}"),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         metrics::counter!("comptoir_checkouts_total", "outcome" => code.to_string()).increment(1);
@@ -365,19 +398,37 @@ impl Orders {
         let from = SagaState::AwaitingAuthorization;
         match p.map(|p| p.status) {
             Some(PaymentStatus::Authorized) => {
-                self.advance(id, from, SagaState::PaymentAuthorized, "authorize_payment", "authorised")
-                    .await
+                self.advance(
+                    id,
+                    from,
+                    SagaState::PaymentAuthorized,
+                    "authorize_payment",
+                    "authorised",
+                )
+                .await
             }
             Some(PaymentStatus::Failed) | Some(PaymentStatus::Voided) | None => {
-                self.compensate(id, from, "authorize_payment", "payment_declined", "not authorised")
-                    .await
+                self.compensate(
+                    id,
+                    from,
+                    "authorize_payment",
+                    "payment_declined",
+                    "not authorised",
+                )
+                .await
             }
             Some(_) => {
                 // Still pending: give up when the hold would expire.
                 let age = self.now() - s.created_at;
                 if age > self.settings.hold_ttl.as_millis() as i64 {
-                    self.compensate(id, from, "authorize_payment", "payment_timeout", "no answer in time")
-                        .await
+                    self.compensate(
+                        id,
+                        from,
+                        "authorize_payment",
+                        "payment_timeout",
+                        "no answer in time",
+                    )
+                    .await
                 } else {
                     Err(Transient("payment still pending".into()))
                 }
@@ -391,10 +442,24 @@ impl Orders {
         if store::order(tx.conn(), id).await?.is_none() {
             let order = plan_to_order(id, plan, now);
             store::insert_order(&mut tx, &order).await?;
-            store::history(&mut tx, id, None, OrderStatus::Pending, "checkout", "placed", now).await?;
+            store::history(
+                &mut tx,
+                id,
+                None,
+                OrderStatus::Pending,
+                "checkout",
+                "placed",
+                now,
+            )
+            .await?;
             bus::enqueue(
                 tx.conn(),
-                &Event::new(SERVICE, topic::ORDER_PLACED, &order_event(&order, None), now),
+                &Event::new(
+                    SERVICE,
+                    topic::ORDER_PLACED,
+                    &order_event(&order, None),
+                    now,
+                ),
             )
             .await?;
         }
@@ -567,13 +632,19 @@ impl Orders {
                 self.inventory.release(id).await.map_err(ie)?;
             }
             Some("committed") => {
-                self.inventory.restock(id, "compensation").await.map_err(ie)?;
+                self.inventory
+                    .restock(id, "compensation")
+                    .await
+                    .map_err(ie)?;
             }
             _ => {}
         }
         // 3. the order, and the end of the saga
         let now = self.now();
-        let code = s.error_code.clone().unwrap_or_else(|| "checkout_failed".into());
+        let code = s
+            .error_code
+            .clone()
+            .unwrap_or_else(|| "checkout_failed".into());
         let detail = s.error_detail.clone().unwrap_or_default();
         let (status, body) = error_response(&code, &detail);
         let mut tx = self.db.begin().await?;
@@ -601,8 +672,15 @@ impl Orders {
             )
             .await?;
         }
-        if store::advance(&mut tx, id, SagaState::Compensating, SagaState::Compensated, now, now)
-            .await?
+        if store::advance(
+            &mut tx,
+            id,
+            SagaState::Compensating,
+            SagaState::Compensated,
+            now,
+            now,
+        )
+        .await?
         {
             store::set_response(&mut tx, id, status, &body).await?;
             store::log_step(&mut tx, id, "compensate", "compensated", &code, now).await?;
@@ -667,13 +745,33 @@ pub fn error_response(code: &str, detail: &str) -> (u16, String) {
     let (status, title, message) = match code {
         "out_of_stock" => (409, "Conflict", "some items are out of stock"),
         "payment_declined" => (402, "Payment Required", "the payment was declined"),
-        "payment_failed" => (402, "Payment Required", "the payment could not be completed"),
-        "payment_timeout" => (402, "Payment Required", "the payment was not confirmed in time"),
-        "invalid_payment" => (422, "Unprocessable Entity", "the payment details were refused"),
-        "hold_expired" => (409, "Conflict", "the stock reservation expired; please try again"),
+        "payment_failed" => (
+            402,
+            "Payment Required",
+            "the payment could not be completed",
+        ),
+        "payment_timeout" => (
+            402,
+            "Payment Required",
+            "the payment was not confirmed in time",
+        ),
+        "invalid_payment" => (
+            422,
+            "Unprocessable Entity",
+            "the payment details were refused",
+        ),
+        "hold_expired" => (
+            409,
+            "Conflict",
+            "the stock reservation expired; please try again",
+        ),
         "unknown_location" => (422, "Unprocessable Entity", "unknown fulfilment location"),
         "invalid_order" => (422, "Unprocessable Entity", "the order is not valid"),
-        _ => (503, "Service Unavailable", "the checkout could not be completed"),
+        _ => (
+            503,
+            "Service Unavailable",
+            "the checkout could not be completed",
+        ),
     };
     let mut errors = Vec::new();
     if code == "out_of_stock"
@@ -751,4 +849,3 @@ impl Plan {
         )
     }
 }
-

@@ -54,7 +54,8 @@ pub async fn insert_checkout(
     locked_until: i64,
     now: i64,
 ) -> Result<()> {
-    conn_run!(tx.conn(), |c| sqlx::query(
+    conn_run!(tx.conn(), |c| {
+        sqlx::query(
         "INSERT INTO checkouts (id, scope, idem_key, request_hash, state, plan, attempts, \
          locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, 'started', $5, 0, $6, $7, $7)"
     )
@@ -67,7 +68,8 @@ pub async fn insert_checkout(
     .bind(now)
     .execute(&mut *c)
     .await
-    .map(|_| ()))
+    .map(|_| ())
+    })
 }
 
 /// Guarded state change: true when the saga was in `from`.
@@ -118,7 +120,8 @@ pub async fn set_response(tx: &mut Tx, id: Uuid, status: u16, body: &str) -> Res
 }
 
 pub async fn bump_attempts(tx: &mut Tx, id: Uuid, locked_until: i64, now: i64) -> Result<()> {
-    conn_run!(tx.conn(), |c| sqlx::query(
+    conn_run!(tx.conn(), |c| {
+        sqlx::query(
         "UPDATE checkouts SET attempts = attempts + 1, locked_until = $1, updated_at = $2 WHERE id = $3"
     )
     .bind(locked_until)
@@ -126,7 +129,8 @@ pub async fn bump_attempts(tx: &mut Tx, id: Uuid, locked_until: i64, now: i64) -
     .bind(id)
     .execute(&mut *c)
     .await
-    .map(|_| ()))
+    .map(|_| ())
+    })
 }
 
 pub async fn log_step(
@@ -180,14 +184,16 @@ pub async fn steps(db: &Db, id: Uuid) -> Result<Vec<SagaStep>> {
 
 /// Unfinished sagas whose lease ran out, oldest first.
 pub async fn due_checkouts(db: &Db, now: i64, limit: i64) -> Result<Vec<(Uuid, i64)>> {
-    db_run!(db, |p| sqlx::query_as(
+    db_run!(db, |p| {
+        sqlx::query_as(
         "SELECT id, locked_until FROM checkouts WHERE state NOT IN ('completed', 'compensated', 'failed') \
          AND locked_until <= $1 ORDER BY locked_until LIMIT $2"
     )
     .bind(now)
     .bind(limit)
     .fetch_all(p)
-    .await)
+    .await
+    })
 }
 
 /// Takes a saga's lease if nobody took it since it was read.
@@ -283,7 +289,10 @@ pub async fn get_order(db: &Db, id: Uuid) -> Result<Option<Order>> {
 }
 
 pub async fn insert_order(tx: &mut Tx, o: &Order) -> Result<()> {
-    let address = o.address.as_ref().and_then(|a| serde_json::to_string(a).ok());
+    let address = o
+        .address
+        .as_ref()
+        .and_then(|a| serde_json::to_string(a).ok());
     let lines = serde_json::to_string(&o.lines).unwrap_or_else(|_| "[]".into());
     conn_run!(tx.conn(), |c| sqlx::query(
         "INSERT INTO orders (id, number, customer, email, status, fulfilment, location, address, \
@@ -320,7 +329,8 @@ pub async fn history(
     note: &str,
     now: i64,
 ) -> Result<()> {
-    conn_run!(tx.conn(), |c| sqlx::query(
+    conn_run!(tx.conn(), |c| {
+        sqlx::query(
         "INSERT INTO order_history (order_id, seq, from_status, to_status, actor, note, at) VALUES \
          ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_history WHERE order_id = $1), $2, $3, $4, $5, $6)"
     )
@@ -332,7 +342,8 @@ pub async fn history(
     .bind(now)
     .execute(&mut *c)
     .await
-    .map(|_| ()))
+    .map(|_| ())
+    })
 }
 
 /// Moves an order along the state machine (guarded on its current status); false when the
@@ -392,9 +403,19 @@ pub async fn set_refunded(
     .bind(now)
     .bind(id)
     .execute(&mut *c)
-    .await.map(|_| ()))?;
+    .await
+    .map(|_| ()))?;
     if allowed && o.status != OrderStatus::Cancelled {
-        transition(tx, id, o.status, to, actor, &format!("refunded {refunded}"), now).await?;
+        transition(
+            tx,
+            id,
+            o.status,
+            to,
+            actor,
+            &format!("refunded {refunded}"),
+            now,
+        )
+        .await?;
     }
     Ok(true)
 }
@@ -419,7 +440,16 @@ pub async fn cancel_paid(tx: &mut Tx, id: Uuid, actor: &str, note: &str, now: i6
     .await
     .map(|r| r.rows_affected()))?;
     if n == 1 {
-        history(tx, id, Some(o.status), OrderStatus::Cancelled, actor, note, now).await?;
+        history(
+            tx,
+            id,
+            Some(o.status),
+            OrderStatus::Cancelled,
+            actor,
+            note,
+            now,
+        )
+        .await?;
     }
     Ok(n == 1)
 }

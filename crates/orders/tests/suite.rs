@@ -131,9 +131,8 @@ impl H {
             hold_ttl: Duration::from_secs(900),
         };
         let faults = payments::Faults::new();
-        let provider = Arc::new(
-            payments::TestProvider::new(pay_db.db.clone()).with_faults(faults.clone()),
-        );
+        let provider =
+            Arc::new(payments::TestProvider::new(pay_db.db.clone()).with_faults(faults.clone()));
         let payments = payments::Payments::new(pay_db.db.clone(), provider, clock.clone())
             .with_relay(relays[1].clone());
         let prices: HashMap<String, i64> = [("HOT", 1990), ("A", 1000), ("B", 2500)]
@@ -258,17 +257,26 @@ impl H {
             "payment": {"type": "test_card", "number": card},
         });
         let (s, v, _) = self
-            .call("POST", "/api/checkout", Some(body), &[("idempotency-key", key)])
+            .call(
+                "POST",
+                "/api/checkout",
+                Some(body),
+                &[("idempotency-key", key)],
+            )
             .await;
         (s, v)
     }
 
     async fn settle(&self) -> orders::invariants::Report {
         // the relays publish, the consumers catch up, nothing is left open
-        testkit::eventually("events published and sagas settled", Duration::from_secs(20), || async {
-            let r = orders::invariants::check(&self.orders, true).await.unwrap();
-            if r.ok() { Some(r) } else { None }
-        })
+        testkit::eventually(
+            "events published and sagas settled",
+            Duration::from_secs(20),
+            || async {
+                let r = orders::invariants::check(&self.orders, true).await.unwrap();
+                if r.ok() { Some(r) } else { None }
+            },
+        )
         .await
     }
 }
@@ -304,7 +312,12 @@ async fn a_checkout_holds_authorises_confirms_commits_and_captures() {
         let id = order["id"].as_str().unwrap().to_string();
         // the saga's steps, in order, for head office
         let (s, saga, _) = h
-            .call("GET", &format!("/api/orders/{id}/saga"), None, &[("x-test-as", "head_office")])
+            .call(
+                "GET",
+                &format!("/api/orders/{id}/saga"),
+                None,
+                &[("x-test-as", "head_office")],
+            )
             .await;
         assert_eq!(s, StatusCode::OK);
         let steps: Vec<&str> = saga["steps"]
@@ -315,11 +328,20 @@ async fn a_checkout_holds_authorises_confirms_commits_and_captures() {
             .collect();
         assert_eq!(
             steps,
-            ["start", "hold_stock", "authorize_payment", "confirm_order", "commit_stock", "capture_payment"]
+            [
+                "start",
+                "hold_stock",
+                "authorize_payment",
+                "confirm_order",
+                "commit_stock",
+                "capture_payment"
+            ]
         );
         assert_eq!(saga["state"], "completed");
         // the cart is gone; the events reached the mail sink once each
-        let (s, _, _) = h.call("GET", &format!("/api/carts/{cart}"), None, &[]).await;
+        let (s, _, _) = h
+            .call("GET", &format!("/api/carts/{cart}"), None, &[])
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let r = h.settle().await;
         assert_eq!(r.paid_orders, 1);
@@ -331,15 +353,28 @@ async fn a_checkout_holds_authorises_confirms_commits_and_captures() {
             .map(|n| n.kind)
             .collect();
         assert!(kinds.contains(&"order_received".to_string()), "{kinds:?}");
-        assert!(kinds.contains(&"order_confirmation".to_string()), "{kinds:?}");
+        assert!(
+            kinds.contains(&"order_confirmation".to_string()),
+            "{kinds:?}"
+        );
         // B's stock fell to 0: one stock.low for Rennes? only with a threshold; none was set
         // the customer's staff view: a Brest manager does not see a Rennes order
         let (s, _, _) = h
-            .call("GET", &format!("/api/orders/{id}"), None, &[("x-test-as", "store_manager:brest")])
+            .call(
+                "GET",
+                &format!("/api/orders/{id}"),
+                None,
+                &[("x-test-as", "store_manager:brest")],
+            )
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (s, v, _) = h
-            .call("GET", &format!("/api/orders/{id}"), None, &[("x-test-as", "store_manager:rennes")])
+            .call(
+                "GET",
+                &format!("/api/orders/{id}"),
+                None,
+                &[("x-test-as", "store_manager:rennes")],
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["history"].as_array().unwrap().len(), 3, "{v}");
@@ -402,8 +437,14 @@ async fn duplicate_lines_of_one_sku_are_summed_before_the_check_l4() {
             tasks.push(tokio::spawn(async move {
                 let id = Uuid::now_v7();
                 let lines = [
-                    inventory::HoldLine { sku: "A".into(), quantity: 1 },
-                    inventory::HoldLine { sku: "A".into(), quantity: 1 },
+                    inventory::HoldLine {
+                        sku: "A".into(),
+                        quantity: 1,
+                    },
+                    inventory::HoldLine {
+                        sku: "A".into(),
+                        quantity: 1,
+                    },
                 ];
                 match inv.hold(id, "rennes", &lines, None).await {
                     Ok(_) => {
@@ -439,10 +480,18 @@ async fn a_declined_card_takes_nothing_and_a_failed_capture_is_undone() {
         let (s, v) = h.checkout(&cart, CAPTURE_FAILS, "d-2").await;
         assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
         assert_eq!(v["code"], "payment_failed");
-        assert_eq!(available(&h, "A").await, (5, 0), "stock put back after the sale");
+        assert_eq!(
+            available(&h, "A").await,
+            (5, 0),
+            "stock put back after the sale"
+        );
         let cancelled = orders::store::list_orders(
             &h.orders.db,
-            &orders::store::OrderFilter { status: Some("cancelled".into()), limit: 10, ..Default::default() },
+            &orders::store::OrderFilter {
+                status: Some("cancelled".into()),
+                limit: 10,
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -473,7 +522,12 @@ async fn retrying_a_checkout_never_orders_or_charges_twice_d2() {
             "payment": {"type": "test_card", "number": OK_CARD},
         });
         let (s2, v2, hdr) = h
-            .call("POST", "/api/checkout", Some(body.clone()), &[("idempotency-key", "same")])
+            .call(
+                "POST",
+                "/api/checkout",
+                Some(body.clone()),
+                &[("idempotency-key", "same")],
+            )
             .await;
         assert_eq!((s2, &v2), (s1, &v1));
         assert_eq!(hdr.get("idempotent-replayed").unwrap(), "true");
@@ -481,19 +535,31 @@ async fn retrying_a_checkout_never_orders_or_charges_twice_d2() {
         let mut other = body.clone();
         other["email"] = json!("autre@example.org");
         let (s, v, _) = h
-            .call("POST", "/api/checkout", Some(other), &[("idempotency-key", "same")])
+            .call(
+                "POST",
+                "/api/checkout",
+                Some(other),
+                &[("idempotency-key", "same")],
+            )
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["code"], "idempotency_key_reused");
         // no key at all
-        let (s, v, _) = h.call("POST", "/api/checkout", Some(body.clone()), &[]).await;
+        let (s, v, _) = h
+            .call("POST", "/api/checkout", Some(body.clone()), &[])
+            .await;
         assert_eq!(s, StatusCode::PRECONDITION_REQUIRED);
         assert_eq!(v["code"], "idempotency_key_required");
         // a client-sent total is refused, not used
         let mut priced = body.clone();
         priced["total"] = json!(1);
         let (s, _, _) = h
-            .call("POST", "/api/checkout", Some(priced), &[("idempotency-key", "priced")])
+            .call(
+                "POST",
+                "/api/checkout",
+                Some(priced),
+                &[("idempotency-key", "priced")],
+            )
             .await;
         assert!(s.is_client_error(), "{s}");
         // 10 parallel requests with one new key: one checkout runs
@@ -503,7 +569,9 @@ async fn retrying_a_checkout_never_orders_or_charges_twice_d2() {
         for _ in 0..10 {
             let h = h.clone();
             let c = cart2.clone();
-            tasks.push(tokio::spawn(async move { h.checkout(&c, OK_CARD, "parallel").await }));
+            tasks.push(tokio::spawn(async move {
+                h.checkout(&c, OK_CARD, "parallel").await
+            }));
         }
         let mut ids = std::collections::BTreeSet::new();
         for t in tasks {
@@ -534,7 +602,10 @@ async fn the_order_machine_refuses_skipped_steps_and_refunds_add_up_b6() {
         let cart = h.cart(&[("B", 2)]).await;
         let (_, order) = h.checkout(&cart, OK_CARD, "b6").await;
         let id = order["id"].as_str().unwrap().to_string();
-        let staff = [("x-test-as", "store_manager:rennes"), ("idempotency-key", "x")];
+        let staff = [
+            ("x-test-as", "store_manager:rennes"),
+            ("idempotency-key", "x"),
+        ];
         let post = |path: &'static str, body: Value, key: &'static str| {
             let h = &h;
             let id = id.clone();
@@ -543,7 +614,10 @@ async fn the_order_machine_refuses_skipped_steps_and_refunds_add_up_b6() {
                     "POST",
                     &format!("/api/orders/{id}/{path}"),
                     Some(body),
-                    &[("x-test-as", "store_manager:rennes"), ("idempotency-key", key)],
+                    &[
+                        ("x-test-as", "store_manager:rennes"),
+                        ("idempotency-key", key),
+                    ],
                 )
                 .await
             }
@@ -601,23 +675,44 @@ async fn fulfil_complete_and_cancel_follow_the_machine() {
                     "POST",
                     &format!("/api/orders/{}/{what}", id.as_str().unwrap()),
                     Some(json!({})),
-                    &[("x-test-as", "store_manager:rennes"), ("idempotency-key", key)],
+                    &[
+                        ("x-test-as", "store_manager:rennes"),
+                        ("idempotency-key", key),
+                    ],
                 )
                 .await
             }
         };
         let (s, v, _) = act(o1["id"].clone(), "fulfil", "a").await;
-        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("fulfilled")));
+        assert_eq!(
+            (s, v["status"].clone()),
+            (StatusCode::OK, json!("fulfilled"))
+        );
         let (s, v, _) = act(o1["id"].clone(), "complete", "b").await;
-        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("completed")));
+        assert_eq!(
+            (s, v["status"].clone()),
+            (StatusCode::OK, json!("completed"))
+        );
         let (s, _, _) = act(o1["id"].clone(), "cancel", "c").await;
-        assert_eq!(s, StatusCode::CONFLICT, "a collected order is not cancelled");
+        assert_eq!(
+            s,
+            StatusCode::CONFLICT,
+            "a collected order is not cancelled"
+        );
         // cancelling a paid order refunds it and puts the stock back
         let (s, v, _) = act(o2["id"].clone(), "cancel", "d").await;
-        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("cancelled")), "{v}");
+        assert_eq!(
+            (s, v["status"].clone()),
+            (StatusCode::OK, json!("cancelled")),
+            "{v}"
+        );
         assert_eq!(available(&h, "A").await, (3, 0));
         let (s, v, _) = act(o2["id"].clone(), "cancel", "d").await;
-        assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("cancelled")), "replay");
+        assert_eq!(
+            (s, v["status"].clone()),
+            (StatusCode::OK, json!("cancelled")),
+            "replay"
+        );
         let r = h.settle().await;
         assert_eq!(r.psp_captured - r.psp_refunded, 1000);
         h.cleanup().await;
@@ -630,16 +725,28 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
         if pg && testkit::postgres_url().is_none() {
             continue;
         }
-        let h = H::with_bus(pg, Arc::new(InProcessBus::new()), Duration::from_millis(200)).await;
+        let h = H::with_bus(
+            pg,
+            Arc::new(InProcessBus::new()),
+            Duration::from_millis(200),
+        )
+        .await;
         h.stock("rennes", "A", 5).await;
         let cart = h.cart(&[("A", 1)]).await;
         // a process started the saga, held the stock, then died
-        let c = h.orders.carts.get(cart.parse().unwrap(), None).await.unwrap();
+        let c = h
+            .orders
+            .carts
+            .get(cart.parse().unwrap(), None)
+            .await
+            .unwrap();
         let plan = orders::model::Plan {
             cart_id: c.id,
             customer: None,
             email: "x@example.org".into(),
-            fulfilment: orders::model::Fulfilment::Collect { store: "rennes".into() },
+            fulfilment: orders::model::Fulfilment::Collect {
+                store: "rennes".into(),
+            },
             location: "rennes".into(),
             currency: "EUR".into(),
             lines: vec![orders::model::OrderLine {
@@ -652,7 +759,9 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
             subtotal: 1000,
             shipping: 0,
             total: 1000,
-            payment: payments::PaymentMethod::TestCard { number: OK_CARD.into() },
+            payment: payments::PaymentMethod::TestCard {
+                number: OK_CARD.into(),
+            },
         };
         let orders::saga::Start::New(id) = h
             .orders
@@ -664,14 +773,25 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
         };
         h.orders
             .inventory
-            .hold(id, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], None)
+            .hold(
+                id,
+                "rennes",
+                &[inventory::HoldLine {
+                    sku: "A".into(),
+                    quantity: 1,
+                }],
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(available(&h, "A").await, (5, 1));
         // the worker takes it over once the lease runs out
         testkit::eventually("the saga is recovered", Duration::from_secs(10), || async {
             h.orders.recover_once().await.unwrap();
-            let s = orders::store::checkout(&h.orders.db, id).await.unwrap().unwrap();
+            let s = orders::store::checkout(&h.orders.db, id)
+                .await
+                .unwrap()
+                .unwrap();
             (s.state == "completed").then_some(())
         })
         .await;
@@ -711,7 +831,11 @@ async fn a_lost_capture_response_is_retried_without_a_second_capture_f8() {
 async fn stock_low_fires_once_and_holds_expire() {
     for h in H::all().await {
         h.stock("rennes", "A", 4).await;
-        h.orders.inventory.set_threshold("rennes", "A", 2).await.unwrap();
+        h.orders
+            .inventory
+            .set_threshold("rennes", "A", 2)
+            .await
+            .unwrap();
         let cart = h.cart(&[("A", 2)]).await;
         let (s, _) = h.checkout(&cart, OK_CARD, "low-1").await;
         assert_eq!(s, StatusCode::CREATED);
@@ -725,27 +849,57 @@ async fn stock_low_fires_once_and_holds_expire() {
             .into_iter()
             .filter(|n| n.kind == "stock_alert")
             .count();
-        assert_eq!(alerts, 1, "one alert when it crossed the threshold, not one per sale");
+        assert_eq!(
+            alerts, 1,
+            "one alert when it crossed the threshold, not one per sale"
+        );
         // an expired hold is released by the sweeper, and lazily by a buyer who needs it
         let id = Uuid::now_v7();
         h.orders
             .inventory
-            .hold(id, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], Some(Duration::ZERO))
+            .hold(
+                id,
+                "rennes",
+                &[inventory::HoldLine {
+                    sku: "A".into(),
+                    quantity: 1,
+                }],
+                Some(Duration::ZERO),
+            )
             .await
             .unwrap();
         assert_eq!(available(&h, "A").await, (1, 1));
         let other = Uuid::now_v7();
         h.orders
             .inventory
-            .hold(other, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], None)
+            .hold(
+                other,
+                "rennes",
+                &[inventory::HoldLine {
+                    sku: "A".into(),
+                    quantity: 1,
+                }],
+                None,
+            )
             .await
             .expect("the expired hold was reclaimed for this buyer");
-        assert_eq!(h.orders.inventory.hold_state(id).await.unwrap().as_deref(), Some("expired"));
+        assert_eq!(
+            h.orders.inventory.hold_state(id).await.unwrap().as_deref(),
+            Some("expired")
+        );
         h.orders.inventory.release(other).await.unwrap();
         let id = Uuid::now_v7();
         h.orders
             .inventory
-            .hold(id, "rennes", &[inventory::HoldLine { sku: "A".into(), quantity: 1 }], Some(Duration::ZERO))
+            .hold(
+                id,
+                "rennes",
+                &[inventory::HoldLine {
+                    sku: "A".into(),
+                    quantity: 1,
+                }],
+                Some(Duration::ZERO),
+            )
             .await
             .unwrap();
         assert_eq!(h.orders.inventory.sweep().await.unwrap(), 1);
@@ -757,3 +911,66 @@ async fn stock_low_fires_once_and_holds_expire() {
 
 #[allow(dead_code)]
 fn _uses(_: Db) {}
+
+/// F3: the broker goes away during checkouts. Checkouts go on (events wait in the outboxes),
+/// the backlog drains once it is back, every event has exactly one effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkouts_continue_through_a_broker_outage_f3() {
+    let Some(url) = testkit::rabbitmq_url() else {
+        return;
+    };
+    for pg in [false, true] {
+        if pg && testkit::postgres_url().is_none() {
+            continue;
+        }
+        let prefix = format!("f3{}", &Uuid::new_v4().simple().to_string()[..10]);
+        let (upstream, _) = testkit::proxy::split_url(&url, "127.0.0.1:1".parse().unwrap());
+        let proxy = testkit::proxy::Proxy::start(upstream).await;
+        let (_, through) = testkit::proxy::split_url(&url, proxy.addr);
+        let bus = Arc::new(
+            platform::rabbit::RabbitBus::connect(&through, &prefix)
+                .await
+                .expect("RabbitMQ through the proxy"),
+        );
+        let h = H::with_bus(pg, bus.clone(), Duration::from_secs(10)).await;
+        h.stock("rennes", "A", 50).await;
+        h.settle().await;
+        proxy.cut();
+        let mut acknowledged = 0;
+        for i in 0..10 {
+            let cart = h.cart(&[("A", 1)]).await;
+            let (s, v) = h.checkout(&cart, OK_CARD, &format!("outage-{i}")).await;
+            assert_eq!(s, StatusCode::CREATED, "checkout during the outage: {v}");
+            acknowledged += 1;
+        }
+        let waiting = platform::bus::pending_count(&h.orders.db).await.unwrap();
+        assert!(
+            waiting >= 10,
+            "events wait in the outbox while the broker is away ({waiting})"
+        );
+        proxy.restore();
+        let r = h.settle().await;
+        assert_eq!(r.paid_orders, acknowledged);
+        let notes = orders::store::notifications(&h.orders.db, 1000)
+            .await
+            .unwrap();
+        let placed = notes.iter().filter(|n| n.kind == "order_received").count();
+        let paid = notes
+            .iter()
+            .filter(|n| n.kind == "order_confirmation")
+            .count();
+        assert_eq!((placed, paid), (10, 10), "each event once ({})", h.backend);
+        h.cleanup().await;
+        drop(bus);
+        drop(proxy);
+        let _ = platform::rabbit::delete_topology(
+            &url,
+            &prefix,
+            &[
+                orders::consumers::REFUNDS_GROUP,
+                orders::consumers::NOTIFICATIONS_GROUP,
+            ],
+        )
+        .await;
+    }
+}

@@ -663,6 +663,34 @@ impl EventBus for RabbitBus {
     }
 }
 
+/// Deletes the queues of `groups` (with their dead-letter queues) and the two exchanges of
+/// `prefix`: for tests and for retiring a deployment. Buses using them must be dropped first,
+/// or they declare them again.
+pub async fn delete_topology(url: &str, prefix: &str, groups: &[&str]) -> Result<(), BusError> {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(|e| unavailable("connect", e))?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| unavailable("channel", e))?;
+    for g in groups {
+        for q in [format!("{prefix}.{g}"), format!("{prefix}.{g}.dlq")] {
+            ch.queue_delete(q.into(), QueueDeleteOptions::default())
+                .await
+                .map_err(|e| unavailable("queue.delete", e))?;
+        }
+    }
+    for x in [format!("{prefix}.events"), format!("{prefix}.dlx")] {
+        ch.exchange_delete(x.into(), ExchangeDeleteOptions::default())
+            .await
+            .map_err(|e| unavailable("exchange.delete", e))?;
+    }
+    let _ = conn.close(200, "OK".into()).await;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -68,27 +66,10 @@ impl Inbox {
     }
 }
 
-/// Deletes the queues and exchanges a test declared (the bus must be dropped first, or it would
-/// declare them again).
 async fn delete_topology(url: &str, prefix: &str, groups: &[&str]) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+    platform::rabbit::delete_topology(url, prefix, groups)
         .await
-        .expect("connect for clean-up");
-    let ch = conn.create_channel().await.expect("channel");
-    for g in groups {
-        for q in [format!("{prefix}.{g}"), format!("{prefix}.{g}.dlq")] {
-            ch.queue_delete(q.into(), QueueDeleteOptions::default())
-                .await
-                .expect("delete queue");
-        }
-    }
-    for x in [format!("{prefix}.events"), format!("{prefix}.dlx")] {
-        ch.exchange_delete(x.into(), ExchangeDeleteOptions::default())
-            .await
-            .expect("delete exchange");
-    }
-    let _ = conn.close(200, "OK".into()).await;
+        .expect("delete the test topology");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,73 +415,7 @@ async fn the_outbox_relay_delivers_every_event_through_rabbitmq() {
 
 // ---- broker outage through a TCP proxy ---------------------------------------------------------
 
-/// Forwards 127.0.0.1:<port> to the broker; `cut` closes every connection and refuses new ones
-/// until `restore`.
-struct Proxy {
-    addr: SocketAddr,
-    up: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let (up, rx) = watch::channel(true);
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !*rx.borrow() {
-                    drop(inbound);
-                    continue;
-                }
-                let mut down = rx.clone();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = down.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, up, task }
-    }
-    fn cut(&self) {
-        self.up.send_replace(false);
-    }
-    fn restore(&self) {
-        self.up.send_replace(true);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.task.abort();
-    }
-}
-
-/// `amqp://user:pass@host:port/vhost` → (`host:port`, the same URL through `proxy`).
-fn split_url(url: &str, proxy: SocketAddr) -> (String, String) {
-    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let (userinfo, hostport) = match authority.rfind('@') {
-        Some(i) => (&authority[..=i], &authority[i + 1..]),
-        None => ("", authority),
-    };
-    let upstream = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:5672")
-    };
-    (upstream, format!("{scheme}://{userinfo}{proxy}{path}"))
-}
+use testkit::proxy::{Proxy, split_url};
 
 #[test]
 fn proxy_urls_keep_credentials_and_vhost() {

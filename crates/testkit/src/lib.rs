@@ -5,6 +5,8 @@
 //!   the end). Without the variable the PostgreSQL half is skipped with a printed reason, except
 //!   under `COMPTOIR_TEST_STRICT=1` (CI), where a missing or unreachable database fails the test.
 
+pub mod proxy;
+
 use platform::config::SqliteSync;
 use platform::db::{Db, DbTarget, MigrationSet};
 use std::path::PathBuf;

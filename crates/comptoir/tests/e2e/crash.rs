@@ -36,7 +36,10 @@ impl Setup {
         let amqp = testkit::rabbitmq_url()?;
         let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
         let mut env = vec![
-            ("COMPTOIR_BUS__TRANSPORT".to_string(), "rabbitmq".to_string()),
+            (
+                "COMPTOIR_BUS__TRANSPORT".to_string(),
+                "rabbitmq".to_string(),
+            ),
             ("COMPTOIR_BUS__RABBITMQ_URL".into(), amqp),
             ("COMPTOIR_BUS__PREFIX".into(), format!("f1{tag}")),
             ("COMPTOIR_CART__BACKEND".into(), "redis".into()),
@@ -74,11 +77,15 @@ impl Setup {
     }
 
     fn settings(&self, dir: &Path) -> Settings {
-        let mut vars: std::collections::BTreeMap<String, String> = self.env.iter().cloned().collect();
+        let mut vars: std::collections::BTreeMap<String, String> =
+            self.env.iter().cloned().collect();
         vars.insert("COMPTOIR_DATA__DIR".into(), dir.display().to_string());
         vars.insert("COMPTOIR_DEMO__SEED".into(), "false".into());
-        let mut s = Settings::load(platform::config::Sources { file: None, env: vars })
-            .expect("settings");
+        let mut s = Settings::load(platform::config::Sources {
+            file: None,
+            env: vars,
+        })
+        .expect("settings");
         s.server.bind = "127.0.0.1:0".into();
         s
     }
@@ -103,7 +110,13 @@ async fn cart(base: &str, sku: &str) -> String {
     let (s, v) = post(base, "/api/carts", json!({}), &[]).await;
     assert_eq!(s, 201, "create cart: {v}");
     let id = v["id"].as_str().expect("cart id").to_string();
-    let (s, v) = post(base, &format!("/api/carts/{id}/lines"), json!({"sku": sku, "quantity": 1}), &[]).await;
+    let (s, v) = post(
+        base,
+        &format!("/api/carts/{id}/lines"),
+        json!({"sku": sku, "quantity": 1}),
+        &[],
+    )
+    .await;
     assert!(s == 200 || s == 201, "add line: {s} {v}");
     id
 }
@@ -124,7 +137,10 @@ fn wait_exit(server: &mut Server) -> std::process::ExitStatus {
         if let Ok(Some(s)) = server.child.try_wait() {
             return s;
         }
-        assert!(std::time::Instant::now() < deadline, "the fail point did not stop the process");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fail point did not stop the process"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -132,12 +148,18 @@ fn wait_exit(server: &mut Server) -> std::process::ExitStatus {
 async fn run(setup: Setup) {
     let dir = temp_dir("crash");
     if !setup.env.is_empty() {
-        let st = setup.command(&dir).args(["migrate", "--target", "all"]).status().expect("migrate");
+        let st = setup
+            .command(&dir)
+            .args(["migrate", "--target", "all"])
+            .status()
+            .expect("migrate");
         assert!(st.success(), "migrate");
     }
     // first start: demo data (catalogue, accounts); stock for one SKU at Rennes
     let first = Server::start(setup.serve(&dir, None));
-    let password = first.head_office_password().expect("head office password printed");
+    let password = first
+        .head_office_password()
+        .expect("head office password printed");
     let token = sign_in(&first.base, &password).await;
     let products: Value = http()
         .get(format!("{}/api/catalog/products?limit=1", first.base))
@@ -147,7 +169,10 @@ async fn run(setup: Setup) {
         .json()
         .await
         .expect("json");
-    let slug = products["items"][0]["slug"].as_str().expect("a product").to_string();
+    let slug = products["items"][0]["slug"]
+        .as_str()
+        .expect("a product")
+        .to_string();
     let product: Value = http()
         .get(format!("{}/api/catalog/products/{slug}", first.base))
         .send()
@@ -195,22 +220,41 @@ async fn run(setup: Setup) {
         let mut s = Server::start(setup.serve(&dir, Some(point)));
         let c = cart(&s.base, &sku).await;
         let key = format!("crash-{i}");
-        let (status, _) = post(&s.base, "/api/checkout", checkout_body(&c, card), &[("idempotency-key", &key)]).await;
-        assert_eq!(status, 0, "{point}: the process should have died under the request");
+        let (status, _) = post(
+            &s.base,
+            "/api/checkout",
+            checkout_body(&c, card),
+            &[("idempotency-key", &key)],
+        )
+        .await;
+        assert_eq!(
+            status, 0,
+            "{point}: the process should have died under the request"
+        );
         let exit = wait_exit(&mut s);
         assert!(!exit.success(), "{point}: aborted");
         drop(s);
         // restart: the recovery worker finishes the saga; the client's retry gets the outcome
         let s = Server::start(setup.serve(&dir, None));
-        let (st, v) = testkit::eventually(&format!("{point}: the retry gets the final answer"), Duration::from_secs(60), || {
-            let base = s.base.clone();
-            let c = c.clone();
-            let key = key.clone();
-            async move {
-                let (st, v) = post(&base, "/api/checkout", checkout_body(&c, card), &[("idempotency-key", &key)]).await;
-                (st != 409 && st != 503 && st != 0).then_some((st, v))
-            }
-        })
+        let (st, v) = testkit::eventually(
+            &format!("{point}: the retry gets the final answer"),
+            Duration::from_secs(60),
+            || {
+                let base = s.base.clone();
+                let c = c.clone();
+                let key = key.clone();
+                async move {
+                    let (st, v) = post(
+                        &base,
+                        "/api/checkout",
+                        checkout_body(&c, card),
+                        &[("idempotency-key", &key)],
+                    )
+                    .await;
+                    (st != 409 && st != 503 && st != 0).then_some((st, v))
+                }
+            },
+        )
         .await;
         match *expected {
             "completed" => {
@@ -218,7 +262,11 @@ async fn run(setup: Setup) {
                 assert_eq!(v["status"], "paid", "{point}");
                 paid += 1;
             }
-            _ => assert_eq!((st, v["code"].clone()), (402, json!("payment_failed")), "{point}: {v}"),
+            _ => assert_eq!(
+                (st, v["code"].clone()),
+                (402, json!("payment_failed")),
+                "{point}: {v}"
+            ),
         }
         s.stop();
     }
@@ -229,11 +277,21 @@ async fn run(setup: Setup) {
     let app = comptoir::build(&settings, &targets).await.expect("build");
     let c = app.commerce.expect("commerce");
     let report = testkit::eventually("D1 finds nothing", Duration::from_secs(30), || async {
-        let r = orders::invariants::check(&c.orders, true).await.expect("check");
-        if r.ok() { Some(r) } else { eprintln!("{:?}", r.violations); None }
+        let r = orders::invariants::check(&c.orders, true)
+            .await
+            .expect("check");
+        if r.ok() {
+            Some(r)
+        } else {
+            eprintln!("{:?}", r.violations);
+            None
+        }
     })
     .await;
-    assert_eq!(report.paid_orders, paid, "every acknowledged order exists, once");
+    assert_eq!(
+        report.paid_orders, paid,
+        "every acknowledged order exists, once"
+    );
     assert_eq!(report.open_sagas, 0);
     assert!(report.psp_captured >= 1);
     let _ = std::fs::remove_dir_all(dir);
