@@ -75,6 +75,8 @@ pub struct Passwords {
     /// Verified against when the account does not exist, so that an unknown e-mail costs the
     /// same time as a wrong password.
     dummy: Arc<String>,
+    /// argon2id verifications run so far (real or dummy).
+    verifications: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Passwords {
@@ -84,6 +86,7 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             queue_timeout,
             dummy: Arc::new(dummy),
+            verifications: Arc::default(),
         }
     }
 
@@ -127,7 +130,15 @@ impl Passwords {
             None => (self.dummy.as_str().to_string(), false),
         };
         let ok = self.run(move || verify_blocking(&pw, &phc)).await?;
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(ok && real)
+    }
+
+    /// How many argon2id verifications ran (an unknown account runs one too).
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -804,24 +804,20 @@ on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
         strip(b.body),
         "same body for unknown and wrong"
     );
-    // and about the same time: both verify an argon2id hash (medians, interleaved)
-    let (mut tk, mut tu) = (Vec::new(), Vec::new());
-    for _ in 0..9 {
-        let s = Instant::now();
-        h.post("/api/identity/sessions", &known, None).await;
-        tk.push(s.elapsed());
-        let s = Instant::now();
-        h.post("/api/identity/sessions", &unknown, None).await;
-        tu.push(s.elapsed());
-    }
-    tk.sort();
-    tu.sort();
-    let ratio = tu[4].as_secs_f64() / tk[4].as_secs_f64();
-    assert!(
-        (0.8..=1.25).contains(&ratio),
-        "unknown/known median ratio {ratio:.2} ({:?} vs {:?})",
-        tu[4],
-        tk[4]
+    // and the same work: both verify one argon2id hash (counted, not timed: wall-clock
+    // ratios are noise on a shared machine)
+    let before = h.id.passwords.verifications();
+    h.post("/api/identity/sessions", &known, None).await;
+    assert_eq!(
+        h.id.passwords.verifications(),
+        before + 1,
+        "known: one verification"
+    );
+    h.post("/api/identity/sessions", &unknown, None).await;
+    assert_eq!(
+        h.id.passwords.verifications(),
+        before + 2,
+        "unknown: one dummy verification"
     );
 });
 
