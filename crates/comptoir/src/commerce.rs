@@ -254,14 +254,7 @@ pub async fn start(
     }
     inventory.spawn_sweeper(Duration::from_secs(s.inventory.hold_sweep_seconds));
     orders.spawn_recovery(Duration::from_millis(s.orders.recovery_interval_ms));
-    spawn_housekeeping(
-        carts.clone(),
-        vec![
-            platform::idempotency::Idempotency::new(inventory.db.clone()),
-            platform::idempotency::Idempotency::new(orders.db.clone()),
-            platform::idempotency::Idempotency::new(cart_db.clone()),
-        ],
-    );
+    spawn_cart_purge(carts.clone());
     Ok(Commerce {
         inventory,
         payments,
@@ -271,19 +264,14 @@ pub async fn start(
     })
 }
 
-/// Hourly: expired carts (SQL backend) and idempotency keys past their retention.
-fn spawn_housekeeping(carts: Arc<cart::Carts>, idem: Vec<platform::idempotency::Idempotency>) {
+/// Hourly: expired carts (SQL backend; Redis expires them itself).
+fn spawn_cart_purge(carts: Arc<cart::Carts>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
             if let Err(e) = carts.purge_expired().await {
                 tracing::warn!(error = %e, "cart purge");
-            }
-            for i in &idem {
-                if let Err(e) = i.prune().await {
-                    tracing::warn!(error = %e, "idempotency prune");
-                }
             }
         }
     });

@@ -523,7 +523,11 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         }
         let inv_idem = Idempotency::new(c.inventory.db.clone());
         let ord_idem = Idempotency::new(c.orders.db.clone());
-        idempotency.extend([inv_idem.clone(), ord_idem.clone()]);
+        idempotency.extend([
+            inv_idem.clone(),
+            ord_idem.clone(),
+            Idempotency::new(c.cart_db.clone()),
+        ]);
         api = api
             .merge(inventory::http::router(inventory::http::InventoryState {
                 inventory: c.inventory.clone(),

@@ -238,6 +238,11 @@ async fn serve(settings: Settings, target: &str, _bind: Option<String>) -> Resul
             s.products, s.variants, s.categories, s.brands
         );
     }
+    if let Some(n) = app.report.seeded_stock.filter(|n| *n > 0) {
+        println!(
+            "  demo stock    7 locations (head office, 5 stores, logistics centre), {n} opening receipts"
+        );
+    }
     if let Some(accounts) = &app.report.demo_accounts {
         print_demo_accounts(accounts);
     }
