@@ -60,36 +60,9 @@ impl Directory for LocalDirectory {
 
 #[cfg(test)]
 mod tests {
+    /// The two migration sets stay in step: files, versions, tables and columns.
     #[test]
     fn migration_sets_are_in_step() {
-        let versions = |m: &sqlx::migrate::Migrator| {
-            m.iter()
-                .map(|m| (m.version, m.description.to_string()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            versions(&super::PG_MIGRATIONS),
-            versions(&super::SQLITE_MIGRATIONS)
-        );
-        // same tables and columns in the same order: the first word of every statement line
-        // (types, the second word, differ legitimately)
-        let cols = |sql: &str| {
-            sql.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("--"))
-                .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
-                .collect::<Vec<_>>()
-        };
-        for (pg, lite) in super::PG_MIGRATIONS
-            .iter()
-            .zip(super::SQLITE_MIGRATIONS.iter())
-        {
-            assert_eq!(
-                cols(pg.sql.as_str()),
-                cols(lite.sql.as_str()),
-                "{}",
-                pg.description
-            );
-        }
+        testkit::assert_migrations_in_step(env!("CARGO_MANIFEST_DIR"), super::migrations());
     }
 }

@@ -83,20 +83,10 @@ impl Orders {
 
 #[cfg(test)]
 mod tests {
+    /// The two migration sets stay in step: files, versions, tables and columns.
     #[test]
     fn migration_sets_are_in_step() {
-        let list = |dir: &str| {
-            let mut v: Vec<String> =
-                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
-                    .expect("migrations dir")
-                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                    .collect();
-            v.sort();
-            v
-        };
-        let pg = list("postgres");
-        assert!(!pg.is_empty());
-        assert_eq!(pg, list("sqlite"));
+        testkit::assert_migrations_in_step(env!("CARGO_MANIFEST_DIR"), super::migrations());
     }
 
     #[test]

@@ -75,60 +75,9 @@ pub const SERVICE: &str = "payments";
 
 #[cfg(test)]
 mod tests {
-    /// The two migration sets must stay in step: same versions, same names.
+    /// The two migration sets stay in step: files, versions, tables and columns.
     #[test]
     fn migration_sets_are_in_step() {
-        let list = |dir: &str| {
-            let mut v: Vec<String> =
-                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
-                    .expect("migrations dir")
-                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                    .collect();
-            v.sort();
-            v
-        };
-        let pg = list("postgres");
-        assert!(!pg.is_empty());
-        assert_eq!(pg, list("sqlite"));
-        let versions =
-            |m: &sqlx::migrate::Migrator| m.iter().map(|m| m.version).collect::<Vec<_>>();
-        assert_eq!(
-            versions(&super::PG_MIGRATIONS),
-            versions(&super::SQLITE_MIGRATIONS)
-        );
-    }
-
-    /// Same tables and columns on both backends (types differ legitimately).
-    #[test]
-    fn migration_sets_define_the_same_columns() {
-        fn columns(sql: &str) -> Vec<String> {
-            let mut out = Vec::new();
-            let mut table = String::new();
-            for line in sql.lines().map(str::trim) {
-                if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
-                    table = rest.trim_end_matches(" (").to_string();
-                } else if line.starts_with(')') {
-                    table.clear();
-                } else if !table.is_empty()
-                    && !line.is_empty()
-                    && !line.starts_with("--")
-                    && !line.starts_with("PRIMARY KEY")
-                {
-                    let col = line.split_whitespace().next().unwrap_or("");
-                    out.push(format!("{table}.{col}"));
-                }
-            }
-            out
-        }
-        for (pg, lite) in super::PG_MIGRATIONS
-            .iter()
-            .zip(super::SQLITE_MIGRATIONS.iter())
-        {
-            let cols = columns(pg.sql.as_str());
-            assert!(cols.contains(&"outbox.published_at".to_string()));
-            assert!(cols.contains(&"processed_events.event_id".to_string()));
-            assert!(cols.contains(&"idempotency_keys.idem_key".to_string()));
-            assert_eq!(cols, columns(lite.sql.as_str()), "migration {}", pg.version);
-        }
+        testkit::assert_migrations_in_step(env!("CARGO_MANIFEST_DIR"), super::migrations());
     }
 }

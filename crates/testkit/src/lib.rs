@@ -167,3 +167,55 @@ pub fn rabbitmq_url() -> Option<String> {
         }
     }
 }
+
+/// Asserts that a service's two migration sets stay in step: the same file names, the same
+/// versions, and in each migration the same tables and columns (types differ legitimately).
+/// `manifest_dir` is the crate's `env!("CARGO_MANIFEST_DIR")`.
+pub fn assert_migrations_in_step(manifest_dir: &str, set: MigrationSet) {
+    let list = |dir: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(format!("{manifest_dir}/migrations/{dir}"))
+            .expect("migrations dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let pg = list("postgres");
+    assert!(!pg.is_empty(), "no migrations in {manifest_dir}");
+    assert_eq!(pg, list("sqlite"), "migration files differ");
+    let versions = |m: &sqlx::migrate::Migrator| m.iter().map(|m| m.version).collect::<Vec<_>>();
+    assert_eq!(
+        versions(set.postgres),
+        versions(set.sqlite),
+        "versions differ"
+    );
+    fn columns(sql: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut table = String::new();
+        for line in sql.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                table = rest.trim_end_matches(" (").to_string();
+            } else if line.starts_with(')') {
+                table.clear();
+            } else if !table.is_empty()
+                && !line.is_empty()
+                && !line.starts_with("--")
+                && !line.starts_with("PRIMARY KEY")
+                && !line.starts_with("UNIQUE")
+                && !line.starts_with("CHECK")
+            {
+                let col = line.split_whitespace().next().unwrap_or("");
+                out.push(format!("{table}.{col}"));
+            }
+        }
+        out
+    }
+    for (pg, lite) in set.postgres.iter().zip(set.sqlite.iter()) {
+        assert_eq!(
+            columns(pg.sql.as_str()),
+            columns(lite.sql.as_str()),
+            "migration {} defines different columns",
+            pg.version
+        );
+    }
+}
