@@ -244,6 +244,7 @@ pub async fn start(
             shipping_location: s.orders.shipping_location.clone(),
             shipping_fee: s.orders.shipping_fee_minor,
             free_shipping_from: s.orders.free_shipping_from_minor,
+            orphan_after: Duration::from_secs(s.orders.orphan_refund_seconds),
         },
     };
     orders::consumers::subscribe(&orders, &bus)

@@ -96,6 +96,8 @@ pub struct StockLevel {
     pub held: i64,
     pub available: i64,
     pub low_threshold: i64,
+    /// Available stock is at or under a (non-zero) threshold, now: computed from the counters,
+    /// so a new threshold or a checkout's hold shows at once.
     pub low: bool,
 }
 
@@ -951,7 +953,7 @@ impl Inventory {
     ) -> Result<Vec<StockLevel>, InvError> {
         let mut q = platform::db::SqlBuilder::new(
             "SELECT location, sku, on_hand, held, on_hand - held AS available, low_threshold, \
-             low_alerted AS low FROM stock WHERE 1 = 1",
+             (low_threshold > 0 AND on_hand - held <= low_threshold) AS low FROM stock WHERE 1 = 1",
         );
         if let Some(l) = location {
             q.push(" AND location = ")
@@ -962,7 +964,7 @@ impl Inventory {
                 .bind(platform::db::Param::Text(s.to_string()));
         }
         if low_only {
-            q.push(" AND low_alerted = TRUE");
+            q.push(" AND low_threshold > 0 AND on_hand - held <= low_threshold");
         }
         q.push(" ORDER BY location, sku LIMIT ")
             .bind(platform::db::Param::I64(limit.clamp(1, 1000)));
@@ -1090,7 +1092,8 @@ async fn level_in(
 ) -> Result<Option<StockLevel>, sqlx::Error> {
     conn_run!(conn, |c| sqlx::query_as(
         "SELECT location, sku, on_hand, held, on_hand - held AS available, low_threshold, \
-         low_alerted AS low FROM stock WHERE location = $1 AND sku = $2"
+         (low_threshold > 0 AND on_hand - held <= low_threshold) AS low FROM stock \
+         WHERE location = $1 AND sku = $2"
     )
     .bind(location)
     .bind(sku)

@@ -47,6 +47,8 @@ pub struct OrderSettings {
     /// Flat delivery fee (minor units) under the free-delivery threshold.
     pub shipping_fee: i64,
     pub free_shipping_from: i64,
+    /// Captured money with no paid order is refunded once this old (I4's T_orphan).
+    pub orphan_after: Duration,
 }
 
 impl Default for OrderSettings {
@@ -57,6 +59,7 @@ impl Default for OrderSettings {
             shipping_location: "logistique".into(),
             shipping_fee: 490,
             free_shipping_from: 5000,
+            orphan_after: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -706,6 +706,53 @@ impl Orders {
         Ok(n)
     }
 
+    /// Reconciliation (RELIABILITY.md I4, D3): money still captured for which no paid order
+    /// exists — the order was cancelled, or no order was ever confirmed and the saga has
+    /// ended — is refunded once it is older than `orders.orphan_refund_seconds`. Returns how
+    /// many payments were refunded.
+    pub async fn refund_orphans(&self) -> Result<usize, sqlx::Error> {
+        let held = match self
+            .payments
+            .holding_money(self.settings.orphan_after, 100)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciliation: payments unavailable");
+                return Ok(0);
+            }
+        };
+        let mut n = 0;
+        for p in held {
+            let order = store::get_order(&self.db, p.id).await?;
+            let saga_open = store::checkout(&self.db, p.id)
+                .await?
+                .and_then(|s| SagaState::parse(&s.state))
+                .is_some_and(|s| !s.is_terminal());
+            let orphan = match order {
+                Some(o) => o.status == OrderStatus::Cancelled,
+                None => !saga_open,
+            };
+            if !orphan {
+                continue;
+            }
+            let left = p.captured - p.refunded;
+            match self
+                .payments
+                .refund(p.id, left, &format!("{}:orphan", p.id))
+                .await
+            {
+                Ok(_) => {
+                    n += 1;
+                    metrics::counter!("comptoir_orphan_captures_refunded_total").increment(1);
+                    tracing::warn!(payment = %p.id, amount = left, "refunded an orphan capture");
+                }
+                Err(e) => tracing::warn!(payment = %p.id, error = %e, "orphan refund failed"),
+            }
+        }
+        Ok(n)
+    }
+
     /// Runs [`Orders::recover_once`] now and then every `every`.
     pub fn spawn_recovery(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
@@ -721,6 +768,9 @@ impl Orders {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sagas = n, "recovery worker resumed checkouts"),
                     Err(e) => tracing::warn!(error = %e, "recovery worker"),
+                }
+                if let Err(e) = me.refund_orphans().await {
+                    tracing::warn!(error = %e, "reconciliation");
                 }
             }
         })

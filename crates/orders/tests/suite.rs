@@ -974,3 +974,83 @@ async fn checkouts_continue_through_a_broker_outage_f3() {
         .await;
     }
 }
+
+/// D3: reconciliation finds a capture without an order, a paid order without a capture and an
+/// amount mismatch in one run; the orphan capture is refunded automatically.
+#[tokio::test]
+async fn reconciliation_finds_and_refunds_what_does_not_add_up_d3() {
+    for mut h in H::all().await {
+        h.orders.settings.orphan_after = Duration::ZERO;
+        h.stock("rennes", "A", 10).await;
+        let cart = h.cart(&[("A", 1)]).await;
+        let (s, order) = h.checkout(&cart, OK_CARD, "d3").await;
+        assert_eq!(s, StatusCode::CREATED);
+        h.settle().await;
+        // 1. money captured with no order behind it (a checkout that never got that far)
+        let orphan = Uuid::now_v7();
+        let req = payments::AuthorizeRequest {
+            payment_id: orphan,
+            order_ref: "lost".into(),
+            amount: 777,
+            currency: kernel::Currency::EUR,
+            method: payments::PaymentMethod::TestCard {
+                number: OK_CARD.into(),
+            },
+            customer_email: None,
+        };
+        h.orders.payments.authorize(&req).await.unwrap();
+        h.orders.payments.capture(orphan).await.unwrap();
+        let r = orders::invariants::check(&h.orders, false).await.unwrap();
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.starts_with("I4") && v.contains(&orphan.to_string())),
+            "{:?}",
+            r.violations
+        );
+        assert_eq!(h.orders.refund_orphans().await.unwrap(), 1);
+        assert_eq!(h.orders.refund_orphans().await.unwrap(), 0, "refunded once");
+        let r = h.settle().await;
+        assert_eq!(r.psp_refunded, 777);
+        // 2. an amount mismatch between the order and its payment
+        let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+        platform::db_run!(&h.orders.db, |p| sqlx::query(
+            "UPDATE orders SET total = total + 1 WHERE id = $1"
+        )
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        let r = orders::invariants::check(&h.orders, false).await.unwrap();
+        assert!(
+            r.violations.iter().any(|v| v.starts_with("I3 order")),
+            "{:?}",
+            r.violations
+        );
+        // 3. a paid order with no capture at all
+        platform::db_run!(&h.orders.db, |p| sqlx::query(
+            "UPDATE orders SET total = total - 1 WHERE id = $1"
+        )
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        platform::db_run!(h.orders.payments.db(), |p| sqlx::query(
+            "UPDATE payments SET captured = 0, status = 'authorized' WHERE id = $1"
+        )
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        let r = orders::invariants::check(&h.orders, false).await.unwrap();
+        assert!(
+            r.violations.iter().any(|v| v.starts_with("I3")),
+            "a paid order without its capture: {:?}",
+            r.violations
+        );
+        h.cleanup().await;
+    }
+}

@@ -606,6 +606,31 @@ impl Payments {
         Ok(Some(self.sync_record(rec).await?.payment))
     }
 
+    /// Payments that still keep captured money and were last changed before `older_than`
+    /// (oldest first): what reconciliation checks against orders.
+    pub async fn holding_money(
+        &self,
+        older_than: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<Payment>, PaymentError> {
+        let before = self.now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let ids: Vec<Uuid> = platform::db_run!(&self.db, |p| sqlx::query_scalar(
+            "SELECT id FROM payments WHERE captured > refunded AND updated_at <= $1 \
+             ORDER BY updated_at LIMIT $2"
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(p) = self.get(id).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     /// Payments still pending after `older_than` (oldest first): what the recovery worker
     /// should [`Payments::sync`].
     pub async fn stale_pending(

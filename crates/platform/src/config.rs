@@ -105,6 +105,7 @@ pub struct OrdersSettings {
     pub shipping_location: String,
     pub shipping_fee_minor: i64,
     pub free_shipping_from_minor: i64,
+    pub orphan_refund_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
