@@ -204,6 +204,34 @@ async fn demo_data(settings: Settings) -> Result<(), StartError> {
             target.describe()
         ),
     }
+    // locations and opening stock for the catalogue's SKUs (skipped when any stock exists)
+    let inv_target = comptoir::commerce::inventory_db_target(&settings);
+    let inv_db = platform::db::Db::connect(&inv_target, 2)
+        .await
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    inv_db
+        .migrate(&inventory::migrations())
+        .await
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let inv = inventory::Inventory {
+        db: inv_db.clone(),
+        clock: std::sync::Arc::new(kernel::SystemClock),
+        relay: None,
+        hold_ttl: Duration::from_secs(settings.orders.hold_minutes * 60),
+    };
+    let err = |e: inventory::InvError| StartError::Runtime(format!("demo stock: {e}"));
+    inventory::demo::seed_locations(&inv).await.map_err(err)?;
+    let skus = catalog::store::all_skus(&db)
+        .await
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let n = inventory::demo::seed_stock(&inv, &skus)
+        .await
+        .map_err(err)?;
+    println!(
+        "Seeded 7 locations and {n} opening receipts into {}.",
+        inv_target.describe()
+    );
+    inv_db.close().await;
     db.close().await;
     Ok(())
 }
