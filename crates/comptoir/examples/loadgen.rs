@@ -152,6 +152,7 @@ struct Answer {
     status: u16,
     body: Value,
     text: String,
+    replayed: bool,
 }
 
 async fn call(
@@ -176,10 +177,19 @@ async fn call(
     }
     let r = rq.send().await?;
     let status = r.status().as_u16();
+    let replayed = r
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v.as_bytes() == b"true");
     let bytes = r.bytes().await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok(Answer { status, body, text })
+    Ok(Answer {
+        status,
+        body,
+        text,
+        replayed,
+    })
 }
 
 fn get_ok(a: Answer, what: &str) -> Result<Value, BoxError> {
@@ -347,6 +357,42 @@ async fn movement(
     )
     .await?;
     get_ok(a, &format!("{kind} {sku}")).map(|_| ())
+}
+
+/// The stock location exists (on a fresh PostgreSQL database no demo location is seeded):
+/// created as the logistics centre (ships) or as a click & collect store.
+async fn ensure_location(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    code: &str,
+) -> Result<bool, BoxError> {
+    let url = format!("{base}/api/inventory/locations");
+    let v = get_ok(
+        call(http, reqwest::Method::GET, &url, None, None, None).await?,
+        "locations",
+    )?;
+    let known = v
+        .as_array()
+        .is_some_and(|ls| ls.iter().any(|l| l["code"].as_str() == Some(code)));
+    if known {
+        return Ok(false);
+    }
+    let body = if code == "logistique" {
+        json!({"name": "Centre logistique", "kind": "warehouse", "ships": true, "click_and_collect": false})
+    } else {
+        json!({"name": format!("Breizhsport {code}"), "kind": "store", "ships": false, "click_and_collect": true})
+    };
+    let a = call(
+        http,
+        reqwest::Method::PUT,
+        &format!("{url}/{code}"),
+        Some(token),
+        None,
+        Some(&body),
+    )
+    .await?;
+    get_ok(a, &format!("create location {code}")).map(|_| true)
 }
 
 /// Checkout scenario: every SKU gets at least `topup` / 2 available (receipts, 8 at a time).
@@ -697,6 +743,97 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((u + k) / 100.0)
 }
 
+struct Retry {
+    sold: bool,
+    violation: Option<String>,
+}
+
+/// One checkout sent twice with the same `Idempotency-Key`: the second answer must replay the
+/// first (same order, `Idempotent-Replayed: true`).
+async fn retry_check(
+    http: &reqwest::Client,
+    base: &str,
+    fulfilment: &Value,
+    sku: &str,
+) -> Result<Retry, BoxError> {
+    let cart = get_ok(
+        call(
+            http,
+            reqwest::Method::POST,
+            &format!("{base}/api/carts"),
+            None,
+            None,
+            Some(&json!({})),
+        )
+        .await?,
+        "cart",
+    )?;
+    let id = cart["id"].as_str().unwrap_or_default().to_string();
+    get_ok(
+        call(
+            http,
+            reqwest::Method::POST,
+            &format!("{base}/api/carts/{id}/lines"),
+            None,
+            None,
+            Some(&json!({"sku": sku, "quantity": 1})),
+        )
+        .await?,
+        "add line",
+    )?;
+    let body = json!({"cart_id": id, "email": "retry@bench.example", "fulfilment": fulfilment,
+        "payment": {"type": "test_card", "number": "4242424242424242"}});
+    let key = uuid::Uuid::new_v4().to_string();
+    let url = format!("{base}/api/checkout");
+    let first = call(
+        http,
+        reqwest::Method::POST,
+        &url,
+        None,
+        Some(&key),
+        Some(&body),
+    )
+    .await?;
+    let second = call(
+        http,
+        reqwest::Method::POST,
+        &url,
+        None,
+        Some(&key),
+        Some(&body),
+    )
+    .await?;
+    let sold = first.status == 201;
+    let violation = if first.status != 201 {
+        Some(format!(
+            "retry check: first checkout answered {} {}",
+            first.status, first.text
+        ))
+    } else if second.status != 201 || second.body["id"] != first.body["id"] || !second.replayed {
+        Some(format!(
+            "retry check: the retry answered {} (replayed: {}) {} instead of order {}",
+            second.status, second.replayed, second.text, first.body["id"]
+        ))
+    } else {
+        None
+    };
+    Ok(Retry { sold, violation })
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat.
+fn machine_jiffies() -> Option<(f64, f64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: f64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
 async fn run(args: Args) -> Result<Value, BoxError> {
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -729,15 +866,20 @@ async fn run(args: Args) -> Result<Value, BoxError> {
     if args.setup
         && let Some(tok) = &token
     {
+        let created = ensure_location(&http, &base, tok, &args.location).await?;
+        setup["location_created"] = json!(created);
         match args.scenario {
             Scenario::Checkout => {
                 let n = top_up(&http, &base, tok, &args.location, &skus, args.topup).await?;
-                setup = json!({"skus_topped_up": n, "topup": args.topup});
+                setup["skus_topped_up"] = json!(n);
+                setup["topup"] = json!(args.topup);
             }
             Scenario::Flash => {
                 let row =
                     set_hot_stock(&http, &base, tok, &args.location, &hot, args.stock).await?;
-                setup = json!({"hot_sku": hot, "stock": args.stock, "row": [row.0, row.1, row.2]});
+                setup["hot_sku"] = json!(hot);
+                setup["stock"] = json!(args.stock);
+                setup["row"] = json!([row.0, row.1, row.2]);
             }
         }
     }
@@ -767,12 +909,19 @@ async fn run(args: Args) -> Result<Value, BoxError> {
             tokio::time::sleep_until(window_start.into()).await;
             let s0 = pid.as_deref().and_then(cpu_seconds);
             let c0 = cpu_seconds("self");
+            let m0 = machine_jiffies();
             tokio::time::sleep_until(end.into()).await;
             let s1 = pid.as_deref().and_then(cpu_seconds);
             let c1 = cpu_seconds("self");
+            let m1 = machine_jiffies();
+            let busy = m0
+                .zip(m1)
+                .filter(|(a, b)| b.1 > a.1)
+                .map(|(a, b)| ((b.0 - a.0) / (b.1 - a.1) * 1000.0).round() / 10.0);
             (
                 s0.zip(s1).map(|(a, b)| b - a),
                 c0.zip(c1).map(|(a, b)| b - a),
+                busy,
             )
         })
     };
@@ -785,8 +934,18 @@ async fn run(args: Args) -> Result<Value, BoxError> {
         t.merge(r?);
     }
     let finished = Instant::now();
-    let (server_cpu, client_cpu) = cpu_probe.await?;
+    let (server_cpu, client_cpu, machine_busy) = cpu_probe.await?;
 
+    // an idempotent retry of a checkout answers the first order again and sells nothing more
+    let retry = if args.scenario == Scenario::Checkout {
+        let r = retry_check(&http, &base, &args.fulfilment, &skus[0]).await?;
+        if r.sold {
+            *t.sold.entry(skus[0].clone()).or_default() += 1;
+        }
+        Some(r)
+    } else {
+        None
+    };
     // invariants, once the system has settled (sagas that answered 5xx may still finish)
     let mut inv = json!({"checked": false});
     let sold_201: i64 = t.sold.values().sum();
@@ -873,6 +1032,12 @@ async fn run(args: Args) -> Result<Value, BoxError> {
             }
             inv["inventory_check_consistent"] = c["consistent"].clone();
         }
+        if let Some(r) = &retry {
+            if let Some(v) = &r.violation {
+                violations.push(v.clone());
+            }
+            inv["idempotent_retry_ok"] = json!(r.violation.is_none());
+        }
         inv["ok"] = json!(violations.is_empty());
         inv["violations"] = json!(violations);
     }
@@ -918,6 +1083,7 @@ async fn run(args: Args) -> Result<Value, BoxError> {
         "server_cpu_s": server_cpu,
         "server_cpu_us_per_checkout": server_cpu.filter(|_| checkouts > 0.0).map(|c| (c * 1e6 / checkouts).round()),
         "client_cpu_s": client_cpu,
+        "machine_busy_pct": machine_busy,
         "invariants": inv,
     }))
 }
