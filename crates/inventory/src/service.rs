@@ -507,10 +507,6 @@ impl Inventory {
                 _ => Err(InvError::HoldLost(hold_id)),
             };
         }
-        if !location_exists(tx.conn(), location).await? {
-            tx.rollback().await?;
-            return Err(InvError::UnknownLocation(location.to_string()));
-        }
         let mut short = Vec::new();
         for (sku, q) in &wanted {
             if take(tx.conn(), location, sku, *q, now).await? {
@@ -529,6 +525,11 @@ impl Inventory {
             });
         }
         if !short.is_empty() {
+            // an unknown location has no stock at all: say which it is
+            if !location_exists(tx.conn(), location).await? {
+                tx.rollback().await?;
+                return Err(InvError::UnknownLocation(location.to_string()));
+            }
             tx.rollback().await?;
             metrics::counter!("comptoir_stock_holds_refused_total").increment(1);
             return Err(InvError::OutOfStock(short));

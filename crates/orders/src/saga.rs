@@ -49,8 +49,10 @@ impl From<sqlx::Error> for Transient {
 }
 
 enum Step {
-    /// Moved to another state: keep going.
-    Next,
+    /// This runner moved the saga to that state: keep going.
+    Moved(SagaState),
+    /// The state changed in a way the runner must read back (compensating: the error).
+    Reload,
     /// Terminal, or waiting for the provider: stop here.
     Stop,
 }
@@ -72,9 +74,7 @@ impl Orders {
         request_hash: &str,
         plan: &Plan,
     ) -> Result<Start, sqlx::Error> {
-        if let Some(s) = store::checkout_by_key(&self.db, scope, key).await? {
-            return Ok(existing(s, request_hash));
-        }
+        // a key seen before is found by the unique constraint below
         let id = Uuid::now_v7();
         let now = self.now();
         let plan_json = serde_json::to_string(plan).unwrap_or_default();
@@ -110,21 +110,21 @@ impl Orders {
 
     /// Drives the saga as far as it can go now; returns the state it stopped in.
     pub async fn run(&self, id: Uuid) -> Result<SagaState, sqlx::Error> {
+        let Some(mut s) = store::checkout(&self.db, id).await? else {
+            return Ok(SagaState::Failed);
+        };
+        let plan: Plan = match serde_json::from_str(&s.plan) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(saga = %id, error = %e, "unreadable saga plan");
+                return Ok(SagaState::parse(&s.state).unwrap_or(SagaState::Compensating));
+            }
+        };
         for _ in 0..16 {
-            let Some(s) = store::checkout(&self.db, id).await? else {
-                return Ok(SagaState::Failed);
-            };
             let state = SagaState::parse(&s.state).unwrap_or(SagaState::Compensating);
             if state.is_terminal() {
                 return Ok(state);
             }
-            let plan: Plan = match serde_json::from_str(&s.plan) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(saga = %id, error = %e, "unreadable saga plan");
-                    return Ok(state);
-                }
-            };
             let outcome = match state {
                 SagaState::Started => self.step_hold(id, &plan).await,
                 SagaState::StockHeld => self.step_authorize(id, &plan).await,
@@ -136,12 +136,18 @@ impl Orders {
                 _ => Ok(Step::Stop),
             };
             match outcome {
-                Ok(Step::Next) => continue,
-                Ok(Step::Stop) => {
-                    return Ok(store::checkout(&self.db, id)
-                        .await?
-                        .and_then(|s| SagaState::parse(&s.state))
-                        .unwrap_or(state));
+                // this runner moved it: no need to read the row again
+                Ok(Step::Moved(to)) => s.state = to.as_str().to_string(),
+                // someone else moved it, or the step recorded more (an error): read it again
+                Ok(Step::Reload) | Ok(Step::Stop) => {
+                    let stop = matches!(outcome, Ok(Step::Stop));
+                    match store::checkout(&self.db, id).await? {
+                        Some(row) => s = row,
+                        None => return Ok(SagaState::Failed),
+                    }
+                    if stop {
+                        return Ok(SagaState::parse(&s.state).unwrap_or(state));
+                    }
                 }
                 Err(Transient(why)) => {
                     self.retry_later(id, state, &s, &why).await?;
@@ -149,10 +155,7 @@ impl Orders {
                 }
             }
         }
-        Ok(store::checkout(&self.db, id)
-            .await?
-            .and_then(|s| SagaState::parse(&s.state))
-            .unwrap_or(SagaState::Started))
+        Ok(SagaState::parse(&s.state).unwrap_or(SagaState::Started))
     }
 
     /// A transient failure: log it, push the lease out (backoff), or give up and compensate.
@@ -204,11 +207,12 @@ impl Orders {
     ) -> Result<Step, Transient> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if store::advance(&mut tx, id, from, to, now, self.lease_until(now)).await? {
+        let moved = store::advance(&mut tx, id, from, to, now, self.lease_until(now)).await?;
+        if moved {
             store::log_step(&mut tx, id, step, "done", detail, now).await?;
         }
         tx.commit().await?;
-        Ok(Step::Next)
+        Ok(if moved { Step::Moved(to) } else { Step::Reload })
     }
 
     /// Starts compensating with an error the client will see.
@@ -244,7 +248,7 @@ impl Orders {
             .await?;
         }
         tx.commit().await?;
-        Ok(Step::Next)
+        Ok(Step::Reload)
     }
 
     async fn step_hold(&self, id: Uuid, plan: &Plan) -> Result<Step, Transient> {
@@ -478,7 +482,11 @@ impl Orders {
         tx.commit().await?;
         self.wake();
         fail::point("saga.after_confirm");
-        Ok(Step::Next)
+        Ok(if moved {
+            Step::Moved(SagaState::OrderConfirmed)
+        } else {
+            Step::Reload
+        })
     }
 
     async fn step_commit_stock(&self, id: Uuid) -> Result<Step, Transient> {
@@ -487,7 +495,7 @@ impl Orders {
                 fail::point("saga.after_commit");
                 let now = self.now();
                 let mut tx = self.db.begin().await?;
-                if store::advance(
+                let moved = store::advance(
                     &mut tx,
                     id,
                     SagaState::OrderConfirmed,
@@ -495,8 +503,8 @@ impl Orders {
                     now,
                     self.lease_until(now),
                 )
-                .await?
-                {
+                .await?;
+                if moved {
                     store::transition(
                         &mut tx,
                         id,
@@ -510,7 +518,11 @@ impl Orders {
                     store::log_step(&mut tx, id, "commit_stock", "done", "sold", now).await?;
                 }
                 tx.commit().await?;
-                Ok(Step::Next)
+                Ok(if moved {
+                    Step::Moved(SagaState::StockCommitted)
+                } else {
+                    Step::Reload
+                })
             }
             Err(InvError::HoldLost(_)) => {
                 self.compensate(

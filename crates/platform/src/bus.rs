@@ -313,6 +313,16 @@ impl Relay {
         };
         let n = match &i.db {
             Db::Pg(p) => {
+                // one round trip when idle instead of a transaction of three
+                let any: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)",
+                )
+                .fetch_one(p)
+                .await
+                .map_err(err)?;
+                if !any {
+                    return Ok(0);
+                }
                 let mut tx = p.begin().await.map_err(err)?;
                 let rows: Vec<OutboxRow> = sqlx::query_as(
                     "SELECT id, topic, payload, created_at FROM outbox WHERE published_at IS NULL \
