@@ -508,7 +508,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
     let remote_password = remote_password.expect("demo-data printed the accounts");
     let catalog = Server::start({
         let mut c = comptoir(&remote_dir);
-        c.args(["serve", "--target", "catalog,identity"]);
+        c.args(["serve", "--target", "catalog,identity,commerce"]);
         catalog_env(&mut c);
         c
     });
@@ -520,6 +520,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
         c.args(["serve", "--target", "gateway"])
             .env("COMPTOIR_GATEWAY__CATALOG_URL", &catalog.base)
             .env("COMPTOIR_GATEWAY__IDENTITY_URL", &catalog.base)
+            .env("COMPTOIR_GATEWAY__COMMERCE_URL", &catalog.base)
             .env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
             .env("COMPTOIR_AUTH__ISSUER", issuer);
         c
@@ -575,6 +576,79 @@ async fn the_gateway_answers_like_the_one_process_mode() {
         .await
         .expect("jwks");
     assert_eq!(jwks.status(), 200);
+    // the commerce services behind the gateway: a guest buys, head office sees the order
+    let product: serde_json::Value = c
+        .get(format!(
+            "{}/api/catalog/products/veste-impermeable-glaz-sport-odet-4",
+            gw.base
+        ))
+        .send()
+        .await
+        .expect("product")
+        .json()
+        .await
+        .expect("json");
+    let sku = product["variants"][0]["sku"]
+        .as_str()
+        .expect("sku")
+        .to_string();
+    let receipt = c
+        .post(format!("{}/api/inventory/movements", gw.base))
+        .bearer_auth(&gw_token)
+        .json(
+            &serde_json::json!({"location": "rennes", "sku": sku, "kind": "receipt",
+            "quantity": 3, "reason": "e2e"}),
+        )
+        .send()
+        .await
+        .expect("receipt");
+    assert_eq!(receipt.status(), 201);
+    let cart: serde_json::Value = c
+        .post(format!("{}/api/carts", gw.base))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("cart")
+        .json()
+        .await
+        .expect("json");
+    let cart_id = cart["id"].as_str().expect("cart id");
+    let line = c
+        .post(format!("{}/api/carts/{cart_id}/lines", gw.base))
+        .json(&serde_json::json!({"sku": sku, "quantity": 1}))
+        .send()
+        .await
+        .expect("line");
+    assert!(line.status().is_success());
+    let order = c
+        .post(format!("{}/api/checkout", gw.base))
+        .header("idempotency-key", "e2e-gateway-checkout")
+        .json(
+            &serde_json::json!({"cart_id": cart_id, "email": "guest@example.org",
+            "fulfilment": {"type": "collect", "store": "rennes"},
+            "payment": {"type": "test_card", "number": "4242424242424242"}}),
+        )
+        .send()
+        .await
+        .expect("checkout");
+    assert_eq!(order.status(), 201);
+    let order: serde_json::Value = order.json().await.expect("json");
+    assert_eq!(order["status"], "paid");
+    let seen = c
+        .get(format!(
+            "{}/api/orders/{}",
+            gw.base,
+            order["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&gw_token)
+        .send()
+        .await
+        .expect("order");
+    assert_eq!(
+        seen.status(),
+        200,
+        "head office reads it through the gateway"
+    );
 
     // ids differ between the two databases; everything else must match
     fn strip_ids(v: &mut serde_json::Value) {
