@@ -294,6 +294,30 @@ async fn run(setup: Setup) {
     );
     assert_eq!(report.open_sagas, 0);
     assert!(report.psp_captured >= 1);
+    drop(c);
+    drop(app);
+    // the broker keeps durable queues: remove this run's
+    let var = |k: &str| {
+        setup
+            .env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    if let (Some(url), Some(prefix)) = (
+        var("COMPTOIR_BUS__RABBITMQ_URL"),
+        var("COMPTOIR_BUS__PREFIX"),
+    ) {
+        let _ = platform::rabbit::delete_topology(
+            &url,
+            &prefix,
+            &[
+                orders::consumers::REFUNDS_GROUP,
+                orders::consumers::NOTIFICATIONS_GROUP,
+            ],
+        )
+        .await;
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
