@@ -295,7 +295,7 @@ async fn run(setup: Setup) {
     assert_eq!(report.open_sagas, 0);
     assert!(report.psp_captured >= 1);
     drop(c);
-    drop(app);
+
     // the broker keeps durable queues: remove this run's
     let var = |k: &str| {
         setup
