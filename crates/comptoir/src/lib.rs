@@ -357,6 +357,8 @@ pub struct App {
     pub report: StartReport,
     /// The commerce services, when they run in this process (tests check invariants on them).
     pub commerce: Option<commerce::Commerce>,
+    /// The event bus of this process (closed before the databases at shutdown).
+    pub bus: Arc<dyn platform::bus::EventBus>,
     pub databases: Vec<Db>,
     pub idempotency: Vec<Idempotency>,
 }
@@ -661,6 +663,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         authenticator,
         report,
         commerce: commerce_here,
+        bus,
         databases,
         idempotency,
     })

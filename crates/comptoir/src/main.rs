@@ -319,6 +319,8 @@ async fn serve(settings: Settings, target: &str, _bind: Option<String>) -> Resul
             tracing::warn!("in-flight requests did not finish within the grace period");
         }
     }
+    // consumers first: an event being handled goes back to the broker, not to a closed pool
+    app.bus.close().await;
     for db in &app.databases {
         db.close().await;
     }

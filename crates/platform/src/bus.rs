@@ -105,6 +105,12 @@ pub trait EventBus: Send + Sync {
 
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
+
+    /// Stops consuming (graceful shutdown, before the databases close): a delivery not yet
+    /// handled goes back to the broker instead of failing against a closed pool.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// AMQP topic matching: words separated by `.`, `*` matches one word, `#` zero or more.

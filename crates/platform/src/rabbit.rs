@@ -389,11 +389,12 @@ impl Shared {
             // The channel lives as long as its consumer.
             let _channel = ch;
             let mut consumer = consumer;
+            let mut failures: std::collections::HashMap<Uuid, u32> = Default::default();
             while let Some(d) = consumer.next().await {
                 match d {
                     // One at a time: a group sees its events in publication order (but for
                     // redeliveries); the prefetch window keeps the next ones at hand.
-                    Ok(delivery) => handle(delivery, &group, &handler).await,
+                    Ok(delivery) => handle(delivery, &group, &handler, &mut failures).await,
                     Err(e) => {
                         tracing::warn!(group = %group, error = %e, "event bus: consumer stopped");
                         break;
@@ -496,9 +497,19 @@ fn decode(d: &lapin::message::Delivery) -> Result<Event, String> {
     })
 }
 
-/// Runs the handler for one delivery: ack on success; on failure, requeue once, then
-/// dead-letter.
-async fn handle(delivery: lapin::message::Delivery, group: &str, handler: &Handler) {
+/// How many times this consumer tries an event before dead-lettering it.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Runs the handler for one delivery: ack on success; on failure, requeue (after a short pause
+/// that grows with each failure) until the event failed [`MAX_ATTEMPTS`] times here, then
+/// dead-letter it. Attempts are counted by this consumer, not from the `redelivered` flag: a
+/// delivery that comes back because another consumer died (a crash, a restart) has not failed.
+async fn handle(
+    delivery: lapin::message::Delivery,
+    group: &str,
+    handler: &Handler,
+    failures: &mut std::collections::HashMap<Uuid, u32>,
+) {
     let event = match decode(&delivery) {
         Ok(e) => e,
         Err(why) => {
@@ -520,20 +531,31 @@ async fn handle(delivery: lapin::message::Delivery, group: &str, handler: &Handl
     };
     let acked = match outcome {
         Ok(()) => {
+            failures.remove(&id);
             metrics::counter!("comptoir_events_consumed_total", "group" => group.to_string())
                 .increment(1);
             delivery.ack(BasicAckOptions::default()).await
         }
-        Err(e) if delivery.redelivered => {
+        Err(e) if failures.get(&id).copied().unwrap_or(0) + 1 >= MAX_ATTEMPTS => {
+            failures.remove(&id);
             tracing::error!(group = %group, event = %id, topic = %topic, error = %e,
-                "event bus: handler failed again; event dead-lettered");
+                "event bus: handler failed {MAX_ATTEMPTS} times; event dead-lettered");
             metrics::counter!("comptoir_events_dead_lettered_total", "group" => group.to_string())
                 .increment(1);
             delivery.reject(BasicRejectOptions { requeue: false }).await
         }
         Err(e) => {
+            let n = failures.entry(id).or_insert(0);
+            *n += 1;
+            if failures.len() > 10_000 {
+                failures.clear();
+            }
             tracing::warn!(group = %group, event = %id, topic = %topic, error = %e,
-                "event bus: handler failed; event requeued once");
+                "event bus: handler failed; event requeued");
+            tokio::time::sleep(Duration::from_millis(
+                50 * u64::from(failures.get(&id).copied().unwrap_or(1)),
+            ))
+            .await;
             delivery
                 .nack(BasicNackOptions {
                     multiple: false,
@@ -656,6 +678,10 @@ impl EventBus for RabbitBus {
             st.groups.push(g);
             Ok(())
         })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(RabbitBus::close(self))
     }
 
     fn name(&self) -> &'static str {
