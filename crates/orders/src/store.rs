@@ -423,35 +423,40 @@ pub async fn set_refunded(
 /// Cancels a paid order refunded in full (guarded on `paid`, or `refunded` when the refund's
 /// event got there first); false when it was in neither.
 pub async fn cancel_paid(tx: &mut Tx, id: Uuid, actor: &str, note: &str, now: i64) -> Result<bool> {
-    let Some(o) = order(tx.conn(), id).await? else {
-        return Ok(false);
-    };
-    if !matches!(o.status, OrderStatus::Paid | OrderStatus::Refunded) {
-        return Ok(false);
-    }
-    let n = conn_run!(tx.conn(), |c| sqlx::query(
-        "UPDATE orders SET status = 'cancelled', refunded = total, updated_at = $1 \
-         WHERE id = $2 AND status = $3"
-    )
-    .bind(now)
-    .bind(id)
-    .bind(o.status.as_str())
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if n == 1 {
-        history(
-            tx,
-            id,
-            Some(o.status),
-            OrderStatus::Cancelled,
-            actor,
-            note,
-            now,
+    // read, then update guarded on what was read; the refund consumer may move the order
+    // from `paid` to `refunded` in between, so look again when the guard misses
+    for _ in 0..3 {
+        let Some(o) = order(tx.conn(), id).await? else {
+            return Ok(false);
+        };
+        if !matches!(o.status, OrderStatus::Paid | OrderStatus::Refunded) {
+            return Ok(false);
+        }
+        let n = conn_run!(tx.conn(), |c| sqlx::query(
+            "UPDATE orders SET status = 'cancelled', refunded = total, updated_at = $1 \
+             WHERE id = $2 AND status = $3"
         )
-        .await?;
+        .bind(now)
+        .bind(id)
+        .bind(o.status.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 1 {
+            history(
+                tx,
+                id,
+                Some(o.status),
+                OrderStatus::Cancelled,
+                actor,
+                note,
+                now,
+            )
+            .await?;
+            return Ok(true);
+        }
     }
-    Ok(n == 1)
+    Ok(false)
 }
 
 #[derive(Debug, Default)]
