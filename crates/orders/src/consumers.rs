@@ -1,8 +1,8 @@
 //! What the orders service does with other services' events. Each handler records the event id
 //! in `processed_events` in the transaction of its effect: a redelivery changes nothing.
 
+use crate::Orders;
 use crate::store;
-use crate::{Orders, SERVICE};
 use platform::bus::{self, Event, EventBus, topic};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -136,7 +136,6 @@ impl Orders {
         store::insert_notification(&mut tx, e.id, kind, &to, &subject, &body, now).await?;
         tx.commit().await?;
         metrics::counter!("comptoir_notifications_total", "kind" => kind).increment(1);
-        let _ = SERVICE;
         Ok(())
     }
 }

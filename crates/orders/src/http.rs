@@ -578,7 +578,6 @@ async fn simple_transition(
         .map(|p| p.subject.clone())
         .unwrap_or_default();
     let note = body.value.note.unwrap_or_default();
-    let db = st.orders.db.clone();
     let now = st.orders.clock.now().timestamp_millis();
     let res = idempotency::write(
         &st.idempotency,
@@ -613,7 +612,6 @@ async fn simple_transition(
         },
     )
     .await;
-    let _ = db;
     st.orders.wake();
     res
 }
@@ -665,79 +663,84 @@ async fn cancel(
     Path(id): Path<String>,
     body: HashedJson<NoteBody>,
 ) -> Response {
-    let r: ApiResult<Response> = async {
-        let key = require_key(&headers)?;
-        let o = staff_order(&st, &caller, &id).await?;
-        // Only a paid order not yet fulfilled; a replay of a finished cancel is answered by
-        // the idempotency store below.
-        let was_paid = o.status == OrderStatus::Paid
-            || (o.status == OrderStatus::Refunded
-                && !store::order_history(&st.orders.db, o.id)
-                    .await?
-                    .iter()
-                    .any(|h| h.to_status == "fulfilled"));
-        if !was_paid && o.status != OrderStatus::Cancelled {
-            return Err(wrong_state(&o, OrderStatus::Cancelled));
-        }
-        // Outside any transaction: money back, then stock back (both idempotent).
-        if was_paid {
-            let left = o.total - o.refunded;
-            if left > 0 {
-                st.orders
-                    .payments
-                    .refund(o.id, left, &format!("{}:cancel:{key}", o.id))
-                    .await
-                    .map_err(payment_error)?;
-            }
-            st.orders
-                .inventory
-                .restock(o.id, "cancellation")
-                .await
-                .map_err(ApiError::from)?;
-        }
-        let actor = caller
-            .principal()
-            .map(|p| p.subject.clone())
-            .unwrap_or_default();
-        let note = body.value.note.clone().unwrap_or_default();
-        let now = st.orders.clock.now().timestamp_millis();
-        let res = idempotency::write(
-            &st.idempotency,
-            &st.orders.db,
-            &caller.scope(),
-            &headers,
-            &body.request_hash,
-            StatusCode::OK,
-            None,
-            move |tx| {
-                Box::pin(async move {
-                    if store::cancel_paid(tx, o.id, &actor, &note, now).await? {
-                        let after = store::order(tx.conn(), o.id)
-                            .await?
-                            .ok_or_else(|| ApiError::not_found("order"))?;
-                        bus::enqueue(
-                            tx.conn(),
-                            &Event::new(
-                                SERVICE,
-                                topic::ORDER_CANCELLED,
-                                &crate::saga::order_event(&after, Some("cancelled by staff")),
-                                now,
-                            ),
-                        )
-                        .await?;
-                    }
-                    store::order(tx.conn(), o.id)
-                        .await?
-                        .ok_or_else(|| ApiError::not_found("order"))
-                })
-            },
-        )
-        .await;
-        st.orders.wake();
-        Ok(res)
+    let idem = &st.idempotency;
+    let key = match require_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    // the key first: a replay of a finished cancel is answered from the store
+    let claim = match idempotency::claim(idem, &caller.scope(), &headers, &body.request_hash).await
+    {
+        idempotency::Pre::Done(r) => return r,
+        idempotency::Pre::Go(c) => c,
+    };
+    let o = match staff_order(&st, &caller, &id).await {
+        Ok(o) => o,
+        Err(e) => return idempotency::abandon(idem, claim, e).await,
+    };
+    // Only a paid order not yet fulfilled (the refund's own event may already have marked
+    // it refunded).
+    let fulfilled = match store::order_history(&st.orders.db, o.id).await {
+        Ok(h) => h.iter().any(|h| h.to_status == "fulfilled"),
+        Err(e) => return idempotency::abandon(idem, claim, e.into()).await,
+    };
+    let was_paid =
+        o.status == OrderStatus::Paid || (o.status == OrderStatus::Refunded && !fulfilled);
+    if !was_paid {
+        return idempotency::abandon(idem, claim, wrong_state(&o, OrderStatus::Cancelled)).await;
     }
+    // Outside any transaction: money back, then stock back (both idempotent on their keys).
+    let left = o.total - o.refunded;
+    if left > 0
+        && let Err(e) = st
+            .orders
+            .payments
+            .refund(o.id, left, &format!("{}:cancel:{key}", o.id))
+            .await
+    {
+        return idempotency::abandon(idem, claim, ApiError::from(e)).await;
+    }
+    if let Err(e) = st.orders.inventory.restock(o.id, "cancellation").await {
+        return idempotency::abandon(idem, claim, ApiError::from(e)).await;
+    }
+    let actor = caller
+        .principal()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
+    let note = body.value.note.clone().unwrap_or_default();
+    let now = st.orders.clock.now().timestamp_millis();
+    let res = idempotency::finish(
+        idem,
+        &st.orders.db,
+        claim,
+        StatusCode::OK,
+        None,
+        move |tx| {
+            Box::pin(async move {
+                if store::cancel_paid(tx, o.id, &actor, &note, now).await? {
+                    let after = store::order(tx.conn(), o.id)
+                        .await?
+                        .ok_or_else(|| ApiError::not_found("order"))?;
+                    bus::enqueue(
+                        tx.conn(),
+                        &Event::new(
+                            SERVICE,
+                            topic::ORDER_CANCELLED,
+                            &crate::saga::order_event(&after, Some("cancelled by staff")),
+                            now,
+                        ),
+                    )
+                    .await?;
+                }
+                store::order(tx.conn(), o.id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("order"))
+            })
+        },
+    )
     .await;
-    r.unwrap_or_else(|e| e.into_response())
+    st.orders.wake();
+    res
 }
 
 fn payment_error(e: payments::PaymentError) -> ApiError {
@@ -765,61 +768,58 @@ async fn refund(
     Path(id): Path<String>,
     body: HashedJson<RefundBody>,
 ) -> Response {
-    let r: ApiResult<Response> = async {
-        let key = require_key(&headers)?;
-        let o = staff_order(&st, &caller, &id).await?;
-        let amount = body.value.amount;
-        if !o.status.is_paid() {
-            return Err(wrong_state(&o, OrderStatus::Refunded));
-        }
-        if amount <= 0 || amount > o.total - o.refunded {
-            // a replay of an accepted refund comes back from the idempotency store
-            if idempotency::key_from_headers(&headers)?.is_some()
-                && let Ok(idempotency::Begin::Replay(r)) = st
-                    .idempotency
-                    .begin(&caller.scope(), &key, &body.request_hash)
-                    .await
-            {
-                return Ok(r);
-            }
-            return Err(invalid(
-                "amount",
-                "invalid_amount",
-                &format!("between 1 and {}", o.total - o.refunded),
-            ));
-        }
-        let p = st
-            .orders
-            .payments
-            .refund(o.id, amount, &format!("{}:refund:{key}", o.id))
-            .await
-            .map_err(payment_error)?;
-        let actor = caller
-            .principal()
-            .map(|p| p.subject.clone())
-            .unwrap_or_default();
-        let now = st.orders.clock.now().timestamp_millis();
-        let refunded = p.refunded;
-        let res = idempotency::write(
-            &st.idempotency,
-            &st.orders.db,
-            &caller.scope(),
-            &headers,
-            &body.request_hash,
-            StatusCode::OK,
-            None,
-            move |tx| {
-                Box::pin(async move {
-                    store::set_refunded(tx, o.id, refunded, &actor, now).await?;
-                    store::order(tx.conn(), o.id)
-                        .await?
-                        .ok_or_else(|| ApiError::not_found("order"))
-                })
-            },
-        )
-        .await;
-        Ok(res)
+    let idem = &st.idempotency;
+    let key = match require_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    // the key first: a replay of an accepted refund is answered from the store
+    let claim = match idempotency::claim(idem, &caller.scope(), &headers, &body.request_hash).await
+    {
+        idempotency::Pre::Done(r) => return r,
+        idempotency::Pre::Go(c) => c,
+    };
+    let o = match staff_order(&st, &caller, &id).await {
+        Ok(o) => o,
+        Err(e) => return idempotency::abandon(idem, claim, e).await,
+    };
+    let amount = body.value.amount;
+    if !o.status.is_paid() {
+        return idempotency::abandon(idem, claim, wrong_state(&o, OrderStatus::Refunded)).await;
     }
-    .await;
-    r.unwrap_or_else(|e| e.into_response())
+    let left = o.total - o.refunded;
+    if amount <= 0 || amount > left {
+        let e = invalid("amount", "invalid_amount", &format!("between 1 and {left}"));
+        return idempotency::abandon(idem, claim, e).await;
+    }
+    let refunded = match st
+        .orders
+        .payments
+        .refund(o.id, amount, &format!("{}:refund:{key}", o.id))
+        .await
+    {
+        Ok(p) => p.refunded,
+        Err(e) => return idempotency::abandon(idem, claim, payment_error(e)).await,
+    };
+    let actor = caller
+        .principal()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
+    let now = st.orders.clock.now().timestamp_millis();
+    idempotency::finish(
+        idem,
+        &st.orders.db,
+        claim,
+        StatusCode::OK,
+        None,
+        move |tx| {
+            Box::pin(async move {
+                store::set_refunded(tx, o.id, refunded, &actor, now).await?;
+                store::order(tx.conn(), o.id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("order"))
+            })
+        },
+    )
+    .await
 }

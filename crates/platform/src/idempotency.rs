@@ -253,10 +253,43 @@ fn replay(row: &Row) -> Response {
     res
 }
 
-/// The whole flow of an unsafe request in one call: reads `Idempotency-Key`, replays or refuses
-/// as the key says, otherwise opens a write transaction, runs `effect` in it, stores the JSON
-/// response in the same transaction when a key was given, and commits. Any error rolls back and
-/// frees the key, so a retry runs again.
+/// What [`claim`] found.
+pub enum Pre {
+    /// Go on (holding the key when one was given); finish with [`finish`].
+    Go(Option<Claim>),
+    /// Answer this (a replay, or why the key cannot be used now).
+    Done(Response),
+}
+
+/// First half of an unsafe request: reads `Idempotency-Key` and claims it, or says how to
+/// answer instead. A handler that must call another service before its transaction (a payment
+/// provider) claims first, calls, then [`finish`]es; on an early error it releases the claim.
+pub async fn claim(
+    idem: &Idempotency,
+    scope: &str,
+    headers: &HeaderMap,
+    request_hash: &str,
+) -> Pre {
+    match key_from_headers(headers) {
+        Err(e) => Pre::Done(e.into_response()),
+        Ok(None) => Pre::Go(None),
+        Ok(Some(key)) => match idem.begin(scope, &key, request_hash).await {
+            Err(e) => Pre::Done(e.into_response()),
+            Ok(Begin::Replay(r)) => Pre::Done(r),
+            Ok(Begin::Proceed(c)) => Pre::Go(Some(c)),
+        },
+    }
+}
+
+/// Releases a claim after an error, and turns the error into the response.
+pub async fn abandon(idem: &Idempotency, claim: Option<Claim>, e: ApiError) -> Response {
+    if let Some(c) = claim {
+        c.release(idem).await;
+    }
+    e.into_response()
+}
+
+/// The whole flow of an unsafe request in one call: [`claim`], then [`finish`].
 #[allow(clippy::too_many_arguments)]
 pub async fn write<T, F>(
     idem: &Idempotency,
@@ -272,37 +305,43 @@ where
     T: serde::Serialize,
     F: for<'t> FnOnce(&'t mut Tx) -> futures_util::future::BoxFuture<'t, ApiResult<T>>,
 {
-    let claim = match key_from_headers(headers) {
-        Err(e) => return e.into_response(),
-        Ok(None) => None,
-        Ok(Some(key)) => match idem.begin(scope, &key, request_hash).await {
-            Err(e) => return e.into_response(),
-            Ok(Begin::Replay(r)) => return r,
-            Ok(Begin::Proceed(c)) => Some(c),
-        },
-    };
-    let fail = |claim: Option<Claim>, e: ApiError| async move {
-        if let Some(c) = claim {
-            c.release(idem).await;
-        }
-        e.into_response()
-    };
+    match claim(idem, scope, headers, request_hash).await {
+        Pre::Done(r) => r,
+        Pre::Go(c) => finish(idem, db, c, status, location, effect).await,
+    }
+}
+
+/// Second half: opens a write transaction, runs `effect` in it, stores the JSON response in the
+/// same transaction when a key is held, and commits. Any error rolls back and frees the key, so
+/// a retry runs again.
+pub async fn finish<T, F>(
+    idem: &Idempotency,
+    db: &Db,
+    claim: Option<Claim>,
+    status: StatusCode,
+    location: Option<String>,
+    effect: F,
+) -> Response
+where
+    T: serde::Serialize,
+    F: for<'t> FnOnce(&'t mut Tx) -> futures_util::future::BoxFuture<'t, ApiResult<T>>,
+{
     let mut tx = match db.begin().await {
         Ok(t) => t,
-        Err(e) => return fail(claim, e.into()).await,
+        Err(e) => return abandon(idem, claim, e.into()).await,
     };
     let value = match effect(&mut tx).await {
         Ok(v) => v,
         Err(e) => {
             let _ = tx.rollback().await;
-            return fail(claim, e).await;
+            return abandon(idem, claim, e).await;
         }
     };
     let body = match serde_json::to_vec(&value) {
         Ok(b) => b,
         Err(e) => {
             let _ = tx.rollback().await;
-            return fail(claim, ApiError::internal(e)).await;
+            return abandon(idem, claim, ApiError::internal(e)).await;
         }
     };
     if let Some(c) = &claim
@@ -317,10 +356,10 @@ where
             .await
     {
         let _ = tx.rollback().await;
-        return fail(claim, e.into()).await;
+        return abandon(idem, claim, e.into()).await;
     }
     if let Err(e) = tx.commit().await {
-        return fail(claim, e.into()).await;
+        return abandon(idem, claim, e.into()).await;
     }
     let mut res = (status, body).into_response();
     res.headers_mut().insert(
