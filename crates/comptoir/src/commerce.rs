@@ -136,7 +136,10 @@ pub fn provider(s: &Settings, db: &Db) -> Result<Arc<dyn payments::Provider>, St
             .map_err(StartError::Runtime)?;
             Ok(Arc::new(p))
         }
-        _ => Ok(Arc::new(payments::TestProvider::new(db.clone()))),
+        _ => Ok(Arc::new(
+            payments::TestProvider::new(db.clone())
+                .with_latency(Duration::from_millis(s.payments.test_latency_ms)),
+        )),
     }
 }
 

@@ -107,6 +107,8 @@ fn lost() -> ProviderError {
 pub struct TestProvider {
     db: Db,
     faults: Faults,
+    /// Simulated network time of each call (a real PSP answers in 0.3–2 s): 0 by default.
+    latency: std::time::Duration,
 }
 
 #[derive(sqlx::FromRow)]
@@ -225,6 +227,20 @@ impl TestProvider {
         TestProvider {
             db,
             faults: Faults::default(),
+            latency: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Makes every authorisation and capture take `latency` longer, like a PSP across the
+    /// internet: the checkout must hold no database lock meanwhile (PERFORMANCE.md G12).
+    pub fn with_latency(mut self, latency: std::time::Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    async fn network(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
         }
     }
 
@@ -515,6 +531,7 @@ impl Provider for TestProvider {
         idempotency_key: &'a str,
     ) -> ProviderFuture<'a, ProviderCharge> {
         Box::pin(async move {
+            self.network().await;
             let row = self.authorize_in(req, idempotency_key).await?;
             if take(&self.faults.inner.lost_authorizations) {
                 return Err(lost());
@@ -541,6 +558,7 @@ impl Provider for TestProvider {
         idempotency_key: &'a str,
     ) -> ProviderFuture<'a, ProviderCharge> {
         Box::pin(async move {
+            self.network().await;
             let r = self
                 .operate(provider_ref, Op::Capture(amount), idempotency_key)
                 .await;

@@ -115,6 +115,7 @@ pub struct PaymentsSettings {
     pub database_schema: String,
     pub max_connections: u32,
     pub provider: String,
+    pub test_latency_ms: u64,
     pub stripe_api_base: String,
     pub stripe_secret_key: Secret,
     pub stripe_webhook_secret: Secret,
@@ -665,6 +666,12 @@ impl Settings {
             ));
         }
         let p = &self.payments;
+        if p.test_latency_ms > 30_000 {
+            return Err(ConfigError::new(
+                "payments.test_latency_ms",
+                "at most 30000",
+            ));
+        }
         match p.provider.as_str() {
             "test" => {}
             "stripe" => {
