@@ -771,10 +771,17 @@ impl Orders {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_prune = std::time::Instant::now();
             loop {
                 tick.tick().await;
                 if me.db.is_closed() {
                     return;
+                }
+                if last_prune.elapsed() >= Duration::from_secs(3600) {
+                    last_prune = std::time::Instant::now();
+                    if let Err(e) = bus::prune_processed(&me.db).await {
+                        tracing::warn!(error = %e, "pruning processed event ids");
+                    }
                 }
                 match me.recover_once().await {
                     Ok(0) => {}

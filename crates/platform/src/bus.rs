@@ -234,6 +234,24 @@ struct OutboxRow {
     created_at: i64,
 }
 
+/// How long published events stay in an outbox.
+pub const OUTBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long a consumer remembers the events it processed: longer than any redelivery.
+pub const PROCESSED_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Forgets processed event ids older than [`PROCESSED_RETENTION`].
+pub async fn prune_processed(db: &Db) -> Result<u64, sqlx::Error> {
+    let before = now_ms() - PROCESSED_RETENTION.as_millis() as i64;
+    crate::db_run!(db, |p| sqlx::query(
+        "DELETE FROM processed_events WHERE processed_at < $1"
+    )
+    .bind(before)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
 /// Publishes one service's outbox. One relay per database in a process; on PostgreSQL several
 /// processes may each run one (rows are claimed with `FOR UPDATE SKIP LOCKED`).
 #[derive(Clone)]
@@ -279,7 +297,15 @@ impl Relay {
         let me = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
+            let mut last_prune = std::time::Instant::now();
             loop {
+                // published events are kept a week (for inspection and replays), then dropped
+                if last_prune.elapsed() >= Duration::from_secs(3600) {
+                    last_prune = std::time::Instant::now();
+                    if let Err(e) = me.prune(OUTBOX_RETENTION).await {
+                        tracing::warn!(source = %me.inner.source, error = %e, "outbox prune");
+                    }
+                }
                 match me.publish_pending().await {
                     Ok(n) if n as i64 >= me.inner.batch => continue,
                     Ok(_) => {
@@ -394,7 +420,7 @@ impl Relay {
     pub async fn prune(&self, keep: Duration) -> Result<u64, sqlx::Error> {
         let before = now_ms() - keep.as_millis() as i64;
         crate::db_run!(&self.inner.db, |p| sqlx::query(
-            "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1"
+            "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at <= $1"
         )
         .bind(before)
         .execute(p)

@@ -541,3 +541,58 @@ async fn a_broker_outage_loses_nothing_and_the_bus_recovers_by_itself() {
         (o.cleanup)().await;
     }
 }
+
+/// The in-process transport: an event is marked published only once every matching handler
+/// succeeded; a failing handler leaves it for the next pass. Published events are pruned after
+/// the retention, never the pending ones.
+#[tokio::test]
+async fn in_process_relay_publishes_after_the_handlers_and_prunes_old_events() {
+    for odb in outbox_dbs().await {
+        let bus = Arc::new(bus::InProcessBus::new());
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let seen = Inbox::default();
+        {
+            let (fail, seen) = (fail.clone(), seen.clone());
+            bus.subscribe(
+                "sink",
+                &["order.*"],
+                handler(move |e: Event| {
+                    let (fail, seen) = (fail.clone(), seen.clone());
+                    async move {
+                        if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                            return Err("not yet".into());
+                        }
+                        seen.lock().push(e);
+                        Ok(())
+                    }
+                }),
+            )
+            .await
+            .expect("subscribe");
+        }
+        let written = write_events(&odb.db, "order.paid", 0, 3).await;
+        let relay = Relay::new("test", odb.db.clone(), bus.clone());
+        assert!(
+            relay.publish_pending().await.is_err(),
+            "a failing handler fails the pass"
+        );
+        assert_eq!(bus::pending_count(&odb.db).await.expect("count"), 3);
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(relay.publish_pending().await.expect("publish"), 3);
+        assert_eq!(bus::pending_count(&odb.db).await.expect("count"), 0);
+        assert_eq!(seen.distinct(), written.iter().map(|e| e.id).collect());
+        // nothing is old enough yet; with no retention at all, the published ones go
+        assert_eq!(
+            relay.prune(Duration::from_secs(3600)).await.expect("prune"),
+            0
+        );
+        write_events(&odb.db, "order.paid", 3, 1).await;
+        assert_eq!(relay.prune(Duration::ZERO).await.expect("prune"), 3);
+        assert_eq!(
+            bus::pending_count(&odb.db).await.expect("count"),
+            1,
+            "pending kept"
+        );
+        (odb.cleanup)().await;
+    }
+}
