@@ -652,6 +652,28 @@ fn require_key(headers: &HeaderMap) -> ApiResult<String> {
     })
 }
 
+/// The start of a staff action that moves money: a required `Idempotency-Key`, claimed first
+/// (a replay of a finished action is answered from the store), then the order the caller may
+/// act for. Any refusal frees the key.
+async fn money_action(
+    st: &OrdersState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    request_hash: &str,
+    id: &str,
+) -> Result<(String, Option<idempotency::Claim>, Order), Response> {
+    let key = require_key(headers).map_err(IntoResponse::into_response)?;
+    let claim =
+        match idempotency::claim(&st.idempotency, &caller.scope(), headers, request_hash).await {
+            idempotency::Pre::Done(r) => return Err(r),
+            idempotency::Pre::Go(c) => c,
+        };
+    match staff_order(st, caller, id).await {
+        Ok(o) => Ok((key, claim, o)),
+        Err(e) => Err(idempotency::abandon(&st.idempotency, claim, e).await),
+    }
+}
+
 /// Cancel a paid, unfulfilled order: refunds it in full and puts the stock back.
 #[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", request_body = NoteBody,
     params(("Idempotency-Key" = String, Header, description = "required")),
@@ -664,19 +686,10 @@ async fn cancel(
     body: HashedJson<NoteBody>,
 ) -> Response {
     let idem = &st.idempotency;
-    let key = match require_key(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    // the key first: a replay of a finished cancel is answered from the store
-    let claim = match idempotency::claim(idem, &caller.scope(), &headers, &body.request_hash).await
+    let (key, claim, o) = match money_action(&st, &caller, &headers, &body.request_hash, &id).await
     {
-        idempotency::Pre::Done(r) => return r,
-        idempotency::Pre::Go(c) => c,
-    };
-    let o = match staff_order(&st, &caller, &id).await {
-        Ok(o) => o,
-        Err(e) => return idempotency::abandon(idem, claim, e).await,
+        Ok(x) => x,
+        Err(r) => return r,
     };
     // Only a paid order not yet fulfilled (the refund's own event may already have marked
     // it refunded).
@@ -769,19 +782,10 @@ async fn refund(
     body: HashedJson<RefundBody>,
 ) -> Response {
     let idem = &st.idempotency;
-    let key = match require_key(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    // the key first: a replay of an accepted refund is answered from the store
-    let claim = match idempotency::claim(idem, &caller.scope(), &headers, &body.request_hash).await
+    let (key, claim, o) = match money_action(&st, &caller, &headers, &body.request_hash, &id).await
     {
-        idempotency::Pre::Done(r) => return r,
-        idempotency::Pre::Go(c) => c,
-    };
-    let o = match staff_order(&st, &caller, &id).await {
-        Ok(o) => o,
-        Err(e) => return idempotency::abandon(idem, claim, e).await,
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let amount = body.value.amount;
     if !o.status.is_paid() {
