@@ -1047,3 +1047,71 @@ async fn reconciliation_finds_and_refunds_what_does_not_add_up_d3() {
         h.cleanup().await;
     }
 }
+
+/// A card that asks the shopper to confirm (3-D Secure): the saga waits in
+/// `awaiting_authorization`, the recovery worker polls the provider, and the checkout ends paid
+/// once confirmed, or compensated (stock released, nothing charged) when the shopper fails it.
+#[tokio::test]
+async fn a_payment_that_needs_the_shoppers_confirmation_is_polled_to_its_end() {
+    const NEEDS_ACTION: &str = "4000002500003155";
+    for pg in [false, true] {
+        if pg && testkit::postgres_url().is_none() {
+            continue;
+        }
+        let h = H::with_bus(
+            pg,
+            Arc::new(InProcessBus::new()),
+            Duration::from_millis(100),
+        )
+        .await;
+        h.stock("rennes", "A", 5).await;
+        for (approved, key) in [(true, "3ds-ok"), (false, "3ds-failed")] {
+            let cart = h.cart(&[("A", 1)]).await;
+            let (s, v) = h.checkout(&cart, NEEDS_ACTION, key).await;
+            assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "not finished yet: {v}");
+            let sagas = orders::store::checkouts_in(&h.orders.db, &["awaiting_authorization"], 10)
+                .await
+                .unwrap();
+            assert_eq!(sagas.len(), 1, "{}", h.backend);
+            let id = sagas[0].id;
+            assert_eq!(available(&h, "A").await.1, 1, "the stock is held meanwhile");
+            // while the shopper has not answered, a retry is told to come back
+            let (s, _) = h.checkout(&cart, NEEDS_ACTION, key).await;
+            assert_eq!(s, StatusCode::CONFLICT);
+            assert!(
+                payments::TestProvider::complete_action(h.orders.payments.db(), id, approved)
+                    .await
+                    .unwrap()
+            );
+            let state = testkit::eventually("the saga ends", Duration::from_secs(15), || async {
+                h.orders.recover_once().await.unwrap();
+                let s = orders::store::checkout(&h.orders.db, id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                matches!(s.state.as_str(), "completed" | "compensated").then_some(s.state)
+            })
+            .await;
+            let (s, v) = h.checkout(&cart, NEEDS_ACTION, key).await;
+            if approved {
+                assert_eq!(state, "completed");
+                assert_eq!(
+                    (s, v["status"].clone()),
+                    (StatusCode::CREATED, json!("paid"))
+                );
+            } else {
+                assert_eq!(state, "compensated");
+                assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+                assert_eq!(v["code"], "payment_declined");
+            }
+        }
+        assert_eq!(
+            available(&h, "A").await,
+            (4, 0),
+            "one sold, the other released"
+        );
+        let r = h.settle().await;
+        assert_eq!((r.paid_orders, r.psp_captured), (1, 1000));
+        h.cleanup().await;
+    }
+}

@@ -30,6 +30,9 @@ enum Card {
     Succeeds,
     Declined(&'static str),
     FailsCapture,
+    /// Asks for the shopper's confirmation (3-D Secure): pending until
+    /// [`TestProvider::complete_action`].
+    NeedsAction,
 }
 
 const TEST_CARDS: &[(&str, Card)] = &[
@@ -37,6 +40,7 @@ const TEST_CARDS: &[(&str, Card)] = &[
     ("4000000000000002", Card::Declined("card_declined")),
     ("4000000000009995", Card::Declined("insufficient_funds")),
     ("4000000000000341", Card::FailsCapture),
+    ("4000002500003155", Card::NeedsAction),
 ];
 
 fn card(number: &str) -> Option<Card> {
@@ -136,6 +140,7 @@ fn message(code: &str) -> String {
         "card_declined" => "the card was declined",
         "insufficient_funds" => "the card has insufficient funds",
         "capture_failed" => "the capture was refused by the issuer",
+        "authentication_failed" => "the cardholder did not confirm the payment",
         _ => "the operation was refused",
     }
     .to_string()
@@ -145,6 +150,7 @@ impl ChargeRow {
     fn snapshot(&self) -> ProviderCharge {
         let status = match self.status.as_str() {
             "authorized" => PaymentStatus::Authorized,
+            "requires_action" => PaymentStatus::Pending,
             "captured" => PaymentStatus::Captured,
             "canceled" => PaymentStatus::Voided,
             _ => PaymentStatus::Failed,
@@ -249,6 +255,32 @@ impl TestProvider {
         self
     }
 
+    /// The shopper finishes (or fails) the confirmation the card `4000002500003155` asks for:
+    /// what the provider's 3-D Secure page does. `payment_id` is our payment's id (the
+    /// authorisation key). Returns whether a pending charge was found.
+    pub async fn complete_action(
+        db: &Db,
+        payment_id: uuid::Uuid,
+        approved: bool,
+    ) -> std::result::Result<bool, sqlx::Error> {
+        let (status, code) = if approved {
+            ("authorized", None)
+        } else {
+            ("declined", Some("authentication_failed"))
+        };
+        platform::db_run!(db, |p| sqlx::query(
+            "UPDATE test_psp_charges SET status = $1, decline_code = $2, updated_at = $3 \
+             WHERE auth_key = $4 AND status = 'requires_action'"
+        )
+        .bind(status)
+        .bind(code)
+        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(payment_id.to_string())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1))
+    }
+
     /// Whether this number is one of the test cards.
     pub fn is_test_card(number: &str) -> bool {
         card(number).is_some()
@@ -275,6 +307,7 @@ impl TestProvider {
         let (status, decline) = match behaviour {
             Card::Declined(code) => ("declined", Some(code)),
             Card::Succeeds | Card::FailsCapture => ("authorized", None),
+            Card::NeedsAction => ("requires_action", None),
         };
         let id = format!("tch_{}", uuid::Uuid::now_v7().simple());
         conn_run!(tx.conn(), |c| sqlx::query(

@@ -62,7 +62,7 @@ CREATE TABLE test_psp_charges (
     amount BIGINT NOT NULL,
     currency TEXT NOT NULL,
     last4 TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('authorized', 'declined', 'captured', 'canceled')),
+    status TEXT NOT NULL CHECK (status IN ('requires_action', 'authorized', 'declined', 'captured', 'canceled')),
     decline_code TEXT,
     captured BIGINT NOT NULL,
     refunded BIGINT NOT NULL,
