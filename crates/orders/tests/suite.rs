@@ -1110,6 +1110,31 @@ async fn a_payment_that_needs_the_shoppers_confirmation_is_polled_to_its_end() {
             (4, 0),
             "one sold, the other released"
         );
+        // a shopper who never answers: once the hold would have expired the saga gives up,
+        // cancels the payment at the provider and releases the stock
+        let mut h = h;
+        h.orders.settings.hold_ttl = Duration::ZERO;
+        let cart = h.cart(&[("A", 1)]).await;
+        let (s, _) = h.checkout(&cart, NEEDS_ACTION, "3ds-silent").await;
+        assert!(
+            s == StatusCode::SERVICE_UNAVAILABLE || s == StatusCode::PAYMENT_REQUIRED,
+            "{s}"
+        );
+        let (s, v) = testkit::eventually(
+            "the silent checkout ends",
+            Duration::from_secs(15),
+            || async {
+                h.orders.recover_once().await.unwrap();
+                let (s, v) = h.checkout(&cart, NEEDS_ACTION, "3ds-silent").await;
+                (s == StatusCode::PAYMENT_REQUIRED).then_some((s, v))
+            },
+        )
+        .await;
+        assert_eq!(
+            (s, v["code"].clone()),
+            (StatusCode::PAYMENT_REQUIRED, json!("payment_timeout"))
+        );
+        assert_eq!(available(&h, "A").await, (4, 0), "released");
         let r = h.settle().await;
         assert_eq!((r.paid_orders, r.psp_captured), (1, 1000));
         h.cleanup().await;

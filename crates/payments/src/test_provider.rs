@@ -467,7 +467,8 @@ impl TestProvider {
                 if st == "canceled" {
                     return Ok(None);
                 }
-                if st != "authorized" {
+                // like Stripe, an intent still waiting for the shopper can be cancelled too
+                if st != "authorized" && st != "requires_action" {
                     return refuse(
                         "charge_not_cancelable",
                         "only an authorisation can be cancelled",
@@ -475,7 +476,7 @@ impl TestProvider {
                 }
                 conn_run!(tx.conn(), |c| sqlx::query(
                     "UPDATE test_psp_charges SET status = 'canceled', updated_at = $1 \
-                     WHERE id = $2 AND status = 'authorized'"
+                     WHERE id = $2 AND status IN ('authorized', 'requires_action')"
                 )
                 .bind(now)
                 .bind(&charge.id)
