@@ -155,13 +155,6 @@ async fn finish<T: Serialize>(
         Ok(b) => b,
         Err(e) => return ApiError::internal(e).into_response(),
     };
-    if let Err(e) = product_changed(&mut tx, &body, st.clock.now().timestamp_millis()).await {
-        let _ = tx.rollback().await;
-        if let Some(c) = claim {
-            c.release(&st.idempotency).await;
-        }
-        return ApiError::from(e).into_response();
-    }
     if let Some(c) = &claim
         && let Err(e) = c
             .complete(
@@ -197,21 +190,18 @@ async fn finish<T: Serialize>(
     res
 }
 
-/// A write that answers with a product tells the other services (`product.changed`), in the
-/// same transaction.
-async fn product_changed(tx: &mut Tx, body: &[u8], now_ms: i64) -> Result<(), sqlx::Error> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Ok(());
-    };
-    let Some(variants) = v.get("variants").and_then(|x| x.as_array()) else {
-        return Ok(());
-    };
-    let skus: Vec<&serde_json::Value> = variants.iter().filter_map(|x| x.get("sku")).collect();
+/// A product write tells the other services (`product.changed`), in its transaction.
+async fn announce(
+    tx: &mut Tx,
+    result: Result<Product, ApiError>,
+    now_ms: i64,
+) -> Result<Product, ApiError> {
+    let p = result?;
     let payload = serde_json::json!({
-        "product_id": v.get("id"),
-        "slug": v.get("slug"),
-        "status": v.get("status"),
-        "skus": skus,
+        "product_id": p.id,
+        "slug": p.slug,
+        "status": p.status,
+        "skus": p.variants.iter().map(|v| v.sku.as_str()).collect::<Vec<_>>(),
     });
     platform::bus::enqueue(
         tx.conn(),
@@ -222,7 +212,8 @@ async fn product_changed(tx: &mut Tx, body: &[u8], now_ms: i64) -> Result<(), sq
             now_ms,
         ),
     )
-    .await
+    .await?;
+    Ok(p)
 }
 
 /// Opens the transaction of a write; a failure releases the claim.
@@ -492,6 +483,7 @@ async fn create_product(
         Err(r) => return r,
     };
     let result = service::create_product(&mut tx, &body.value, st.clock.now()).await;
+    let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     let location = result
         .as_ref()
         .ok()
@@ -540,6 +532,7 @@ async fn update_product(
         Err(r) => return r,
     };
     let result = service::update_product(&mut tx, id, &body.value, im, st.clock.now()).await;
+    let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::OK, None).await
 }
 
@@ -571,6 +564,7 @@ async fn archive_product(
         Err(r) => return r,
     };
     let result = service::archive_product(&mut tx, id, im, st.clock.now()).await;
+    let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::OK, None).await
 }
 
@@ -610,6 +604,7 @@ async fn add_variant(
         Err(r) => return r,
     };
     let result = service::add_variant(&mut tx, id, &body.value, st.clock.now()).await;
+    let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::CREATED, None).await
 }
 
@@ -649,6 +644,7 @@ async fn update_variant(
         Err(r) => return r,
     };
     let result = service::update_variant(&mut tx, id, vid, &body.value, st.clock.now()).await;
+    let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::OK, None).await
 }
 

@@ -157,6 +157,7 @@ impl H {
             "products" => "SELECT COUNT(*) FROM products",
             "variants" => "SELECT COUNT(*) FROM variants",
             "published" => "SELECT COUNT(*) FROM products WHERE status = 'published'",
+            "events" => "SELECT COUNT(*) FROM outbox WHERE topic = 'product.changed'",
             _ => panic!("unknown table"),
         };
         platform::db_run!(&self.db, |p| sqlx::query_scalar::<_, i64>(sql)
@@ -419,6 +420,19 @@ on_all_backends!(bad_writes_are_refused_and_change_nothing, 0, |h| Box::pin(
             StatusCode::CREATED
         );
         let before = (h.count("products").await, h.count("variants").await);
+        // the accepted write told the other services, in its transaction
+        assert_eq!(h.count("events").await, 1);
+        let payload: String = platform::db_run!(&h.db, |p| sqlx::query_scalar(
+            "SELECT payload FROM outbox WHERE topic = 'product.changed'"
+        )
+        .fetch_one(p)
+        .await)
+        .expect("event");
+        let payload: Value = serde_json::from_str(&payload).expect("json");
+        assert_eq!(
+            (payload["slug"].clone(), payload["skus"].clone()),
+            (json!("ok-product"), json!(["OK-1", "OK-1-L"]))
+        );
         let with = |f: &dyn Fn(&mut Value)| {
             let mut v = new_product("new-one", "NEW-1", 1000);
             f(&mut v);
@@ -592,6 +606,7 @@ on_all_backends!(bad_writes_are_refused_and_change_nothing, 0, |h| Box::pin(
             before,
             "nothing written"
         );
+        assert_eq!(h.count("events").await, 1, "no event for a refused write");
     }
 ));
 

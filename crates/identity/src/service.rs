@@ -18,7 +18,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Topic of the message asking the notification service to send a reset link.
-pub const TOPIC_PASSWORD_RESET: &str = "identity.password_reset_requested";
+pub const TOPIC_PASSWORD_RESET: &str = platform::bus::topic::PASSWORD_RESET_REQUESTED;
 
 /// The knobs of the identity service (from `[auth]`).
 #[derive(Debug, Clone)]
@@ -524,7 +524,11 @@ impl Identity {
             expires,
         )
         .await?;
-        store::insert_outbox(tx.conn(), TOPIC_PASSWORD_RESET, &payload.to_string(), now).await?;
+        platform::bus::enqueue(
+            tx.conn(),
+            &platform::bus::Event::new(crate::SERVICE, TOPIC_PASSWORD_RESET, &payload, now),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -463,20 +463,6 @@ pub async fn expire_resets(conn: Conn<'_>, user: Uuid, now_ms: i64) -> Result<()
     .map(|_| ()))
 }
 
-pub async fn insert_outbox(conn: Conn<'_>, topic: &str, payload: &str, now_ms: i64) -> Result<()> {
-    conn_run!(conn, |c| sqlx::query(
-        "INSERT INTO outbox (id, topic, payload, created_at, published_at) \
-         VALUES ($1, $2, $3, $4, NULL)"
-    )
-    .bind(Uuid::now_v7())
-    .bind(topic)
-    .bind(payload)
-    .bind(now_ms)
-    .execute(&mut *c)
-    .await
-    .map(|_| ()))
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: Uuid,
