@@ -4,7 +4,7 @@ use crate::domain::{Attribute, Localized, Status};
 use crate::model::*;
 use chrono::{DateTime, Utc};
 use kernel::{Currency, Money, VatRate};
-use platform::conn_run;
+use platform::{conn_run, db_run};
 use platform::db::{Conn, Db, Param, SqlBuilder};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -901,4 +901,76 @@ pub async fn all_skus(db: &Db) -> Result<Vec<String>> {
     .fetch_all(p)
     .await)
     .map_err(StoreError::from)
+}
+
+/// Every published product, whole (variants and pictures), in three queries: what a read
+/// model (the storefront's in-memory catalogue) loads and refreshes.
+pub async fn load_published(db: &Db) -> Result<Vec<Product>> {
+    db_run!(db, |p| {
+        let rows: Vec<ProductRow> = sqlx::query_as(
+            "SELECT p.id, p.slug, p.status, p.name_fr, p.name_en, \
+             b.id AS brand_id, b.slug AS brand_slug, b.name AS brand_name, \
+             c.id AS category_id, c.slug AS category_slug, c.name_fr AS category_name_fr, \
+             c.name_en AS category_name_en, p.currency, p.min_price_minor, p.max_price_minor, \
+             p.description_fr, p.description_en, p.attributes, p.version, p.created_at, \
+             p.updated_at, p.published_at \
+             FROM products p LEFT JOIN brands b ON b.id = p.brand_id \
+             LEFT JOIN categories c ON c.id = p.category_id \
+             WHERE p.status = 'published' ORDER BY p.published_at DESC, p.id",
+        )
+        .fetch_all(p)
+        .await?;
+        let variants: Vec<(Uuid, VariantRow)> = sqlx::query_as::<_, VariantWithProduct>(
+            "SELECT v.product_id, v.id, v.sku, v.barcode, v.size, v.colour, v.price_minor, \
+             v.vat_rate_bp, v.active FROM variants v JOIN products p ON p.id = v.product_id \
+             WHERE p.status = 'published' ORDER BY v.product_id, v.position, v.id",
+        )
+        .fetch_all(p)
+        .await?
+        .into_iter()
+        .map(|v| (v.product_id, v.row))
+        .collect();
+        let images: Vec<(Uuid, ImageRow)> = sqlx::query_as::<_, ImageWithProduct>(
+            "SELECT i.product_id, i.id, i.url, i.alt_fr, i.alt_en FROM product_images i \
+             JOIN products p ON p.id = i.product_id WHERE p.status = 'published' \
+             ORDER BY i.product_id, i.position, i.id",
+        )
+        .fetch_all(p)
+        .await?
+        .into_iter()
+        .map(|i| (i.product_id, i.row))
+        .collect();
+        let mut vs: std::collections::HashMap<Uuid, Vec<VariantRow>> = Default::default();
+        for (pid, v) in variants {
+            vs.entry(pid).or_default().push(v);
+        }
+        let mut is: std::collections::HashMap<Uuid, Vec<ImageRow>> = Default::default();
+        for (pid, i) in images {
+            is.entry(pid).or_default().push(i);
+        }
+        rows.into_iter()
+            .map(|r| {
+                let id = r.id;
+                assemble(
+                    r,
+                    vs.remove(&id).unwrap_or_default(),
+                    is.remove(&id).unwrap_or_default(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct VariantWithProduct {
+    product_id: Uuid,
+    #[sqlx(flatten)]
+    row: VariantRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct ImageWithProduct {
+    product_id: Uuid,
+    #[sqlx(flatten)]
+    row: ImageRow,
 }

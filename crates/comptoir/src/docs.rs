@@ -89,23 +89,26 @@ fn add_security_schemes(doc: &mut utoipa::openapi::OpenApi) {
     );
 }
 
-pub fn router(_targets: &BTreeSet<Target>) -> Router {
+/// The API document and its viewer; `home`: also the plain `/` page (when the storefront does
+/// not serve `/`).
+pub fn router(_targets: &BTreeSet<Target>, home_page: bool) -> Router {
     let doc = openapi();
     let json = serde_json::to_vec(&doc).unwrap_or_default();
     let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
         .config(utoipa_swagger_ui::Config::from("/api/openapi.json"))
         .into();
     let swagger = swagger.layer(axum::middleware::from_fn(docs_csp));
-    Router::new()
-        .route(
+    let mut r = Router::new().route(
             "/api/openapi.json",
             get(move || {
                 let json = json.clone();
                 async move { ([(header::CONTENT_TYPE, "application/json")], json) }
             }),
-        )
-        .route("/", get(home))
-        .merge(swagger)
+        );
+    if home_page {
+        r = r.route("/", get(home));
+    }
+    r.merge(swagger)
 }
 
 async fn docs_csp(

@@ -563,6 +563,8 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     api = api.layer(axum::middleware::from_fn(move |req, next| {
         accept_internal_identity(Some(key.clone()), req, next)
     }));
+    // the web pages call the services through this router, in process
+    let services = api.clone();
 
     let mut authenticator = None;
     let mut router = api;
@@ -634,20 +636,29 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         ));
         authenticator = Some(auth.clone());
         let edge = Arc::new(Edge {
-            auth,
+            auth: auth.clone(),
             limiter: limiter.clone(),
             limits: edge_limits(settings),
         });
+        let web_here = settings.web.enabled && all_local(targets);
         router = router
             .merge(platform::http::health::router(checks))
-            .merge(docs::router(targets))
+            .merge(docs::router(targets, !web_here))
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
             }));
+        if web_here
+            && let (Some(id), Some(c), Some(cdb)) =
+                (&identity_service_here, &commerce_here, &catalog_db)
+        {
+            let state = web_state(settings, services, auth, id, c, cdb, &limiter)?;
+            // outside the edge: the pages read their own session cookies (and refresh them)
+            router = router.merge(web::router(state));
+        }
     } else {
         router = router
             .merge(platform::http::health::router(checks))
-            .merge(docs::router(targets));
+            .merge(docs::router(targets, true));
     }
 
     let router = with_common_layers(
@@ -667,6 +678,79 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         databases,
         idempotency,
     })
+}
+
+/// The web pages' state: the services of this process, the session verifier, a cookie key.
+fn web_state(
+    settings: &Settings,
+    services: Router,
+    auth: Arc<Authenticator>,
+    identity: &identity::service::Identity,
+    c: &commerce::Commerce,
+    catalog_db: &Db,
+    limiter: &Limiter,
+) -> Result<web::WebState, StartError> {
+    let w = &settings.web;
+    let key = if w.cookie_secret.is_empty() {
+        web_cookie_key(&settings.data.dir)?
+    } else {
+        use sha2::Digest;
+        web::session::CookieKey::new(sha2::Sha256::digest(w.cookie_secret.expose().as_bytes()).into())
+    };
+    Ok(web::WebState::new(web::Inner {
+        api: web::api::Api::new(services),
+        auth,
+        identity: identity.clone(),
+        catalogue: Arc::new(web::catalogue::Catalogue::new(
+            catalog_db.clone(),
+            Some(c.inventory.clone()),
+            Duration::from_secs(w.catalogue_seconds),
+        )),
+        inventory: c.inventory.clone(),
+        orders: c.orders.clone(),
+        payments: c.payments.clone(),
+        key,
+        limiter: limiter.clone(),
+        per_ip: if w.per_ip_per_minute == 0 {
+            vec![]
+        } else {
+            vec![Quota::per_minute(w.per_ip_per_minute)]
+        },
+        refresh_secs: settings.auth.refresh_token_days * 86_400,
+        test_payments: settings.payments.provider == "test",
+        assets: web::assets::Assets::default(),
+    }))
+}
+
+/// The key of the guest-orders cookie, kept in `data.dir` so it survives restarts.
+fn web_cookie_key(dir: &std::path::Path) -> Result<web::session::CookieKey, StartError> {
+    let path = dir.join("web-cookie.key");
+    let fail = |e: std::io::Error| StartError::Runtime(format!("{}: {e}", path.display()));
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(bytes) = hex::decode(text.trim())
+        && let Ok(arr) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(web::session::CookieKey::new(arr));
+    }
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| StartError::Runtime(format!("random: {e}")))?;
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = dir.join("web-cookie.key.tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(fail)?;
+        f.write_all(hex::encode(b).as_bytes()).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+    }
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    Ok(web::session::CookieKey::new(b))
 }
 
 /// Applies the migrations of the services among `targets`.

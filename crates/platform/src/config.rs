@@ -28,6 +28,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub demo: DemoSettings,
+    pub web: WebSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +197,15 @@ pub struct RateLimitSettings {
     pub per_account_per_minute: u32,
     pub per_key_per_minute: u32,
     pub per_key_per_hour: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    pub enabled: bool,
+    pub catalogue_seconds: u64,
+    pub cookie_secret: Secret,
+    pub per_ip_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -418,6 +428,19 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.validate_commerce()?;
+        let w = &self.web;
+        if !w.cookie_secret.is_empty() && w.cookie_secret.expose().len() < 32 {
+            return Err(ConfigError::new(
+                "web.cookie_secret",
+                "must be at least 32 characters (or empty to generate one in data.dir)",
+            ));
+        }
+        if w.catalogue_seconds > 3600 {
+            return Err(ConfigError::new(
+                "web.catalogue_seconds",
+                "at most 3600: the storefront would show stale products for too long",
+            ));
+        }
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::new(
                 "server.bind",
