@@ -14,6 +14,9 @@ mod security;
 #[path = "e2e/crash.rs"]
 mod crash;
 
+#[path = "e2e/web.rs"]
+mod web;
+
 const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
 
 fn temp_dir(tag: &str) -> PathBuf {

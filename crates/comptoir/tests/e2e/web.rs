@@ -1,0 +1,653 @@
+//! The web pages over HTTP, without a browser: security headers on every page (S9), CSRF and
+//! same-origin on every form (S8), and the storefront's journeys as plain forms (the no-script
+//! path): guest checkout, a declined card, the 3-D Secure test page, the guest's order link,
+//! sign-up, sign-in with the guest cart merged, sign-out. In process, on SQLite, demo data.
+
+use comptoir::{App, Target};
+use platform::config::Settings;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+struct Site {
+    base: String,
+    inventory: inventory::Inventory,
+}
+
+async fn start(dir: &Path) -> Site {
+    let mut s = Settings::defaults();
+    s.data.dir = dir.to_path_buf();
+    s.server.bind = "127.0.0.1:0".into();
+    let targets: BTreeSet<Target> = Target::ALL.iter().copied().collect();
+    let app: App = comptoir::build(&s, &targets).await.expect("build");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let inventory = app.commerce.as_ref().expect("commerce").inventory.clone();
+    let router = app.router;
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .ok()
+    });
+    Site { base, inventory }
+}
+
+/// A browser without a script engine: keeps cookies, follows nothing by itself.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The value of the first `name="<field>" value="..."` in the page.
+    fn field(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
+        let at = self
+            .body
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no field {name} in:\n{}", self.body));
+        let rest = &self.body[at + needle.len()..];
+        rest[..rest.find('"').expect("quote")].to_string()
+    }
+
+    /// The page's CSRF token (every page carries it in a meta tag).
+    fn csrf(&self) -> String {
+        let needle = "name=\"csrf-token\" content=\"";
+        let at = self.body.find(needle).expect("csrf meta");
+        let rest = &self.body[at + needle.len()..];
+        rest[..rest.find('"').expect("quote")].to_string()
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        Browser {
+            base: base.to_string(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let res = req
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("request");
+        for c in res.headers().get_all("set-cookie") {
+            let c = c.to_str().expect("ascii cookie");
+            assert!(c.starts_with("__Host-"), "cookie without __Host-: {c}");
+            for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+                assert!(c.contains(attr), "cookie without {attr}: {c}");
+            }
+            let (kv, _) = c.split_once(';').expect("attributes");
+            let (k, v) = kv.split_once('=').expect("name=value");
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().expect("ascii").to_string());
+        let headers = res.headers().clone();
+        let body = res.text().await.expect("body");
+        Page {
+            status,
+            location,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    /// Posts a form as our own page does (same origin).
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(form));
+        self.send(req).await
+    }
+
+    /// GET, then follow redirects (as a browser after a 303).
+    async fn follow(&mut self, mut page: Page) -> Page {
+        for _ in 0..5 {
+            match (page.status, &page.location) {
+                (301..=308, Some(l)) => {
+                    let path = l.strip_prefix(&self.base).unwrap_or(l).to_string();
+                    page = self.get(&path).await;
+                }
+                _ => return page,
+            }
+        }
+        page
+    }
+}
+
+fn assert_page_headers(path: &str, p: &Page) {
+    let h = |k: &str| {
+        p.headers
+            .get(k)
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .unwrap_or_else(|| panic!("{path}: no {k}"))
+    };
+    let csp = h("content-security-policy");
+    for d in [
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "script-src 'self'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(d), "{path}: CSP lacks {d}: {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+    assert!(!csp.contains("unsafe-eval"), "{path}: {csp}");
+    assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+    assert!(!h("referrer-policy").is_empty());
+    let hsts = h("strict-transport-security");
+    let age: u64 = hsts
+        .trim_start_matches("max-age=")
+        .split(';')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("max-age");
+    assert!(age >= 31_536_000, "{path}: {hsts}");
+}
+
+/// No inline script, no inline style, nothing loaded from another origin.
+fn assert_self_contained(path: &str, body: &str) {
+    let lower = body.to_ascii_lowercase();
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find("<script") {
+        let tag_end = rest[i..].find('>').expect("tag end") + i;
+        assert!(
+            rest[i..tag_end].contains(" src=\"/"),
+            "{path}: inline or foreign script: {}",
+            &rest[i..tag_end]
+        );
+        assert!(
+            rest[tag_end + 1..].starts_with("</script>"),
+            "{path}: script with a body"
+        );
+        rest = &rest[tag_end..];
+    }
+    assert!(!lower.contains(" style=\""), "{path}: inline style attribute");
+    assert!(!lower.contains("<style"), "{path}: inline style element");
+    for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(!lower.contains(attr), "{path}: external asset ({attr})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_has_strict_headers_and_forms_need_the_page_token() {
+    let dir = tempdir("web-s8-s9");
+    let site = start(&dir).await;
+    let mut b = Browser::new(&site.base);
+
+    // S9 over the storefront's pages, both languages
+    let home = b.get("/fr/").await;
+    assert_eq!(home.status, 200);
+    let product = first_product(&home.body);
+    let mut pages = vec![];
+    for l in ["fr", "en"] {
+        for p in [
+            "/".to_string(),
+            "/c/running".into(),
+            "/search?q=velo".into(),
+            "/search/suggest?q=ch".into(),
+            format!("/p/{product}"),
+            "/cart".into(),
+            "/sign-in".into(),
+            "/sign-up".into(),
+            "/password-reset".into(),
+            "/password-reset/confirm?token=x".into(),
+            "/no-such-page".into(),
+            format!("/orders/{}", uuid::Uuid::now_v7()),
+        ] {
+            pages.push(format!("/{l}{p}"));
+        }
+    }
+    for path in &pages {
+        let p = b.get(path).await;
+        assert!(
+            [200, 404].contains(&p.status),
+            "{path}: {} {}",
+            p.status,
+            p.body
+        );
+        assert_page_headers(path, &p);
+        assert_self_contained(path, &p.body);
+        let ct = p.headers.get("content-type").expect("type").to_str().expect("ascii");
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+    }
+    let wrong_lang = b.get("/de/").await;
+    assert_eq!(wrong_lang.status, 404, "no German pages");
+    // assets: ours, cacheable, typed
+    let css = home
+        .body
+        .split("href=\"")
+        .find_map(|s| s.strip_prefix("/static/app.").map(|r| r.split('"').next().unwrap_or("").to_string()))
+        .expect("stylesheet link");
+    let css = b.get(&format!("/static/app.{css}")).await;
+    assert_eq!(css.status, 200);
+    assert!(
+        css.headers["cache-control"]
+            .to_str()
+            .expect("ascii")
+            .contains("immutable")
+    );
+    let manifest = b.get("/manifest.webmanifest").await;
+    let m: Value = serde_json::from_str(&manifest.body).expect("manifest json");
+    assert_eq!(m["display"], "standalone");
+    assert!(m["icons"].as_array().expect("icons").len() >= 2);
+    for icon in m["icons"].as_array().expect("icons") {
+        let src = icon["src"].as_str().expect("src");
+        assert_eq!(b.get(src).await.status, 200, "{src}");
+    }
+    assert_eq!(b.get("/sw.js").await.status, 200);
+    assert_eq!(b.get("/offline.html").await.status, 200);
+
+    // S8: a form post without the page's token, with another's token, from another site, or
+    // as a GET changes nothing
+    let p = b.get(&format!("/fr/p/{product}")).await;
+    let csrf = p.csrf();
+    let sku = skus(&p.body)[0].clone();
+    let add = format!("/fr/p/{product}");
+    let form = [
+        ("sku", sku.as_str()),
+        ("quantity", "1"),
+        ("back", add.as_str()),
+    ];
+    let no_token = b.post("/fr/cart/add", &form).await;
+    assert_eq!(no_token.status, 403);
+    let mut with_wrong = form.to_vec();
+    with_wrong.push(("_csrf", "0000000000000000000000000000000000000000000000000000000000000000"));
+    assert_eq!(b.post("/fr/cart/add", &with_wrong).await.status, 403);
+    let mut with_token = form.to_vec();
+    with_token.push(("_csrf", csrf.as_str()));
+    let cross = b
+        .send(
+            b.http
+                .post(format!("{}/fr/cart/add", site.base))
+                .header("origin", "https://evil.example")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode(&with_token)),
+        )
+        .await;
+    assert_eq!(cross.status, 403);
+    let cross_site = b
+        .send(
+            b.http
+                .post(format!("{}/fr/cart/add", site.base))
+                .header("sec-fetch-site", "cross-site")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode(&with_token)),
+        )
+        .await;
+    assert_eq!(cross_site.status, 403);
+    let as_get = b
+        .get(&format!("/fr/cart/add?sku={sku}&quantity=1&_csrf={csrf}"))
+        .await;
+    assert_eq!(as_get.status, 405, "no change through GET");
+    assert!(
+        !b.cookies.contains_key("__Host-comptoir-cart"),
+        "no cart was made by a refused request"
+    );
+    // a stranger without the CSRF cookie cannot post even with a token read elsewhere
+    let mut stranger = Browser::new(&site.base);
+    assert_eq!(stranger.post("/fr/cart/add", &with_token).await.status, 403);
+    // with the token, from the page: accepted
+    let ok = b.post("/fr/cart/add", &with_token).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert!(b.cookies.contains_key("__Host-comptoir-cart"));
+}
+
+fn encode(form: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(form).expect("urlencoded")
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("comptoir-{tag}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// The slug of the first product linked from a page.
+fn first_product(body: &str) -> String {
+    let at = body.find("/p/").expect("a product link");
+    let rest = &body[at + 3..];
+    rest[..rest.find('"').expect("quote")].to_string()
+}
+
+/// The SKUs offered on a product page, in stock first.
+fn skus(body: &str) -> Vec<String> {
+    body.split("name=\"sku\" value=\"")
+        .skip(1)
+        .filter(|s| !s.split('>').next().unwrap_or("").contains("disabled"))
+        .map(|s| s[..s.find('"').expect("quote")].to_string())
+        .collect()
+}
+
+async fn available(inv: &inventory::Inventory, sku: &str) -> i64 {
+    inv.levels(None, Some(sku), false, 100)
+        .await
+        .expect("levels")
+        .iter()
+        .map(|l| l.available)
+        .sum()
+}
+
+/// Adds `sku` from the product page; returns the page after the redirect.
+async fn add(b: &mut Browser, product: &str, sku: &str, qty: &str) -> Page {
+    let p = b.get(&format!("/fr/p/{product}")).await;
+    let back = format!("/fr/p/{product}");
+    let r = b
+        .post(
+            "/fr/cart/add",
+            &[
+                ("_csrf", &p.csrf()),
+                ("sku", sku),
+                ("quantity", qty),
+                ("back", &back),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    b.follow(r).await
+}
+
+async fn checkout(b: &mut Browser, card: &str) -> Page {
+    let form = b.get("/fr/checkout").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let (csrf, attempt) = (form.csrf(), form.field("attempt"));
+    b.post(
+        "/fr/checkout",
+        &[
+            ("_csrf", &csrf),
+            ("attempt", &attempt),
+            ("email", "anne@example.org"),
+            ("fulfilment", "delivery"),
+            ("name", "Anne Le Goff"),
+            ("line1", "3 rue de la Soif"),
+            ("postcode", "35000"),
+            ("city", "Rennes"),
+            ("country", "FR"),
+            ("store", "rennes"),
+            ("card", card),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_buys_two_sizes_without_javascript_and_a_declined_card_changes_nothing() {
+    let dir = tempdir("web-guest");
+    let site = start(&dir).await;
+    let mut b = Browser::new(&site.base);
+    let results = b.get("/fr/search?q=chaussures+running").await;
+    assert_eq!(results.status, 200);
+    let product = first_product(&results.body);
+    let page = b.get(&format!("/fr/p/{product}")).await;
+    let offered = skus(&page.body);
+    assert!(offered.len() >= 2, "two sizes to pick from");
+    let (s1, s2) = (offered[0].clone(), offered[1].clone());
+    let before = (
+        available(&site.inventory, &s1).await,
+        available(&site.inventory, &s2).await,
+    );
+    let after_add = add(&mut b, &product, &s1, "1").await;
+    assert!(after_add.body.contains("alert ok"), "added message");
+    add(&mut b, &product, &s2, "2").await;
+    let cart = b.get("/fr/cart").await;
+    assert!(cart.body.contains(&s1) && cart.body.contains(&s2));
+    assert!(cart.body.contains("class=\"badge\""), "the header counts units");
+
+    // a declined card: the error is shown, nothing is taken, the cart is kept
+    let declined = checkout(&mut b, "4000000000000002").await;
+    assert_eq!(declined.status, 402, "{}", declined.body);
+    assert!(declined.body.contains("id=\"checkout-error\""));
+    assert!(declined.body.contains("refusé"));
+    assert_eq!(
+        (
+            available(&site.inventory, &s1).await,
+            available(&site.inventory, &s2).await
+        ),
+        before,
+        "stock untouched by a declined payment"
+    );
+    assert!(b.get("/fr/cart").await.body.contains(&s1));
+
+    // a test card that is not one of ours is refused by the form
+    let odd = checkout(&mut b, "4111111111111111").await;
+    assert_eq!(odd.status, 422);
+
+    // the approved card: confirmation, stock taken, cart emptied
+    let paid = checkout(&mut b, "4242424242424242").await;
+    assert_eq!(paid.status, 303, "{}", paid.body);
+    let loc = paid.location.clone().expect("location");
+    assert!(loc.starts_with("/fr/orders/"), "{loc}");
+    let confirmation = b.follow(paid).await;
+    assert_eq!(confirmation.status, 200);
+    assert!(confirmation.body.contains("Commande confirmée"));
+    assert!(confirmation.body.contains("anne@example.org"));
+    assert_eq!(
+        (
+            available(&site.inventory, &s1).await,
+            available(&site.inventory, &s2).await
+        ),
+        (before.0 - 1, before.1 - 2)
+    );
+    assert!(b.get("/fr/cart").await.body.contains("Votre panier est vide"));
+    // the guest sees the order again later; nobody else does
+    let order_path = loc.split('?').next().expect("path").to_string();
+    assert_eq!(b.get(&order_path).await.status, 200);
+    let mut stranger = Browser::new(&site.base);
+    assert_eq!(stranger.get(&order_path).await.status, 404);
+    // a forged guest-orders cookie does not open it either
+    stranger.cookies.insert(
+        "__Host-comptoir-orders".into(),
+        format!(
+            "{}.{}",
+            order_path.trim_start_matches("/fr/orders/"),
+            "00".repeat(32)
+        ),
+    );
+    assert_eq!(stranger.get(&order_path).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_3d_secure_test_page_confirms_or_refuses_the_payment() {
+    let dir = tempdir("web-3ds");
+    let site = start(&dir).await;
+    for (decision, paid) in [("approve", true), ("refuse", false)] {
+        let mut b = Browser::new(&site.base);
+        let home = b.get("/fr/c/running").await;
+        let product = first_product(&home.body);
+        let page = b.get(&format!("/fr/p/{product}")).await;
+        let sku = skus(&page.body)[0].clone();
+        let before = available(&site.inventory, &sku).await;
+        add(&mut b, &product, &sku, "1").await;
+        let r = checkout(&mut b, "4000002500003155").await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let pending = b.follow(r).await;
+        assert_eq!(pending.status, 200);
+        let confirm = pending
+            .body
+            .split("href=\"")
+            .find(|s| s.contains("/confirm\""))
+            .map(|s| s[..s.find('"').expect("quote")].to_string())
+            .expect("a link to the confirmation page");
+        let page = b.get(&confirm).await;
+        assert_eq!(page.status, 200);
+        // another visitor cannot confirm someone else's payment
+        let mut other = Browser::new(&site.base);
+        let other_page = other.get("/fr/").await;
+        let forged = other
+            .post(
+                &confirm,
+                &[("_csrf", &other_page.csrf()), ("decision", "approve")],
+            )
+            .await;
+        assert_eq!(forged.status, 404);
+        let done = b
+            .post(&confirm, &[("_csrf", &page.csrf()), ("decision", decision)])
+            .await;
+        assert_eq!(done.status, 303);
+        let end = b.follow(done).await;
+        if paid {
+            assert!(end.body.contains("Commande confirmée"), "{}", end.body);
+            assert_eq!(available(&site.inventory, &sku).await, before - 1);
+        } else {
+            assert!(end.body.contains("refusé"), "{}", end.body);
+            assert_eq!(available(&site.inventory, &sku).await, before);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_keeps_the_guest_cart_and_lists_the_orders() {
+    let dir = tempdir("web-account");
+    let site = start(&dir).await;
+    let mut b = Browser::new(&site.base);
+    let list = b.get("/en/c/running").await;
+    let product = first_product(&list.body);
+    let page = b.get(&format!("/en/p/{product}")).await;
+    let sku = skus(&page.body)[0].clone();
+    add(&mut b, &product, &sku, "1").await;
+    let guest_cart = b.cookies["__Host-comptoir-cart"].clone();
+
+    // the account page asks to sign in first
+    let acc = b.get("/en/account").await;
+    assert_eq!(acc.status, 303);
+    // sign-up: a bad password is explained, nothing is created
+    let form = b.get("/en/sign-up").await;
+    let weak = b
+        .post(
+            "/en/sign-up",
+            &[
+                ("_csrf", &form.csrf()),
+                ("name", "Yann"),
+                ("email", "yann@example.org"),
+                ("password", "password"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, 422);
+    assert!(weak.body.contains("aria-invalid=\"true\""), "{}", weak.body);
+    let ok = b
+        .post(
+            "/en/sign-up",
+            &[
+                ("_csrf", &form.csrf()),
+                ("name", "Yann"),
+                ("email", "yann@example.org"),
+                ("password", "kouign-amann au beurre salé"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert!(b.cookies.contains_key("__Host-comptoir-session"));
+    assert!(b.cookies.contains_key("__Host-comptoir-refresh"));
+    // the guest cart became the customer's: anonymous callers no longer reach it
+    let cart_id = guest_cart.split('~').next().expect("id");
+    let anon = reqwest::get(format!("{}/api/carts/{cart_id}", site.base))
+        .await
+        .expect("get cart");
+    assert_eq!(anon.status().as_u16(), 404, "the cart is the customer's now");
+    let cart = b.get("/en/cart").await;
+    assert!(cart.body.contains(&sku), "the line followed the customer");
+    let paid = checkout(&mut b, "4242424242424242").await;
+    assert_eq!(paid.status, 303, "{}", paid.body);
+    let account = b.get("/en/account").await;
+    assert_eq!(account.status, 200);
+    assert!(account.body.contains("yann@example.org"));
+    assert!(account.body.contains("paid"), "{}", account.body);
+
+    // an expired access token is renewed from the refresh cookie
+    b.cookies
+        .insert("__Host-comptoir-session".into(), "expired.or.bogus".into());
+    let again = b.get("/en/account").await;
+    assert_eq!(again.status, 200, "refreshed");
+    assert_ne!(b.cookies["__Host-comptoir-session"], "expired.or.bogus");
+
+    // sign-out ends the session: the account page asks to sign in again
+    let out = b.post("/en/sign-out", &[("_csrf", &again.csrf())]).await;
+    assert_eq!(out.status, 303);
+    assert!(!b.cookies.contains_key("__Host-comptoir-session"));
+    assert_eq!(b.get("/en/account").await.status, 303);
+    // and a wrong password is refused with the same words whether the account exists or not
+    let f = b.get("/en/sign-in").await;
+    let wrong = b
+        .post(
+            "/en/sign-in",
+            &[
+                ("_csrf", &f.csrf()),
+                ("email", "yann@example.org"),
+                ("password", "not the password"),
+            ],
+        )
+        .await;
+    let unknown = b
+        .post(
+            "/en/sign-in",
+            &[
+                ("_csrf", &f.csrf()),
+                ("email", "nobody@example.org"),
+                ("password", "not the password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert!(wrong.body.contains("Wrong e-mail address or password"));
+    assert!(unknown.body.contains("Wrong e-mail address or password"));
+    // a "next" pointing at another site is ignored
+    let signed = b
+        .post(
+            "/en/sign-in",
+            &[
+                ("_csrf", &f.csrf()),
+                ("email", "yann@example.org"),
+                ("password", "kouign-amann au beurre salé"),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, 303);
+    assert_eq!(signed.location.as_deref(), Some("/en/account"));
+}
