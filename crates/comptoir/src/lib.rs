@@ -345,6 +345,8 @@ pub struct StartReport {
     /// Stock rows created by the demo at this start.
     pub seeded_stock: Option<usize>,
     pub targets: Vec<&'static str>,
+    /// The storefront and back office are served by this process.
+    pub web: bool,
 }
 
 /// A ready-to-serve application.
@@ -654,6 +656,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             let state = web_state(settings, services, auth, id, c, cdb, &limiter)?;
             // outside the edge: the pages read their own session cookies (and refresh them)
             router = router.merge(web::router(state));
+            report.web = true;
         }
     } else {
         router = router

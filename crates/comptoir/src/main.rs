@@ -256,6 +256,9 @@ async fn serve(settings: Settings, target: &str, _bind: Option<String>) -> Resul
         app.report.targets.join(", ")
     );
     println!("  listening on  http://{addr}");
+    if app.report.web {
+        println!("  shop          http://{addr}/fr/  (English: /en/, back office: /fr/admin)");
+    }
     println!("  API docs      http://{addr}/api/docs/");
     for (service, location) in &app.report.databases {
         println!("  data          {service}: {location}");
