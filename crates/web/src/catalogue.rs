@@ -61,6 +61,8 @@ impl Stock {
 }
 
 pub struct Catalogue {
+    /// Whole public pages for anonymous visitors, cleared with the read model.
+    pub pages: crate::pagecache::PageCache,
     db: Db,
     inventory: Option<Inventory>,
     products_ttl: Duration,
@@ -347,6 +349,7 @@ fn sort_sizes(s: BTreeSet<String>) -> Vec<String> {
 impl Catalogue {
     pub fn new(db: Db, inventory: Option<Inventory>, products_ttl: Duration) -> Self {
         Catalogue {
+            pages: Default::default(),
             db,
             inventory,
             products_ttl,
@@ -394,6 +397,7 @@ impl Catalogue {
 
     /// Drops the snapshot: the next page reloads (after a back-office write).
     pub fn invalidate(&self) {
+        self.pages.clear();
         if let Ok(mut w) = self.snap.write() {
             *w = None;
         }

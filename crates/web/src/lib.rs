@@ -12,6 +12,7 @@ pub mod api;
 pub mod assets;
 pub mod catalogue;
 pub mod i18n;
+pub mod pagecache;
 pub mod pages;
 pub mod session;
 pub mod shop;

@@ -7,7 +7,7 @@
 //! and carry the CSRF token of the page (`_csrf` field, or `X-CSRF-Token` for scripts):
 //! synchroniser token over a `__Host-` cookie, checked before any handler runs.
 
-use crate::{WebState, pages};
+use crate::{WebState, pagecache, pages};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -308,11 +308,48 @@ pub async fn web_layer(st: WebState, req: Request, next: Next) -> Response {
     };
 
     let mut visitor = visitor_base;
-    visitor.principal = session(&st, &parts.headers, &visitor).await;
+    let anonymous = read_cookie(&parts.headers, SESSION_COOKIE).is_none()
+        && read_cookie(&parts.headers, REFRESH_COOKIE).is_none()
+        && visitor.cart_count == 0;
+    let cache_key = (parts.method == Method::GET
+        && anonymous
+        && pagecache::cacheable_path(parts.uri.path()))
+    .then(|| parts.uri.to_string());
+    if let Some(key) = &cache_key {
+        if let Some(html) = st.catalogue.pages.get(key) {
+            return finish(html_page(pagecache::fill(&html, &csrf)), &jar);
+        }
+        visitor.csrf = pagecache::TOKEN_SLOT.to_string();
+    } else {
+        visitor.principal = session(&st, &parts.headers, &visitor).await;
+    }
     parts.extensions.insert(ClientIp(ip));
     parts.extensions.insert(visitor);
     let res = next.run(Request::from_parts(parts, body)).await;
-    finish(res, &jar)
+    let Some(key) = cache_key else {
+        return finish(res, &jar);
+    };
+    // a public page rendered with the token slot: keep it, and give this visitor their copy
+    let (head, body) = res.into_parts();
+    let bytes = match axum::body::to_bytes(body, pagecache::MAX_PAGE_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return finish(pages::error_page(&st, lang, None, axum::http::StatusCode::INTERNAL_SERVER_ERROR), &jar),
+    };
+    let html = String::from_utf8_lossy(&bytes).into_owned();
+    let filled = pagecache::fill(&html, &csrf);
+    if head.status == axum::http::StatusCode::OK {
+        st.catalogue.pages.put(key, html);
+    }
+    finish(Response::from_parts(head, Body::from(filled)), &jar)
+}
+
+fn html_page(html: String) -> Response {
+    let mut r = html.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
 }
 
 fn metrics_csrf() {

@@ -56,7 +56,9 @@ impl Form {
 }
 
 pub fn routes() -> Router<WebState> {
-    let mut r = Router::new().route("/", get(root));
+    let mut r = Router::new()
+        .route("/", get(root))
+        .route("/account/password-reset", get(reset_link));
     for l in Lang::ALL {
         let p = |s: &str| format!("/{}{s}", l.code());
         r = r
@@ -1665,6 +1667,21 @@ async fn reset_post(State(st): State<WebState>, L(l): L, body: Bytes) -> Respons
         tracing::info!(code = %e.code, "password reset request refused");
     }
     see_other(&format!("/{}/password-reset?done=reset_sent", l.code()))
+}
+
+/// The link of the reset e-mail (identity's `reset_url`): on to the form, in the reader's language.
+async fn reset_link(headers: HeaderMap, Q(params): Q<MsgParams>) -> Response {
+    let l = Lang::negotiate(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let token = params.token.unwrap_or_default();
+    see_other(&format!(
+        "/{}/password-reset/confirm?token={}",
+        l.code(),
+        enc(&token)
+    ))
 }
 
 async fn reset_confirm_page(

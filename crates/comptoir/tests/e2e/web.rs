@@ -12,6 +12,7 @@ use std::path::Path;
 struct Site {
     base: String,
     inventory: inventory::Inventory,
+    identity: identity::service::Identity,
 }
 
 async fn start(dir: &Path) -> Site {
@@ -25,6 +26,7 @@ async fn start(dir: &Path) -> Site {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let inventory = app.commerce.as_ref().expect("commerce").inventory.clone();
+    let identity = app.identity.clone().expect("identity");
     let router = app.router;
     tokio::spawn(async move {
         axum::serve(
@@ -34,7 +36,11 @@ async fn start(dir: &Path) -> Site {
         .await
         .ok()
     });
-    Site { base, inventory }
+    Site {
+        base,
+        inventory,
+        identity,
+    }
 }
 
 /// A browser without a script engine: keeps cookies, follows nothing by itself.
@@ -207,6 +213,28 @@ fn assert_self_contained(path: &str, body: &str) {
         rest = &rest[tag_end..];
     }
     assert!(!lower.contains(" style=\""), "{path}: inline style attribute");
+    // every visible field has a label (for its id) or an aria-label
+    for input in lower.split("<input").skip(1).chain(lower.split("<select").skip(1)) {
+        let tag = &input[..input.find('>').expect("tag end")];
+        // hidden fields need none; radios and boxes here sit inside their <label>
+        if ["type=\"hidden\"", "aria-label=", "type=\"radio\"", "type=\"checkbox\""]
+            .iter()
+            .any(|a| tag.contains(a))
+        {
+            continue;
+        }
+        let id = tag
+            .split("id=\"")
+            .nth(1)
+            .map(|r| &r[..r.find('"').expect("quote")])
+            .unwrap_or_else(|| panic!("{path}: a field without id or label: {tag}"));
+        let inside_label = lower.contains(&format!("for=\"{id}\""));
+        assert!(inside_label, "{path}: no label for #{id}");
+    }
+    assert!(
+        lower.contains("<main") || path.contains("/suggest"),
+        "{path}: no main landmark"
+    );
     assert!(!lower.contains("<style"), "{path}: inline style element");
     for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
         assert!(!lower.contains(attr), "{path}: external asset ({attr})");
@@ -650,4 +678,73 @@ async fn sign_up_keeps_the_guest_cart_and_lists_the_orders() {
         .await;
     assert_eq!(signed.status, 303);
     assert_eq!(signed.location.as_deref(), Some("/en/account"));
+
+    // password reset: the e-mail's link leads to the form; the new password works, the old not
+    let mut anon = Browser::new(&site.base);
+    let f = anon.get("/en/password-reset").await;
+    let sent = anon
+        .post(
+            "/en/password-reset",
+            &[("_csrf", &f.csrf()), ("email", "yann@example.org")],
+        )
+        .await;
+    assert_eq!(sent.status, 303);
+    assert!(anon.follow(sent).await.body.contains("reset link is on its way"));
+    let platform::db::Db::Sqlite(pool) = &site.identity.db else {
+        panic!("the embedded default is SQLite");
+    };
+    let payload: String = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE topic = 'identity.password_reset_requested' \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the reset message");
+    let msg: Value = serde_json::from_str(&payload).expect("json");
+    let link = msg["reset_url"].as_str().expect("reset_url").to_string();
+    let path = &link[link.find("/account/password-reset").expect("our path")..];
+    let form = anon
+        .send(
+            anon.http
+                .get(format!("{}{path}", site.base))
+                .header("accept-language", "en-GB,en"),
+        )
+        .await;
+    let form = anon.follow(form).await;
+    assert_eq!(form.status, 200);
+    let token = form.field("token");
+    let done = anon
+        .post(
+            "/en/password-reset/confirm",
+            &[
+                ("_csrf", &form.csrf()),
+                ("token", &token),
+                ("new_password", "galettes saucisses du mardi"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let f = anon.get("/en/sign-in").await;
+    let old = anon
+        .post(
+            "/en/sign-in",
+            &[
+                ("_csrf", &f.csrf()),
+                ("email", "yann@example.org"),
+                ("password", "kouign-amann au beurre salé"),
+            ],
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    let new = anon
+        .post(
+            "/en/sign-in",
+            &[
+                ("_csrf", &f.csrf()),
+                ("email", "yann@example.org"),
+                ("password", "galettes saucisses du mardi"),
+            ],
+        )
+        .await;
+    assert_eq!(new.status, 303);
 }
