@@ -4,8 +4,8 @@ use crate::domain::{Attribute, Localized, Status};
 use crate::model::*;
 use chrono::{DateTime, Utc};
 use kernel::{Currency, Money, VatRate};
-use platform::{conn_run, db_run};
 use platform::db::{Conn, Db, Param, SqlBuilder};
+use platform::{conn_run, db_run};
 use sqlx::types::Json;
 use uuid::Uuid;
 

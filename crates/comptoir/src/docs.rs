@@ -99,12 +99,12 @@ pub fn router(_targets: &BTreeSet<Target>, home_page: bool) -> Router {
         .into();
     let swagger = swagger.layer(axum::middleware::from_fn(docs_csp));
     let mut r = Router::new().route(
-            "/api/openapi.json",
-            get(move || {
-                let json = json.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], json) }
-            }),
-        );
+        "/api/openapi.json",
+        get(move || {
+            let json = json.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+        }),
+    );
     if home_page {
         r = r.route("/", get(home));
     }

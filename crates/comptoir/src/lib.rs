@@ -698,7 +698,9 @@ fn web_state(
         web_cookie_key(&settings.data.dir)?
     } else {
         use sha2::Digest;
-        web::session::CookieKey::new(sha2::Sha256::digest(w.cookie_secret.expose().as_bytes()).into())
+        web::session::CookieKey::new(
+            sha2::Sha256::digest(w.cookie_secret.expose().as_bytes()).into(),
+        )
     };
     Ok(web::WebState::new(web::Inner {
         api: web::api::Api::new(services),

@@ -10,7 +10,7 @@ pub mod demo;
 pub mod http;
 pub mod service;
 
-pub use service::{HoldLine, InvError, Inventory, MovementKind, Shortage};
+pub use service::{HoldLine, InvError, Inventory, Location, MovementKind, Shortage};
 
 use platform::db::MigrationSet;
 use sqlx::migrate::Migrator;

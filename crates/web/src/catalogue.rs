@@ -41,6 +41,8 @@ pub struct Snapshot {
 /// Available units per SKU, per location.
 pub struct Stock {
     pub by_sku: HashMap<String, Vec<(String, i64)>>,
+    /// The locations (stores first for the product page's list), read with the levels.
+    pub locations: Vec<inventory::Location>,
     loaded: Instant,
 }
 
@@ -273,13 +275,15 @@ impl Snapshot {
         let mut items: Vec<&Entry> = scope
             .into_iter()
             .filter(|e| {
-                q.brand.as_deref().is_none_or(|b| {
-                    e.product.brand.as_ref().is_some_and(|x| x.slug == b)
-                })
+                q.brand
+                    .as_deref()
+                    .is_none_or(|b| e.product.brand.as_ref().is_some_and(|x| x.slug == b))
             })
             .filter(|e| {
                 let vs = e.product.variants.iter().filter(|v| v.active).filter(|v| {
-                    q.size.as_deref().is_none_or(|s| v.size.as_deref() == Some(s))
+                    q.size
+                        .as_deref()
+                        .is_none_or(|s| v.size.as_deref() == Some(s))
                         && q.colour
                             .as_deref()
                             .is_none_or(|c| v.colour.as_deref() == Some(c))
@@ -406,6 +410,14 @@ impl Catalogue {
         }
     }
 
+    /// Drops the stock levels (after a stock change made through the back office).
+    pub fn invalidate_stock(&self) {
+        self.pages.clear();
+        if let Ok(mut w) = self.stock.write() {
+            *w = None;
+        }
+    }
+
     pub async fn stock(&self) -> Arc<Stock> {
         let cur = self.stock.read().ok().and_then(|g| g.clone());
         if let Some(s) = &cur
@@ -419,11 +431,19 @@ impl Catalogue {
             (None, Err(_)) => self.reload_stock.lock().await,
         };
         let mut by_sku: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        let mut locations = Vec::new();
         if let Some(inv) = &self.inventory {
+            match inv.locations().await {
+                Ok(l) => locations = l,
+                Err(e) => tracing::warn!(error = %e, "locations unavailable for the storefront"),
+            }
             match inv.levels(None, None, false, i64::from(u32::MAX)).await {
                 Ok(levels) => {
                     for l in levels {
-                        by_sku.entry(l.sku).or_default().push((l.location, l.available));
+                        by_sku
+                            .entry(l.sku)
+                            .or_default()
+                            .push((l.location, l.available));
                     }
                 }
                 Err(e) => {
@@ -436,6 +456,7 @@ impl Catalogue {
         }
         let s = Arc::new(Stock {
             by_sku,
+            locations,
             loaded: Instant::now(),
         });
         if let Ok(mut w) = self.stock.write() {

@@ -42,7 +42,12 @@ impl Lang {
             return Lang::Fr;
         };
         for part in a.split(',') {
-            let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let tag = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if tag.starts_with("fr") {
                 return Lang::Fr;
             }
@@ -232,6 +237,11 @@ pub struct T {
     pub collect_at: &'static str,
     pub deliver_to: &'static str,
     pub items: &'static str,
+    pub admin_dashboard: &'static str,
+    pub admin_stock: &'static str,
+    pub admin_products: &'static str,
+    pub admin_staff: &'static str,
+    pub admin_keys: &'static str,
 }
 
 pub static FR: T = T {
@@ -356,6 +366,11 @@ pub static FR: T = T {
     collect_at: "Retrait à",
     deliver_to: "Livraison à",
     items: "articles",
+    admin_dashboard: "Tableau de bord",
+    admin_stock: "Stock",
+    admin_products: "Produits",
+    admin_staff: "Équipe",
+    admin_keys: "Clés d'API",
 };
 
 pub static EN: T = T {
@@ -480,6 +495,11 @@ pub static EN: T = T {
     collect_at: "Collect at",
     deliver_to: "Deliver to",
     items: "items",
+    admin_dashboard: "Dashboard",
+    admin_stock: "Stock",
+    admin_products: "Products",
+    admin_staff: "Staff",
+    admin_keys: "API keys",
 };
 
 #[cfg(test)]

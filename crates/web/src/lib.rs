@@ -88,7 +88,11 @@ async fn page_headers(req: Request, next: Next) -> Response {
         );
     };
     set(h, "content-security-policy", CSP);
-    set(h, "strict-transport-security", "max-age=31536000; includeSubDomains");
+    set(
+        h,
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    );
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "same-origin");
     set(h, "x-frame-options", "DENY");

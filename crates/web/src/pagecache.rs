@@ -11,7 +11,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// Stands for the visitor's CSRF token in a cached page.
-pub const TOKEN_SLOT: &str = "csrf-slot-3f1c9a7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d";
+pub const TOKEN_SLOT: &str =
+    "csrf-slot-3f1c9a7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d";
 pub const TTL: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 4096;
 pub const MAX_PAGE_BYTES: usize = 512 * 1024;
@@ -73,7 +74,16 @@ mod tests {
         for p in ["/fr/", "/en/c/running", "/fr/p/x", "/fr/search"] {
             assert!(cacheable_path(p), "{p}");
         }
-        for p in ["/fr/cart", "/fr/account", "/fr/admin", "/fr/checkout", "/fr/search/suggest", "/", "/api/x", "/fr/orders/1"] {
+        for p in [
+            "/fr/cart",
+            "/fr/account",
+            "/fr/admin",
+            "/fr/checkout",
+            "/fr/search/suggest",
+            "/",
+            "/api/x",
+            "/fr/orders/1",
+        ] {
             assert!(!cacheable_path(p), "{p}");
         }
     }
@@ -81,7 +91,10 @@ mod tests {
     #[test]
     fn each_visitor_gets_their_own_token() {
         let c = PageCache::default();
-        c.put("/fr/".into(), format!("<meta content=\"{TOKEN_SLOT}\"><input value=\"{TOKEN_SLOT}\">"));
+        c.put(
+            "/fr/".into(),
+            format!("<meta content=\"{TOKEN_SLOT}\"><input value=\"{TOKEN_SLOT}\">"),
+        );
         let page = c.get("/fr/").map(|h| fill(&h, "abc")).unwrap_or_default();
         assert_eq!(page, "<meta content=\"abc\"><input value=\"abc\">");
         c.clear();

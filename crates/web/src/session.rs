@@ -180,7 +180,10 @@ pub fn read_cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn parse_cart(v: &str) -> Option<(Uuid, i64)> {
     let (id, n) = v.split_once('~').unwrap_or((v, "0"));
-    Some((Uuid::parse_str(id).ok()?, n.parse().unwrap_or(0).clamp(0, 9999)))
+    Some((
+        Uuid::parse_str(id).ok()?,
+        n.parse().unwrap_or(0).clamp(0, 9999),
+    ))
 }
 
 fn random_token() -> String {
@@ -221,8 +224,7 @@ fn same_origin(h: &HeaderMap) -> bool {
 
 fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -250,10 +252,7 @@ pub async fn web_layer(st: WebState, req: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let d = st
-        .limiter
-        .hit(&format!("web-ip:{ip}"), &st.per_ip)
-        .await;
+    let d = st.limiter.hit(&format!("web-ip:{ip}"), &st.per_ip).await;
     if d != Decision::Allow {
         return pages::error_page(&st, lang, None, axum::http::StatusCode::TOO_MANY_REQUESTS);
     }
@@ -311,10 +310,9 @@ pub async fn web_layer(st: WebState, req: Request, next: Next) -> Response {
     let anonymous = read_cookie(&parts.headers, SESSION_COOKIE).is_none()
         && read_cookie(&parts.headers, REFRESH_COOKIE).is_none()
         && visitor.cart_count == 0;
-    let cache_key = (parts.method == Method::GET
-        && anonymous
-        && pagecache::cacheable_path(parts.uri.path()))
-    .then(|| parts.uri.to_string());
+    let cache_key =
+        (parts.method == Method::GET && anonymous && pagecache::cacheable_path(parts.uri.path()))
+            .then(|| parts.uri.to_string());
     if let Some(key) = &cache_key {
         if let Some(html) = st.catalogue.pages.get(key) {
             return finish(html_page(pagecache::fill(&html, &csrf)), &jar);
@@ -333,7 +331,17 @@ pub async fn web_layer(st: WebState, req: Request, next: Next) -> Response {
     let (head, body) = res.into_parts();
     let bytes = match axum::body::to_bytes(body, pagecache::MAX_PAGE_BYTES).await {
         Ok(b) => b,
-        Err(_) => return finish(pages::error_page(&st, lang, None, axum::http::StatusCode::INTERNAL_SERVER_ERROR), &jar),
+        Err(_) => {
+            return finish(
+                pages::error_page(
+                    &st,
+                    lang,
+                    None,
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                ),
+                &jar,
+            );
+        }
     };
     let html = String::from_utf8_lossy(&bytes).into_owned();
     let filled = pagecache::fill(&html, &csrf);
@@ -372,7 +380,11 @@ async fn session(st: &WebState, h: &HeaderMap, v: &Visitor) -> Option<Principal>
     let access = read_cookie(h, SESSION_COOKIE);
     let refresh = read_cookie(h, REFRESH_COOKIE);
     if let Some(a) = access {
-        match st.auth.authenticate(&Credential::Cookie(a.to_string())).await {
+        match st
+            .auth
+            .authenticate(&Credential::Cookie(a.to_string()))
+            .await
+        {
             Ok(p) => return Some(p),
             Err(AuthError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "cannot verify a web session");
@@ -453,9 +465,15 @@ mod tests {
         let mut h = HeaderMap::new();
         assert!(!same_origin(&h));
         h.insert(header::HOST, HeaderValue::from_static("shop.example"));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://shop.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://shop.example"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(!same_origin(&h));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&h));

@@ -73,7 +73,10 @@ pub fn routes() -> Router<WebState> {
             .route(&p("/cart/update"), post(cart_update))
             .route(&p("/checkout"), get(checkout_page).post(checkout_post))
             .route(&p("/checkout/{id}"), get(checkout_status))
-            .route(&p("/checkout/{id}/confirm"), get(confirm_page).post(confirm_post))
+            .route(
+                &p("/checkout/{id}/confirm"),
+                get(confirm_page).post(confirm_post),
+            )
             .route(&p("/orders/{id}"), get(order_page))
             .route(&p("/account"), get(account))
             .route(&p("/sign-in"), get(sign_in_page).post(sign_in_post))
@@ -155,7 +158,12 @@ async fn home(State(st): State<WebState>, L(l): L, v: Visitor, uri: Uri) -> Resp
         Err(_) => return error_page(&st, l, Some(&v), StatusCode::SERVICE_UNAVAILABLE),
     };
     let c = Chrome::new(&st, l, &v, &uri, l.t().home).await;
-    let featured = snap.entries.iter().take(8).map(|e| Card::of(l, e)).collect();
+    let featured = snap
+        .entries
+        .iter()
+        .take(8)
+        .map(|e| Card::of(l, e))
+        .collect();
     let tiles = snap
         .categories
         .iter()
@@ -278,11 +286,7 @@ async fn listing(
         in_stock: p.stock.as_deref() == Some("1"),
         text: nonempty(&p.q),
         sort: Sort::parse(p.sort.as_deref().unwrap_or("")),
-        page: p
-            .page
-            .as_deref()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1),
+        page: p.page.as_deref().and_then(|s| s.parse().ok()).unwrap_or(1),
     };
     let res = snap.list(&q, &stock);
     let heading = match (cat, &q.text) {
@@ -291,16 +295,15 @@ async fn listing(
         (None, None) => t.all_products.to_string(),
     };
     let mut crumbs = vec![(format!("/{}/", l.code()), t.home.to_string())];
-    if let Some(c) = cat {
-        if let Some(parent) = c
+    if let Some(c) = cat
+        && let Some(parent) = c
             .parent_id
             .and_then(|pid| snap.categories.iter().find(|k| k.id == pid))
-        {
-            crumbs.push((
-                format!("/{}/c/{}", l.code(), parent.slug),
-                l.pick(&parent.name).to_string(),
-            ));
-        }
+    {
+        crumbs.push((
+            format!("/{}/c/{}", l.code(), parent.slug),
+            l.pick(&parent.name).to_string(),
+        ));
     }
     let subcategories = cat
         .map(|c| {
@@ -380,11 +383,7 @@ struct SuggestList {
     items: Vec<(String, String)>,
 }
 
-async fn suggest(
-    State(st): State<WebState>,
-    L(l): L,
-    params: Q<ListParams>,
-) -> Response {
+async fn suggest(State(st): State<WebState>, L(l): L, params: Q<ListParams>) -> Response {
     let text = nonempty(&params.0.q).unwrap_or_default();
     let items = match st.catalogue.snapshot().await {
         Ok(s) => s
@@ -456,7 +455,7 @@ async fn product(
         return error_page(&st, l, Some(&v), StatusCode::NOT_FOUND);
     };
     let stock = st.catalogue.stock().await;
-    let locations = st.inventory.locations().await.unwrap_or_default();
+    let locations = &stock.locations;
     let p = &e.product;
     let name = l.pick(&p.name).to_string();
     let cur = p.price_range.min.currency.to_string();
@@ -479,7 +478,11 @@ async fn product(
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(" · ");
-            let label = if label.is_empty() { var.sku.clone() } else { label };
+            let label = if label.is_empty() {
+                var.sku.clone()
+            } else {
+                label
+            };
             let available = stock.total(&var.sku);
             let price = l.money(var.price.amount_minor, &cur);
             VariantChoice {
@@ -516,7 +519,10 @@ async fn product(
         })
         .collect();
     let online = skus.iter().map(|s| stock.at(s, &ship)).sum();
-    let first = active.iter().find(|v| Some(&v.sku) == chosen.as_ref()).or(active.first());
+    let first = active
+        .iter()
+        .find(|v| Some(&v.sku) == chosen.as_ref())
+        .or(active.first());
     let (price, vat_note) = match first {
         Some(var) => (
             l.money(var.price.amount_minor, &cur),
@@ -600,7 +606,13 @@ pub struct CartLine {
 async fn current_cart(st: &WebState, v: &Visitor) -> Option<CartView> {
     let id = v.cart?;
     st.api
-        .call::<CartView>(v, Method::GET, &format!("/api/carts/{id}"), None::<&()>, None)
+        .call::<CartView>(
+            v,
+            Method::GET,
+            &format!("/api/carts/{id}"),
+            None::<&()>,
+            None,
+        )
         .await
         .ok()
 }
@@ -804,6 +816,7 @@ impl CheckoutPage {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn checkout_form(
     st: &WebState,
     l: Lang,
@@ -1113,7 +1126,9 @@ async fn confirm_page(
     let plan: serde_json::Value = serde_json::from_str(&row.plan).unwrap_or_default();
     let amount = l.money(
         plan.get("total").and_then(|x| x.as_i64()).unwrap_or(0),
-        plan.get("currency").and_then(|x| x.as_str()).unwrap_or("EUR"),
+        plan.get("currency")
+            .and_then(|x| x.as_str())
+            .unwrap_or("EUR"),
     );
     let c = Chrome::new(&st, l, &v, &uri, l.t().confirm_payment).await;
     render(
@@ -1214,7 +1229,13 @@ async fn order_page(
     };
     let order: Option<OrderView> = if v.principal.is_some() {
         st.api
-            .call(&v, Method::GET, &format!("/api/orders/{oid}"), None::<&()>, None)
+            .call(
+                &v,
+                Method::GET,
+                &format!("/api/orders/{oid}"),
+                None::<&()>,
+                None,
+            )
             .await
             .ok()
     } else {

@@ -212,14 +212,26 @@ fn assert_self_contained(path: &str, body: &str) {
         );
         rest = &rest[tag_end..];
     }
-    assert!(!lower.contains(" style=\""), "{path}: inline style attribute");
+    assert!(
+        !lower.contains(" style=\""),
+        "{path}: inline style attribute"
+    );
     // every visible field has a label (for its id) or an aria-label
-    for input in lower.split("<input").skip(1).chain(lower.split("<select").skip(1)) {
+    for input in lower
+        .split("<input")
+        .skip(1)
+        .chain(lower.split("<select").skip(1))
+    {
         let tag = &input[..input.find('>').expect("tag end")];
         // hidden fields need none; radios and boxes here sit inside their <label>
-        if ["type=\"hidden\"", "aria-label=", "type=\"radio\"", "type=\"checkbox\""]
-            .iter()
-            .any(|a| tag.contains(a))
+        if [
+            "type=\"hidden\"",
+            "aria-label=",
+            "type=\"radio\"",
+            "type=\"checkbox\"",
+        ]
+        .iter()
+        .any(|a| tag.contains(a))
         {
             continue;
         }
@@ -280,7 +292,12 @@ async fn every_page_has_strict_headers_and_forms_need_the_page_token() {
         );
         assert_page_headers(path, &p);
         assert_self_contained(path, &p.body);
-        let ct = p.headers.get("content-type").expect("type").to_str().expect("ascii");
+        let ct = p
+            .headers
+            .get("content-type")
+            .expect("type")
+            .to_str()
+            .expect("ascii");
         assert!(ct.starts_with("text/html"), "{path}: {ct}");
     }
     let wrong_lang = b.get("/de/").await;
@@ -289,7 +306,10 @@ async fn every_page_has_strict_headers_and_forms_need_the_page_token() {
     let css = home
         .body
         .split("href=\"")
-        .find_map(|s| s.strip_prefix("/static/app.").map(|r| r.split('"').next().unwrap_or("").to_string()))
+        .find_map(|s| {
+            s.strip_prefix("/static/app.")
+                .map(|r| r.split('"').next().unwrap_or("").to_string())
+        })
         .expect("stylesheet link");
     let css = b.get(&format!("/static/app.{css}")).await;
     assert_eq!(css.status, 200);
@@ -324,7 +344,10 @@ async fn every_page_has_strict_headers_and_forms_need_the_page_token() {
     let no_token = b.post("/fr/cart/add", &form).await;
     assert_eq!(no_token.status, 403);
     let mut with_wrong = form.to_vec();
-    with_wrong.push(("_csrf", "0000000000000000000000000000000000000000000000000000000000000000"));
+    with_wrong.push((
+        "_csrf",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ));
     assert_eq!(b.post("/fr/cart/add", &with_wrong).await.status, 403);
     let mut with_token = form.to_vec();
     with_token.push(("_csrf", csrf.as_str()));
@@ -463,7 +486,10 @@ async fn a_guest_buys_two_sizes_without_javascript_and_a_declined_card_changes_n
     add(&mut b, &product, &s2, "2").await;
     let cart = b.get("/fr/cart").await;
     assert!(cart.body.contains(&s1) && cart.body.contains(&s2));
-    assert!(cart.body.contains("class=\"badge\""), "the header counts units");
+    assert!(
+        cart.body.contains("class=\"badge\""),
+        "the header counts units"
+    );
 
     // a declined card: the error is shown, nothing is taken, the cart is kept
     let declined = checkout(&mut b, "4000000000000002").await;
@@ -500,7 +526,12 @@ async fn a_guest_buys_two_sizes_without_javascript_and_a_declined_card_changes_n
         ),
         (before.0 - 1, before.1 - 2)
     );
-    assert!(b.get("/fr/cart").await.body.contains("Votre panier est vide"));
+    assert!(
+        b.get("/fr/cart")
+            .await
+            .body
+            .contains("Votre panier est vide")
+    );
     // the guest sees the order again later; nobody else does
     let order_path = loc.split('?').next().expect("path").to_string();
     assert_eq!(b.get(&order_path).await.status, 200);
@@ -616,7 +647,11 @@ async fn sign_up_keeps_the_guest_cart_and_lists_the_orders() {
     let anon = reqwest::get(format!("{}/api/carts/{cart_id}", site.base))
         .await
         .expect("get cart");
-    assert_eq!(anon.status().as_u16(), 404, "the cart is the customer's now");
+    assert_eq!(
+        anon.status().as_u16(),
+        404,
+        "the cart is the customer's now"
+    );
     let cart = b.get("/en/cart").await;
     assert!(cart.body.contains(&sku), "the line followed the customer");
     let paid = checkout(&mut b, "4242424242424242").await;
@@ -689,7 +724,12 @@ async fn sign_up_keeps_the_guest_cart_and_lists_the_orders() {
         )
         .await;
     assert_eq!(sent.status, 303);
-    assert!(anon.follow(sent).await.body.contains("reset link is on its way"));
+    assert!(
+        anon.follow(sent)
+            .await
+            .body
+            .contains("reset link is on its way")
+    );
     let platform::db::Db::Sqlite(pool) = &site.identity.db else {
         panic!("the embedded default is SQLite");
     };
