@@ -13,6 +13,7 @@ struct Site {
     base: String,
     inventory: inventory::Inventory,
     identity: identity::service::Identity,
+    accounts: Vec<identity::demo::DemoAccount>,
 }
 
 async fn start(dir: &Path) -> Site {
@@ -27,6 +28,7 @@ async fn start(dir: &Path) -> Site {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let inventory = app.commerce.as_ref().expect("commerce").inventory.clone();
     let identity = app.identity.clone().expect("identity");
+    let accounts = app.report.demo_accounts.clone().unwrap_or_default();
     let router = app.router;
     tokio::spawn(async move {
         axum::serve(
@@ -40,6 +42,7 @@ async fn start(dir: &Path) -> Site {
         base,
         inventory,
         identity,
+        accounts,
     }
 }
 
@@ -787,4 +790,160 @@ async fn sign_up_keeps_the_guest_cart_and_lists_the_orders() {
         )
         .await;
     assert_eq!(new.status, 303);
+}
+
+/// Signs `email` in through the form (demo account password from the first start).
+async fn sign_in_as(site: &Site, email: &str) -> Browser {
+    let password = site
+        .accounts
+        .iter()
+        .find(|a| a.email == email)
+        .map(|a| a.secret.clone())
+        .expect("demo account");
+    let mut b = Browser::new(&site.base);
+    let f = b.get("/fr/sign-in").await;
+    let r = b
+        .post(
+            "/fr/sign-in",
+            &[
+                ("_csrf", &f.csrf()),
+                ("email", email),
+                ("password", &password),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{email}: {}", r.body);
+    b
+}
+
+async fn on_hand(inv: &inventory::Inventory, location: &str, sku: &str) -> i64 {
+    inv.levels(Some(location), Some(sku), false, 10)
+        .await
+        .expect("levels")
+        .first()
+        .map(|l| l.on_hand)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_office_follows_roles_and_its_writes_reach_the_shop() {
+    let dir = tempdir("web-admin");
+    let site = start(&dir).await;
+
+    // who may enter
+    let mut anon = Browser::new(&site.base);
+    let r = anon.get("/fr/admin/orders").await;
+    assert_eq!(r.status, 303);
+    assert!(
+        r.location
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("/fr/sign-in?next=")
+    );
+    let mut customer = sign_in_as(&site, "client@example.org").await;
+    assert_eq!(customer.get("/fr/admin").await.status, 403);
+    assert_eq!(customer.get("/fr/admin/stock/rennes").await.status, 403);
+
+    // a store manager: their store only, no catalogue writes
+    let mut rennes = sign_in_as(&site, "gerant.rennes@breizhsport.example").await;
+    for path in [
+        "/fr/admin",
+        "/en/admin",
+        "/fr/admin/orders",
+        "/fr/admin/stock/rennes",
+        "/fr/admin/staff",
+    ] {
+        let p = rennes.get(path).await;
+        assert_eq!(p.status, 200, "{path}");
+        assert_page_headers(path, &p);
+        assert_self_contained(path, &p.body);
+    }
+    assert_eq!(
+        rennes.get("/fr/admin/stock").await.location.as_deref(),
+        Some("/fr/admin/stock/rennes")
+    );
+    assert_eq!(rennes.get("/fr/admin/stock/brest").await.status, 404);
+    assert_eq!(
+        rennes.get("/fr/admin/stock/brest/movements").await.status,
+        404
+    );
+    assert_eq!(rennes.get("/fr/admin/products").await.status, 403);
+    assert_eq!(rennes.get("/fr/admin/keys").await.status, 403);
+
+    // a stock adjustment with a reason, applied once even when the form is sent twice
+    let page = rennes.get("/fr/admin/stock/rennes").await;
+    let sku = page
+        .body
+        .split("/fr/admin/stock/rennes?sku=")
+        .nth(1)
+        .map(|s| s[..s.find('"').expect("quote")].to_string())
+        .expect("a SKU in the table");
+    let before = on_hand(&site.inventory, "rennes", &sku).await;
+    let attempt = page.field("attempt");
+    let form = [
+        ("_csrf", page.csrf()),
+        ("attempt", attempt),
+        ("adjust-sku", sku.clone()),
+        ("adjust-delta", "3".to_string()),
+        ("adjust-reason", "inventaire tournant".to_string()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let r = rennes.post("/fr/admin/stock/rennes/adjust", &form).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert!(rennes.follow(r).await.body.contains("alert ok"));
+    }
+    assert_eq!(on_hand(&site.inventory, "rennes", &sku).await, before + 3);
+    let history = rennes
+        .get(&format!("/fr/admin/stock/rennes/movements?sku={sku}"))
+        .await;
+    assert!(history.body.contains("inventaire tournant"));
+    // another store's stock cannot be changed through the form either
+    let r = rennes.post("/fr/admin/stock/brest/adjust", &form).await;
+    assert_eq!(r.status, 404);
+
+    // head office creates a product; the shop shows it at once
+    let mut hq = sign_in_as(&site, "direction@breizhsport.example").await;
+    for path in [
+        "/fr/admin/products",
+        "/fr/admin/keys",
+        "/fr/admin/stock",
+        "/fr/admin/stock/brest",
+    ] {
+        assert_eq!(hq.get(path).await.status, 200, "{path}");
+    }
+    let new = hq.get("/fr/admin/products/new").await;
+    assert_eq!(new.status, 200);
+    assert_self_contained("/fr/admin/products/new", &new.body);
+    let attempt = new.field("attempt");
+    let created = hq
+        .post(
+            "/fr/admin/products",
+            &[
+                ("_csrf", &new.csrf()),
+                ("attempt", &attempt),
+                ("p-name-fr", "Gourde isotherme Kerlann"),
+                ("p-name-en", "Kerlann insulated bottle"),
+                ("p-description-fr", "Garde l'eau fraîche 24 h."),
+                ("p-description-en", "Keeps water cool for 24 h."),
+                ("p-status", "published"),
+                ("v0-sku", "BZH-GOURDE-1"),
+                ("v0-size", "75cl"),
+                ("v0-colour", "Bleu"),
+                ("v0-price", "24,90"),
+                ("v0-vat", "20"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert!(hq.follow(created).await.body.contains("alert ok"));
+    let mut shopper = Browser::new(&site.base);
+    let found = shopper.get("/fr/search?q=gourde+isotherme").await;
+    assert!(
+        found.body.contains("Gourde isotherme Kerlann"),
+        "in the shop at once"
+    );
+    let en = shopper.get("/en/search?q=insulated").await;
+    assert!(en.body.contains("Kerlann insulated bottle"));
+    assert!(en.body.contains("€24.90"));
 }
