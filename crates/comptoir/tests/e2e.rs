@@ -14,6 +14,12 @@ mod security;
 #[path = "e2e/crash.rs"]
 mod crash;
 
+#[path = "e2e/webdriver.rs"]
+mod webdriver;
+
+#[path = "e2e/browser.rs"]
+mod browser;
+
 #[path = "e2e/web.rs"]
 mod web;
 

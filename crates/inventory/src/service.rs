@@ -972,6 +972,16 @@ impl Inventory {
         Ok(q.fetch_all(&self.db).await?)
     }
 
+    /// Units available of every SKU at every location, with no limit: what a read model (the
+    /// storefront's stock per store) loads in one query.
+    pub async fn all_available(&self) -> Result<Vec<(String, String, i64)>, InvError> {
+        Ok(platform::db_run!(&self.db, |p| sqlx::query_as(
+            "SELECT location, sku, on_hand - held FROM stock"
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
     /// Units available per location for some SKUs (the storefront's "3 left at Rennes").
     pub async fn availability(&self, skus: &[String]) -> Result<Vec<StockLevel>, InvError> {
         let mut out = Vec::new();

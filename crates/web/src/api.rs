@@ -72,8 +72,22 @@ impl Api {
         body: Option<&(impl Serialize + ?Sized)>,
         idempotency_key: Option<&str>,
     ) -> Result<T, Problem> {
+        self.call_with(visitor, method, path, body, idempotency_key, &[])
+            .await
+    }
+
+    /// Same, with extra request headers (`If-Match` for an edit made from a version seen).
+    pub async fn call_with<T: DeserializeOwned>(
+        &self,
+        visitor: &Visitor,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        idempotency_key: Option<&str>,
+        headers: &[(&'static str, String)],
+    ) -> Result<T, Problem> {
         let (status, bytes) = self
-            .raw(visitor, method, path, body, idempotency_key)
+            .raw_with(visitor, method, path, body, idempotency_key, headers)
             .await?;
         if (200..300).contains(&status) {
             let src: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
@@ -98,9 +112,25 @@ impl Api {
         body: Option<&(impl Serialize + ?Sized)>,
         idempotency_key: Option<&str>,
     ) -> Result<(u16, bytes::Bytes), Problem> {
+        self.raw_with(visitor, method, path, body, idempotency_key, &[])
+            .await
+    }
+
+    async fn raw_with(
+        &self,
+        visitor: &Visitor,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        idempotency_key: Option<&str>,
+        headers: &[(&'static str, String)],
+    ) -> Result<(u16, bytes::Bytes), Problem> {
         let mut b = Request::builder().method(method).uri(path);
         if let Some(k) = idempotency_key {
             b = b.header("idempotency-key", k);
+        }
+        for (k, v) in headers {
+            b = b.header(*k, v.as_str());
         }
         let body = match body {
             Some(v) => {

@@ -437,13 +437,10 @@ impl Catalogue {
                 Ok(l) => locations = l,
                 Err(e) => tracing::warn!(error = %e, "locations unavailable for the storefront"),
             }
-            match inv.levels(None, None, false, i64::from(u32::MAX)).await {
+            match inv.all_available().await {
                 Ok(levels) => {
-                    for l in levels {
-                        by_sku
-                            .entry(l.sku)
-                            .or_default()
-                            .push((l.location, l.available));
+                    for (location, sku, available) in levels {
+                        by_sku.entry(sku).or_default().push((location, available));
                     }
                 }
                 Err(e) => {

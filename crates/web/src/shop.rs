@@ -425,6 +425,7 @@ struct ProductPage {
     variants: Vec<VariantChoice>,
     stores: Vec<(String, i64)>,
     online: i64,
+    sold_out: bool,
     crumbs: Vec<(String, String)>,
     added: bool,
     error: Option<String>,
@@ -519,6 +520,7 @@ async fn product(
         })
         .collect();
     let online = skus.iter().map(|s| stock.at(s, &ship)).sum();
+    let sold_out = active.iter().all(|v| stock.total(&v.sku) <= 0);
     let first = active
         .iter()
         .find(|v| Some(&v.sku) == chosen.as_ref())
@@ -571,6 +573,7 @@ async fn product(
         variants,
         stores,
         online,
+        sold_out,
         crumbs,
         added: params.added.is_some(),
         error,
@@ -844,7 +847,15 @@ async fn checkout_form(
         lines: line_rows(l, cart),
         subtotal: l.money(cart.subtotal, &cart.currency),
         free_from: l.money(s.free_shipping_from, &cart.currency),
-        fee: l.money(s.shipping_fee, &cart.currency),
+        // what home delivery costs for this cart (collection is free)
+        fee: l.money(
+            if cart.subtotal >= s.free_shipping_from {
+                0
+            } else {
+                s.shipping_fee
+            },
+            &cart.currency,
+        ),
         stores,
         attempt: Uuid::now_v7(),
         test_payments: st.test_payments,

@@ -513,6 +513,35 @@ async fn a_guest_buys_two_sizes_without_javascript_and_a_declined_card_changes_n
     let odd = checkout(&mut b, "4111111111111111").await;
     assert_eq!(odd.status, 422);
 
+    // stock per store on a product page agrees with the inventory, whichever store it is in
+    let football = b.get("/fr/c/football").await;
+    let ball = first_product(&football.body);
+    let page = b.get(&format!("/fr/p/{ball}")).await;
+    let first = skus(&page.body)
+        .first()
+        .cloned()
+        .expect("a football in stock somewhere");
+    let mut shown = 0;
+    for loc in site.inventory.locations().await.expect("locations") {
+        if !loc.click_and_collect {
+            continue;
+        }
+        let n = site
+            .inventory
+            .levels(Some(&loc.code), Some(&first), false, 1)
+            .await
+            .expect("level")
+            .first()
+            .map(|l| l.available)
+            .unwrap_or(0);
+        if n > 0 {
+            let text = format!("<span class=\"in\">{n}</span> en stock à {}", loc.name);
+            assert!(page.body.contains(&text), "{text} on /fr/p/{ball}");
+            shown += 1;
+        }
+    }
+    assert!(shown > 0, "the demo has this ball in some store");
+
     // the approved card: confirmation, stock taken, cart emptied
     let paid = checkout(&mut b, "4242424242424242").await;
     assert_eq!(paid.status, 303, "{}", paid.body);

@@ -766,14 +766,17 @@ pub(crate) async fn update(
     if !archived {
         patch["status"] = json!(f.val("p-status"));
     }
+    // the API refuses the change (412) if someone saved the product since this form was read
+    let seen = [("if-match", format!("\"v{}\"", prod.version))];
     match st
         .api
-        .call::<Product>(
+        .call_with::<Product>(
             &v,
             Method::PATCH,
             &format!("/api/catalog/products/{}", prod.id),
             Some(&patch),
             Some(&attempt_key(&form)),
+            &seen,
         )
         .await
     {
