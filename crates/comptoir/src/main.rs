@@ -8,6 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// Pages and JSON are built in many short-lived buffers of a few KB; glibc's allocator spent a
+// tenth of a catalogue page's CPU consolidating them (perf, bench/web.sh). See ADR 0004.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "comptoir", version, about = "Comptoir: open-source commerce platform", long_about = None)]
 struct Cli {

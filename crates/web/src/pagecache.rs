@@ -6,8 +6,9 @@
 //! every back-office write clears the cache with the read model. Signed-in visitors and visitors
 //! with a cart always get a fresh render.
 
+use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// Stands for the visitor's CSRF token in a cached page.
@@ -17,22 +18,54 @@ pub const TTL: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 4096;
 pub const MAX_PAGE_BYTES: usize = 512 * 1024;
 
+/// A cached page, cut where the visitor's token goes.
+pub struct Cached {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Cached {
+    fn new(html: &str) -> Cached {
+        let parts: Vec<Bytes> = html
+            .split(TOKEN_SLOT)
+            .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+            .collect();
+        let len = parts.iter().map(Bytes::len).sum();
+        Cached { parts, len }
+    }
+
+    /// The page with `token` in every slot.
+    pub fn fill(&self, token: &str) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.len + token.len() * self.parts.len());
+        for (i, p) in self.parts.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(token.as_bytes());
+            }
+            out.extend_from_slice(p);
+        }
+        out.freeze()
+    }
+}
+
+type Entry = (Instant, Arc<Cached>);
+
 #[derive(Default)]
 pub struct PageCache {
-    map: RwLock<HashMap<String, (Instant, String)>>,
+    map: RwLock<HashMap<String, Entry>>,
 }
 
 impl PageCache {
-    pub fn get(&self, key: &str) -> Option<String> {
+    pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
         let g = self.map.read().ok()?;
-        let (at, html) = g.get(key)?;
-        (at.elapsed() < TTL).then(|| html.clone())
+        let (at, page) = g.get(key)?;
+        (at.elapsed() < TTL).then(|| page.clone())
     }
 
-    pub fn put(&self, key: String, html: String) {
+    pub fn put(&self, key: String, html: &str) {
         if html.len() > MAX_PAGE_BYTES {
             return;
         }
+        let page = Arc::new(Cached::new(html));
         if let Ok(mut g) = self.map.write() {
             if g.len() >= MAX_ENTRIES {
                 g.retain(|_, (at, _)| at.elapsed() < TTL);
@@ -40,7 +73,7 @@ impl PageCache {
                     g.clear();
                 }
             }
-            g.insert(key, (Instant::now(), html));
+            g.insert(key, (Instant::now(), page));
         }
     }
 
@@ -58,11 +91,6 @@ pub fn cacheable_path(path: &str) -> bool {
         _ => return false,
     };
     rest == "/" || rest.starts_with("/c/") || rest.starts_with("/p/") || rest == "/search"
-}
-
-/// The cached page with the visitor's token written in.
-pub fn fill(html: &str, token: &str) -> String {
-    html.replace(TOKEN_SLOT, token)
 }
 
 #[cfg(test)]
@@ -93,10 +121,10 @@ mod tests {
         let c = PageCache::default();
         c.put(
             "/fr/".into(),
-            format!("<meta content=\"{TOKEN_SLOT}\"><input value=\"{TOKEN_SLOT}\">"),
+            &format!("<meta content=\"{TOKEN_SLOT}\"><input value=\"{TOKEN_SLOT}\">"),
         );
-        let page = c.get("/fr/").map(|h| fill(&h, "abc")).unwrap_or_default();
-        assert_eq!(page, "<meta content=\"abc\"><input value=\"abc\">");
+        let page = c.get("/fr/").map(|h| h.fill("abc")).unwrap_or_default();
+        assert_eq!(&page[..], b"<meta content=\"abc\"><input value=\"abc\">");
         c.clear();
         assert!(c.get("/fr/").is_none());
     }

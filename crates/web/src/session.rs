@@ -314,8 +314,8 @@ pub async fn web_layer(st: WebState, req: Request, next: Next) -> Response {
         (parts.method == Method::GET && anonymous && pagecache::cacheable_path(parts.uri.path()))
             .then(|| parts.uri.to_string());
     if let Some(key) = &cache_key {
-        if let Some(html) = st.catalogue.pages.get(key) {
-            return finish(html_page(pagecache::fill(&html, &csrf)), &jar);
+        if let Some(page) = st.catalogue.pages.get(key) {
+            return finish(html_page(page.fill(&csrf)), &jar);
         }
         visitor.csrf = pagecache::TOKEN_SLOT.to_string();
     } else {
@@ -343,16 +343,16 @@ pub async fn web_layer(st: WebState, req: Request, next: Next) -> Response {
             );
         }
     };
-    let html = String::from_utf8_lossy(&bytes).into_owned();
-    let filled = pagecache::fill(&html, &csrf);
+    let html = String::from_utf8_lossy(&bytes);
+    let filled = html.replace(pagecache::TOKEN_SLOT, &csrf);
     if head.status == axum::http::StatusCode::OK {
-        st.catalogue.pages.put(key, html);
+        st.catalogue.pages.put(key, &html);
     }
     finish(Response::from_parts(head, Body::from(filled)), &jar)
 }
 
-fn html_page(html: String) -> Response {
-    let mut r = html.into_response();
+fn html_page(html: bytes::Bytes) -> Response {
+    let mut r = Body::from(html).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
