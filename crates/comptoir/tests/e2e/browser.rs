@@ -462,6 +462,19 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
         "two sizes in stock on {product_path}: {skus:?}"
     );
     s.shot("product").await;
+    // htmx: picking a size updates the stock per store in place (the list is swapped)
+    s.b.execute(
+        "document.getElementById('stock-list').dataset.before = '1'; return 1",
+        vec![],
+    )
+    .await
+    .expect("mark the list");
+    s.click(&format!("input[name=sku][value=\"{}\"]", skus[1]))
+        .await;
+    s.b.wait_count("#stock-list[data-before]", "the list swapped", |n| n == 0)
+        .await
+        .expect("stock per store refreshed for the chosen size");
+    s.find("#stock-list li").await;
     s.add_to_cart(&skus[0], 1).await;
     s.add_to_cart(&skus[1], 2).await;
     s.shot("product-added").await;
@@ -486,6 +499,30 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
         );
     }
     s.shot("cart").await;
+
+    // htmx: a quantity change updates the cart and the header in place, without a reload
+    s.b.execute("window.__stillHere = 1; return 1", vec![])
+        .await
+        .expect("mark the page");
+    let qty = s
+        .find("main .table-wrap tbody tr:nth-child(2) input[name=quantity]")
+        .await;
+    s.b.clear(&qty).await.expect("clear");
+    s.b.send_keys(&qty, "1").await.expect("type");
+    s.click("main .table-wrap tbody tr:nth-child(2) button.secondary")
+        .await;
+    s.wait_cart_count(2).await;
+    let kept =
+        s.b.execute("return window.__stillHere === 1", vec![])
+            .await
+            .expect("read the mark");
+    assert_eq!(kept, json!(true), "the cart was updated in place");
+    let rows =
+        s.b.wait_count("main .table-wrap tbody tr", "two lines", |n| n == 2)
+            .await
+            .expect("still two lines");
+    let second = s.b.text(&rows[1]).await.expect("line");
+    assert!(second.contains(skus[1].as_str()), "{second}");
 
     // the checkout, paid with the test card that succeeds (the default)
     s.click("main a[href=\"/fr/checkout\"]").await;
