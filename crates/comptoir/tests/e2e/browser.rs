@@ -194,6 +194,36 @@ impl Shop {
         self.read_console().await;
     }
 
+    /// axe-core's WCAG 2 A/AA rules on the current page: no serious or critical violation.
+    async fn assert_accessible(&self, what: &str) {
+        const AXE: &str = include_str!("vendor/axe-4.14.1.min.js");
+        self.b
+            .execute(&format!("{AXE}\n;return typeof axe;"), vec![])
+            .await
+            .unwrap_or_else(|e| panic!("[{}] load axe: {e}", self.test));
+        let found = self
+            .b
+            .execute(
+                "return axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})\
+                 .then(r => ({passes: r.passes.length, bad: r.violations\
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                   .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' — ' +\
+                        v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))}));",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("[{}] run axe: {e}", self.test));
+        // axe really ran: rules were checked and passed
+        let passes = found["passes"].as_u64().unwrap_or(0);
+        assert!(passes >= 10, "[{}] axe checked {what}: {found}", self.test);
+        let list = found["bad"].as_array().cloned().unwrap_or_default();
+        assert!(
+            list.is_empty(),
+            "[{}] accessibility of {what}: {list:#?}",
+            self.test
+        );
+    }
+
     /// Keeps the browser's console messages; a Content Security Policy violation fails the test.
     async fn read_console(&mut self) {
         let page = self.b.url().await.unwrap_or_default();
@@ -410,6 +440,7 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
     assert!(s.b.title().await.expect("title").contains("Breizhsport"));
     s.find("main a[href*=\"/fr/p/\"]").await;
     s.shot("home").await;
+    s.assert_accessible("the home page").await;
 
     // typing in the search box shows suggestions (htmx), each a product link
     let q = s.find("#q").await;
@@ -448,6 +479,7 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
         .map(|(_, slug)| format!("/fr/p/{slug}"))
         .unwrap_or_else(|| panic!("a product link: {product}"));
     s.shot("search").await;
+    s.assert_accessible("the search results").await;
 
     // the product page: two sizes into the cart
     s.b.click(&results[0]).await.expect("open the product");
@@ -462,6 +494,7 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
         "two sizes in stock on {product_path}: {skus:?}"
     );
     s.shot("product").await;
+    s.assert_accessible("the product page").await;
     // htmx: picking a size updates the stock per store in place (the list is swapped)
     s.b.execute(
         "document.getElementById('stock-list').dataset.before = '1'; return 1",
@@ -499,6 +532,7 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
         );
     }
     s.shot("cart").await;
+    s.assert_accessible("the cart").await;
 
     // htmx: a quantity change updates the cart and the header in place, without a reload
     s.b.execute("window.__stillHere = 1; return 1", vec![])
@@ -537,6 +571,7 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
     s.fill_checkout("anne.legall@example.org", "4242424242424242")
         .await;
     s.shot("checkout").await;
+    s.assert_accessible("the checkout").await;
     s.click("#place-order").await;
     let url =
         s.b.wait_url("the order page", |u| u.contains("/fr/orders/"))
@@ -558,6 +593,7 @@ async fn browser_guest_searches_picks_two_sizes_and_pays() {
             .is_empty()
     );
     s.shot("confirmation").await;
+    s.assert_accessible("the confirmation").await;
 
     // a phone-sized window: the home and product pages fit without sideways scrolling
     s.b.set_window_size(390, 844).await.expect("resize");
@@ -607,6 +643,7 @@ async fn browser_declined_card_keeps_stock_and_cart() {
         .await
         .expect("the card is declined");
     s.shot("declined").await;
+    s.assert_accessible("the checkout with its error").await;
     assert!(s.b.url().await.expect("url").ends_with("/fr/checkout"));
     // the form keeps what was typed
     let email = s.find("#email").await;
@@ -671,6 +708,7 @@ async fn browser_store_manager_adjusts_own_stock_only() {
     s.find("main h1").await;
     s.find("#adjust-sku").await;
     s.shot("stock-rennes").await;
+    s.assert_accessible("the stock page").await;
     s.fill("#adjust-sku", &sku).await;
     s.fill("#adjust-delta", "3").await;
     s.fill("#adjust-reason", "Inventaire tournant").await;
@@ -757,6 +795,7 @@ async fn browser_head_office_creates_a_product_the_shop_shows() {
     s.fill("#v0-price", "49,90").await;
     s.fill("#v0-vat", "20").await;
     s.shot("new-product").await;
+    s.assert_accessible("the new product form").await;
     s.click("#p-submit").await;
     s.find(".alert.ok").await;
     s.shot("created").await;
