@@ -742,8 +742,10 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/livez" | "/readyz" | "/metrics")
 }
 
-/// Whether an unsafe request authenticated by cookie comes from our own pages.
-fn same_origin(h: &HeaderMap) -> bool {
+/// Whether an unsafe request authenticated by cookie comes from our own pages:
+/// `Sec-Fetch-Site: same-origin`, else an `Origin` whose host is `Host`; neither is a no.
+/// The web pages apply the same rule to every form they receive.
+pub fn same_origin(h: &HeaderMap) -> bool {
     if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return site == "same-origin";
     }

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use platform::auth::ClientIp;
-use platform::authn::{AuthError, Credential, SESSION_COOKIE};
+use platform::authn::{AuthError, Credential, SESSION_COOKIE, same_origin};
 use platform::authz::Principal;
 use platform::ratelimit::Decision;
 use sha2::Sha256;
@@ -203,23 +203,6 @@ fn parse_guest_orders(key: &CookieKey, v: Option<&str>) -> Vec<Uuid> {
         .filter_map(|s| Uuid::parse_str(s).ok())
         .take(MAX_GUEST_ORDERS)
         .collect()
-}
-
-/// Whether an unsafe request comes from our own pages: `Sec-Fetch-Site`, else `Origin`
-/// against `Host`. A request with neither is refused (every browser we support sends one).
-fn same_origin(h: &HeaderMap) -> bool {
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return site == "same-origin";
-    }
-    let (Some(origin), Some(host)) = (
-        h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        h.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) else {
-        return false;
-    };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {

@@ -1429,20 +1429,21 @@ async fn auth_page(
     )
 }
 
-async fn sign_in_page(
-    State(st): State<WebState>,
-    L(l): L,
-    v: Visitor,
-    uri: Uri,
-    params: Q<MsgParams>,
+/// An empty sign-in, sign-up or reset form.
+async fn blank_auth_page(
+    st: &WebState,
+    l: Lang,
+    v: &Visitor,
+    uri: &Uri,
+    mode: &'static str,
+    p: MsgParams,
 ) -> Response {
-    let p = params.0;
     auth_page(
-        &st,
+        st,
         l,
-        &v,
-        &uri,
-        "sign_in",
+        v,
+        uri,
+        mode,
         p,
         String::new(),
         String::new(),
@@ -1451,6 +1452,16 @@ async fn sign_in_page(
         StatusCode::OK,
     )
     .await
+}
+
+async fn sign_in_page(
+    State(st): State<WebState>,
+    L(l): L,
+    v: Visitor,
+    uri: Uri,
+    params: Q<MsgParams>,
+) -> Response {
+    blank_auth_page(&st, l, &v, &uri, "sign_in", params.0).await
 }
 
 /// After a session starts: the guest cart joins the customer's, then on to `next`.
@@ -1559,21 +1570,7 @@ async fn sign_up_page(
     uri: Uri,
     params: Q<MsgParams>,
 ) -> Response {
-    let p = params.0;
-    auth_page(
-        &st,
-        l,
-        &v,
-        &uri,
-        "sign_up",
-        p,
-        String::new(),
-        String::new(),
-        None,
-        HashMap::new(),
-        StatusCode::OK,
-    )
-    .await
+    blank_auth_page(&st, l, &v, &uri, "sign_up", params.0).await
 }
 
 fn field_errors(e: &platform::ApiError) -> HashMap<String, String> {
@@ -1669,21 +1666,7 @@ async fn reset_page(
     uri: Uri,
     params: Q<MsgParams>,
 ) -> Response {
-    let p = params.0;
-    auth_page(
-        &st,
-        l,
-        &v,
-        &uri,
-        "reset",
-        p,
-        String::new(),
-        String::new(),
-        None,
-        HashMap::new(),
-        StatusCode::OK,
-    )
-    .await
+    blank_auth_page(&st, l, &v, &uri, "reset", params.0).await
 }
 
 async fn reset_post(State(st): State<WebState>, L(l): L, body: Bytes) -> Response {
@@ -1723,21 +1706,7 @@ async fn reset_confirm_page(
     uri: Uri,
     params: Q<MsgParams>,
 ) -> Response {
-    let p = params.0;
-    auth_page(
-        &st,
-        l,
-        &v,
-        &uri,
-        "reset_confirm",
-        p,
-        String::new(),
-        String::new(),
-        None,
-        HashMap::new(),
-        StatusCode::OK,
-    )
-    .await
+    blank_auth_page(&st, l, &v, &uri, "reset_confirm", params.0).await
 }
 
 async fn reset_confirm_post(
