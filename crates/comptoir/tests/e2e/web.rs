@@ -965,6 +965,14 @@ async fn the_back_office_follows_roles_and_its_writes_reach_the_shop() {
         )
         .await;
     assert_eq!(created.status, 303, "{}", created.body);
+    let product_path = created
+        .location
+        .clone()
+        .expect("location")
+        .split('?')
+        .next()
+        .expect("path")
+        .to_string();
     assert!(hq.follow(created).await.body.contains("alert ok"));
     let mut shopper = Browser::new(&site.base);
     let found = shopper.get("/fr/search?q=gourde+isotherme").await;
@@ -975,4 +983,62 @@ async fn the_back_office_follows_roles_and_its_writes_reach_the_shop() {
     let en = shopper.get("/en/search?q=insulated").await;
     assert!(en.body.contains("Kerlann insulated bottle"));
     assert!(en.body.contains("€24.90"));
+
+    // head office renames it: the shop follows; an edit from an outdated form is refused
+    let edit = hq.get(&product_path).await;
+    assert_eq!(edit.status, 200);
+    let (version, attempt) = (edit.field("version"), edit.field("attempt"));
+    let rename = |v: &str, a: &str, name: &str| {
+        vec![
+            ("_csrf".to_string(), edit.csrf()),
+            ("attempt".to_string(), a.to_string()),
+            ("version".to_string(), v.to_string()),
+            ("p-name-fr".to_string(), name.to_string()),
+            (
+                "p-name-en".to_string(),
+                "Kerlann insulated bottle".to_string(),
+            ),
+            ("p-status".to_string(), "published".to_string()),
+            ("p-brand".to_string(), String::new()),
+            ("p-category".to_string(), String::new()),
+        ]
+    };
+    let form = rename(&version, &attempt, "Gourde isotherme Kerlann XL");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let saved = hq.post(&product_path, &form).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let renamed = shopper.get("/fr/search?q=gourde+isotherme").await;
+    assert!(renamed.body.contains("Gourde isotherme Kerlann XL"));
+    let stale = rename(&version, &uuid::Uuid::now_v7().to_string(), "Vieux nom");
+    let stale: Vec<(&str, &str)> = stale
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let refused = hq.post(&product_path, &stale).await;
+    assert_eq!(refused.status, 409, "an edit made from an old version");
+    assert!(
+        !shopper
+            .get("/fr/search?q=vieux")
+            .await
+            .body
+            .contains("Vieux nom")
+    );
+
+    // archived: it leaves the shop at once
+    let page = hq.get(&product_path).await;
+    let archived = hq
+        .post(
+            &format!("{product_path}/archive"),
+            &[
+                ("_csrf", &page.csrf()),
+                ("attempt", &uuid::Uuid::now_v7().to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(archived.status, 303, "{}", archived.body);
+    let gone = shopper.get("/fr/search?q=gourde+isotherme").await;
+    assert!(
+        !gone.body.contains("Gourde isotherme Kerlann"),
+        "archived products leave the shop"
+    );
 }
