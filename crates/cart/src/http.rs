@@ -15,17 +15,16 @@
 use crate::model::{AddLine, CartView, NewCart, PriceChange, SetQuantity, quantity_in};
 use crate::service::{CartError, Carts};
 use axum::Router;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use platform::auth::Caller;
 use platform::authz::{Access, PrincipalKind, Role, RoutePolicy};
 use platform::db::Db;
-use platform::http::extract::{HashedJson, parse_json};
+use platform::http::extract::{Fingerprint, HashedJson, OptionalHashedJson};
 use platform::idempotency::{self, Begin, Idempotency};
 use platform::{ApiError, Problem};
-use sha2::Digest;
 use std::future::Future;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -123,24 +122,6 @@ fn location(id: Uuid) -> String {
 
 // ---- the write flow ----------------------------------------------------------------------------
 
-/// The idempotency scope: the caller's, and for anonymous callers the cart's as well.
-fn scope(caller: &Caller, cart: Option<Uuid>) -> String {
-    match (caller.principal(), cart) {
-        (None, Some(id)) => format!("anonymous:cart:{id}"),
-        _ => caller.scope(),
-    }
-}
-
-/// The hash a key is bound to, for requests without a JSON body.
-fn bodiless_hash(method: &Method, path: &str) -> String {
-    let mut h = sha2::Sha256::new();
-    h.update(method.as_str().as_bytes());
-    h.update(b" ");
-    h.update(path.as_bytes());
-    h.update(b"\n");
-    hex::encode(h.finalize())
-}
-
 type Outcome = Result<(StatusCode, CartView, Option<String>), ApiError>;
 
 /// Runs a change under the request's `Idempotency-Key` (if any): a retry gets the first
@@ -204,73 +185,6 @@ where
     res
 }
 
-/// A JSON body that may be absent (then `T::default()`), with the hash of the request.
-pub struct OptionalJson<T> {
-    pub value: T,
-    pub request_hash: String,
-}
-
-impl<T, S> FromRequest<S> for OptionalJson<T>
-where
-    T: serde::de::DeserializeOwned + Default,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let mime = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            })
-            .unwrap_or(false);
-        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is larger than this server accepts",
-                )
-            } else {
-                ApiError::bad_request("unreadable_body", "the request body could not be read")
-            }
-        })?;
-        if bytes.is_empty() {
-            return Ok(OptionalJson {
-                value: T::default(),
-                request_hash: bodiless_hash(&method, &path),
-            });
-        }
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ));
-        }
-        let mut h = sha2::Sha256::new();
-        h.update(method.as_str().as_bytes());
-        h.update(b" ");
-        h.update(path.as_bytes());
-        h.update(b"\n");
-        h.update(&bytes);
-        Ok(OptionalJson {
-            value: parse_json(&bytes)?,
-            request_hash: hex::encode(h.finalize()),
-        })
-    }
-}
-
 // ---- routes ------------------------------------------------------------------------------------
 
 /// Create a cart.
@@ -295,14 +209,14 @@ async fn create_cart(
     State(st): State<CartState>,
     caller: Caller,
     headers: HeaderMap,
-    body: OptionalJson<NewCart>,
+    body: OptionalHashedJson<NewCart>,
 ) -> Response {
     let owner = customer(&caller).map(str::to_string);
     let currency = body.value.currency.clone();
     let carts = st.carts.clone();
     keyed(
         &st,
-        scope(&caller, None),
+        caller.scope(),
         &headers,
         &body.request_hash,
         async move {
@@ -375,7 +289,7 @@ async fn add_line(
     let AddLine { sku, quantity } = body.value;
     keyed(
         &st,
-        scope(&caller, Some(id)),
+        caller.scope(),
         &headers,
         &body.request_hash,
         async move {
@@ -417,7 +331,7 @@ async fn set_quantity(
     let quantity = body.value.quantity;
     keyed(
         &st,
-        scope(&caller, Some(id)),
+        caller.scope(),
         &headers,
         &body.request_hash,
         async move {
@@ -445,8 +359,7 @@ async fn remove_line(
     State(st): State<CartState>,
     caller: Caller,
     Path((id, sku)): Path<(String, String)>,
-    method: Method,
-    uri: axum::http::Uri,
+    Fingerprint(hash): Fingerprint,
     headers: HeaderMap,
 ) -> Response {
     let id = match cart_id(&id) {
@@ -455,8 +368,7 @@ async fn remove_line(
     };
     let who = viewer(&caller).map(str::to_string);
     let carts = st.carts.clone();
-    let hash = bodiless_hash(&method, uri.path());
-    keyed(&st, scope(&caller, Some(id)), &headers, &hash, async move {
+    keyed(&st, caller.scope(), &headers, &hash, async move {
         let cart = carts.remove_line(id, who.as_deref(), &sku).await?;
         Ok((StatusCode::OK, view(&cart)?, None))
     })
@@ -485,8 +397,7 @@ async fn merge_cart(
     State(st): State<CartState>,
     caller: Caller,
     Path(id): Path<String>,
-    method: Method,
-    uri: axum::http::Uri,
+    Fingerprint(hash): Fingerprint,
     headers: HeaderMap,
 ) -> Response {
     let Some(who) = customer(&caller).map(str::to_string) else {
@@ -502,8 +413,7 @@ async fn merge_cart(
         Err(e) => return e.into_response(),
     };
     let carts = st.carts.clone();
-    let hash = bodiless_hash(&method, uri.path());
-    keyed(&st, scope(&caller, Some(id)), &headers, &hash, async move {
+    keyed(&st, caller.scope(), &headers, &hash, async move {
         let cart = carts.merge(id, &who).await?;
         Ok((StatusCode::OK, view(&cart)?, Some(location(cart.id))))
     })

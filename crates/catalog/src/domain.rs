@@ -11,7 +11,7 @@ pub const MAX_SLUG: usize = 120;
 pub const MAX_VARIANTS: usize = 200;
 pub const MAX_ATTRIBUTES: usize = 50;
 pub const MAX_IMAGES: usize = 20;
-pub const MAX_SKU: usize = 64;
+pub const MAX_SKU: usize = kernel::sku::MAX_LEN;
 pub const MAX_OPTION: usize = 40;
 
 /// Publication state of a product.
@@ -145,20 +145,8 @@ pub fn check_slug(errs: &mut Errors, field: &str, v: &str) {
 }
 
 pub fn check_sku(errs: &mut Errors, field: &str, v: &str) {
-    if v.is_empty() || v.len() > MAX_SKU {
-        errs.add(
-            field,
-            "invalid_length",
-            format!("1 to {MAX_SKU} characters"),
-        );
-    } else if !v.bytes().all(|b| {
-        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
-    }) {
-        errs.add(
-            field,
-            "invalid_format",
-            "uppercase letters, digits, `-`, `_` and `.` only",
-        );
+    if let Err(e) = kernel::sku::check(v) {
+        errs.add(field, e.code(), e.message());
     }
 }
 

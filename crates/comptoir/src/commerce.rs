@@ -124,6 +124,24 @@ impl cart::PriceBook for CatalogPrices {
     }
 }
 
+impl inventory::SkuCatalog for CatalogPrices {
+    fn known<'a>(
+        &'a self,
+        skus: &'a [String],
+    ) -> BoxFuture<'a, Result<std::collections::HashSet<String>, String>> {
+        Box::pin(async move {
+            let mut known = std::collections::HashSet::new();
+            for chunk in skus.chunks(200) {
+                let rows = catalog::store::prices_by_sku(&self.0, chunk)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                known.extend(rows.into_iter().map(|r| r.sku));
+            }
+            Ok(known)
+        })
+    }
+}
+
 /// The payment provider of the settings.
 pub fn provider(s: &Settings, db: &Db) -> Result<Arc<dyn payments::Provider>, StartError> {
     match s.payments.provider.as_str() {
@@ -196,15 +214,7 @@ pub async fn start(
     let pay_relay = Relay::new(payments::SERVICE, pay_db.clone(), bus.clone());
     let ord_relay = Relay::new(orders::SERVICE, ord_db.clone(), bus.clone());
 
-    let inventory = inventory::Inventory {
-        db: inv_db,
-        clock: clock.clone(),
-        relay: Some(inv_relay.clone()),
-        hold_ttl: Duration::from_secs(s.orders.hold_minutes * 60),
-    };
-    let payments = payments::Payments::new(pay_db.clone(), provider(s, &pay_db)?, clock.clone())
-        .with_relay(pay_relay.clone());
-    let prices: Arc<dyn cart::PriceBook> = match catalog_db {
+    let catalogue = match catalog_db {
         Some(db) => Arc::new(CatalogPrices(db)),
         None => {
             return Err(StartError::Runtime(
@@ -212,6 +222,17 @@ pub async fn start(
             ));
         }
     };
+    let inventory = inventory::Inventory {
+        db: inv_db,
+        clock: clock.clone(),
+        relay: Some(inv_relay.clone()),
+        hold_ttl: Duration::from_secs(s.orders.hold_minutes * 60),
+        skus: catalogue.clone(),
+    };
+    report_unknown_skus(&inventory).await;
+    let payments = payments::Payments::new(pay_db.clone(), provider(s, &pay_db)?, clock.clone())
+        .with_relay(pay_relay.clone());
+    let prices: Arc<dyn cart::PriceBook> = catalogue;
     let store: Arc<dyn cart::CartStore> = match s.cart.backend.as_str() {
         "redis" => Arc::new(
             cart::RedisCartStore::connect(
@@ -266,6 +287,20 @@ pub async fn start(
         orders,
         cart_db,
     })
+}
+
+/// Stock recorded for SKUs the catalogue does not know (before I10 was enforced) is reported
+/// once at start-up, never deleted: the operator decides.
+async fn report_unknown_skus(inv: &inventory::Inventory) {
+    match inv.unknown_skus().await {
+        Ok(u) if u.is_empty() => {}
+        Ok(u) => tracing::warn!(
+            count = u.len(),
+            skus = ?u.iter().take(20).collect::<Vec<_>>(),
+            "stock exists for SKUs the catalogue does not know; see GET /api/inventory/check"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not compare stock SKUs with the catalogue"),
+    }
 }
 
 /// Hourly: expired carts (SQL backend; Redis expires them itself).

@@ -223,6 +223,7 @@ async fn demo_data(settings: Settings) -> Result<(), StartError> {
         clock: std::sync::Arc::new(kernel::SystemClock),
         relay: None,
         hold_ttl: Duration::from_secs(settings.orders.hold_minutes * 60),
+        skus: std::sync::Arc::new(comptoir::commerce::CatalogPrices(db.clone())),
     };
     let err = |e: inventory::InvError| StartError::Runtime(format!("demo stock: {e}"));
     inventory::demo::seed_locations(&inv).await.map_err(err)?;

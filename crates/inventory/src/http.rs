@@ -37,6 +37,29 @@ impl From<InvError> for ApiError {
             InvError::HoldLost(_) => {
                 ApiError::conflict("hold_lost", "the hold is no longer active")
             }
+            InvError::InvalidSku { field, error } => {
+                ApiError::validation(vec![platform::FieldError::new(
+                    field,
+                    error.code(),
+                    error.message(),
+                )])
+            }
+            InvError::UnknownSku { field, sku } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_sku",
+                format!("the catalogue has no SKU `{sku}`"),
+            )
+            .with_field(platform::FieldError::new(
+                field,
+                "unknown_sku",
+                "not a SKU of the catalogue",
+            )),
+            InvError::CatalogUnavailable(m) => {
+                tracing::warn!(error = %m, "catalogue lookup failed");
+                let mut e = ApiError::unavailable("the catalogue cannot be asked; retry later");
+                e.retry_after = Some(2);
+                e
+            }
             InvError::Db(e) => ApiError::from(e),
         }
     }
@@ -307,6 +330,9 @@ async fn record_movement(
     if let Err(e) = may_act(&caller, &b.location) {
         return e.into_response();
     }
+    if let Err(e) = st.inventory.ensure_sku("sku", &b.sku).await {
+        return ApiError::from(e).into_response();
+    }
     let reason = b.reason.trim().to_string();
     if reason.is_empty() || reason.len() > 200 {
         return ApiError::new(
@@ -398,6 +424,9 @@ async fn transfer(
     if let Err(e) = may_act(&caller, &b.from) {
         return e.into_response();
     }
+    if let Err(e) = st.inventory.ensure_sku("sku", &b.sku).await {
+        return ApiError::from(e).into_response();
+    }
     let actor = caller
         .principal()
         .map(|p| p.subject.clone())
@@ -434,6 +463,9 @@ pub struct CheckReport {
     /// True when every counter equals its rebuild from the ledger and the active holds.
     pub consistent: bool,
     pub mismatches: Vec<Mismatch>,
+    /// SKUs with stock that the catalogue does not know (recorded before SKUs were checked):
+    /// reported, never deleted; fix them with adjustments or by creating the variant.
+    pub unknown_skus: Vec<String>,
 }
 
 /// Rebuild every counter from the ledger and compare (head office).
@@ -447,8 +479,10 @@ async fn check(
         return Err(platform::authz::forbidden("head office"));
     }
     let mismatches = st.inventory.check().await?;
+    let unknown_skus = st.inventory.unknown_skus().await?;
     Ok(axum::Json(CheckReport {
         consistent: mismatches.is_empty(),
         mismatches,
+        unknown_skus,
     }))
 }

@@ -4,13 +4,16 @@
 //!
 //! - `service`: the rules (guarded updates, ledger, holds, sweeper, ledger check)
 //! - `http`: routes under `/api/inventory`, their policy and OpenAPI description
+//! - `skus`: the catalogue's SKUs, through the [`SkuCatalog`] contract (I10)
 //! - `demo`: the Breizhsport locations and opening stock
 
 pub mod demo;
 pub mod http;
 pub mod service;
+pub mod skus;
 
 pub use service::{HoldLine, InvError, Inventory, Location, MovementKind, Shortage};
+pub use skus::{FixedSkus, SkuCatalog};
 
 use platform::db::MigrationSet;
 use sqlx::migrate::Migrator;

@@ -30,6 +30,15 @@ pub enum InvError {
     OutOfStock(Vec<Shortage>),
     #[error("the hold {0} is no longer active")]
     HoldLost(Uuid),
+    #[error("`{field}` is not a SKU: {}", error.message())]
+    InvalidSku {
+        field: String,
+        error: kernel::sku::SkuError,
+    },
+    #[error("the catalogue has no SKU `{sku}`")]
+    UnknownSku { field: String, sku: String },
+    #[error("the catalogue cannot be asked: {0}")]
+    CatalogUnavailable(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -132,6 +141,8 @@ pub struct Inventory {
     pub relay: Option<Relay>,
     /// How long a checkout hold lasts.
     pub hold_ttl: Duration,
+    /// The SKUs that exist (I10).
+    pub skus: Arc<dyn crate::SkuCatalog>,
 }
 
 /// Largest quantity one movement may carry: keeps every sum far from overflow.
@@ -756,6 +767,7 @@ impl Inventory {
         reason: &str,
         actor: &str,
     ) -> Result<StockLevel, InvError> {
+        self.ensure_sku("sku", sku).await?;
         let mut tx = self.db.begin().await?;
         match self
             .record_in(&mut tx, location, sku, kind, delta, reason, actor)
@@ -774,7 +786,8 @@ impl Inventory {
     }
 
     /// [`Inventory::record`] inside the caller's transaction (the caller commits, then wakes
-    /// the relay with [`Inventory::wake`]).
+    /// the relay with [`Inventory::wake`]). The caller has checked the SKU with
+    /// [`Inventory::ensure_sku`] before opening the transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_in(
         &self,
@@ -802,9 +815,7 @@ impl Inventory {
                 ));
             }
         }
-        if sku.is_empty() || sku.len() > 64 {
-            return Err(InvError::Invalid("a SKU has 1 to 64 characters".into()));
-        }
+        crate::skus::check_shape("sku", sku)?;
         let now = self.now();
         if !location_exists(tx.conn(), location).await? {
             return Err(InvError::UnknownLocation(location.to_string()));
@@ -833,6 +844,7 @@ impl Inventory {
         reason: &str,
         actor: &str,
     ) -> Result<(), InvError> {
+        self.ensure_sku("sku", sku).await?;
         let mut tx = self.db.begin().await?;
         match self
             .transfer_in(&mut tx, from, to, sku, quantity, reason, actor)
@@ -862,6 +874,7 @@ impl Inventory {
         actor: &str,
     ) -> Result<(), InvError> {
         check_qty(quantity)?;
+        crate::skus::check_shape("sku", sku)?;
         if from == to {
             return Err(InvError::Invalid(
                 "a transfer goes between two locations".into(),
@@ -922,6 +935,7 @@ impl Inventory {
                 "threshold must be between 0 and 1000000".into(),
             ));
         }
+        self.ensure_sku("sku", sku).await?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
         if !location_exists(tx.conn(), location).await? {

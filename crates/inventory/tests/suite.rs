@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use inventory::http::{InventoryState, router};
 use inventory::service::StockLevel;
-use inventory::{HoldLine, Inventory, MovementKind};
+use inventory::{FixedSkus, HoldLine, Inventory, MovementKind};
 use kernel::SystemClock;
 use platform::auth::{InternalKey, accept_internal_identity};
 use platform::authz::{Principal, PrincipalKind, Role};
@@ -24,6 +24,8 @@ use testkit::TestDb;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+/// What the catalogue of these tests knows (`ZZ`: a SKU that exists but was never received).
+const KNOWN_SKUS: [&str; 4] = ["A", "B", "C", "ZZ"];
 const HQ: &str = "head_office";
 const RENNES: &str = "store_manager:rennes";
 const CLERK: &str = "clerk:rennes";
@@ -91,6 +93,7 @@ impl H {
             clock: Arc::new(SystemClock),
             relay: None,
             hold_ttl: Duration::from_secs(900),
+            skus: Arc::new(FixedSkus::new(KNOWN_SKUS)),
         };
         inventory::demo::seed_locations(&inv).await.unwrap();
         let key = InternalKey::new(b"inventory-suite-secret-inventory");
@@ -647,13 +650,13 @@ async fn bad_quantities_and_bodies_are_refused_and_change_nothing() {
                     r#"{{"location":"rennes","sku":"{long_sku}","kind":"receipt","quantity":1,"reason":"x"}}"#
                 ),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_stock_change",
+                "validation_failed",
             ),
             (
                 r#"{"location":"rennes","sku":"","kind":"receipt","quantity":1,"reason":"x"}"#
                     .to_string(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_stock_change",
+                "validation_failed",
             ),
             (
                 r#"{"location":"rennes","sku":"A","#.to_string(),
@@ -1316,6 +1319,118 @@ async fn stock_events_are_written_with_the_change() {
         );
 
         h.assert_consistent().await;
+        h.cleanup().await;
+    }
+}
+
+/// I10: movements, thresholds and transfers refuse a SKU the catalogue does not know, a blank
+/// one and a padded one (nothing is trimmed into a real SKU), and write nothing; the public
+/// availability never shows them.
+#[tokio::test]
+async fn only_skus_of_the_catalogue_get_stock_i10() {
+    for h in H::all().await {
+        let be = h.backend();
+        h.stock("rennes", "A", 5).await;
+        let ledger = h.ledger_rows().await;
+        let events = h.outbox_rows().await;
+        let cases: [(&str, &str); 7] = [
+            ("NOPE", "unknown_sku"),
+            (" ", "validation_failed"),
+            ("", "validation_failed"),
+            ("A ", "validation_failed"),
+            (" A", "validation_failed"),
+            ("a", "validation_failed"),
+            ("<b>A</b>", "validation_failed"),
+        ];
+        for (sku, code) in cases {
+            let r = h.movement(Some(HQ), "rennes", sku, "receipt", 3).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{be} {sku:?}: {}",
+                r.body
+            );
+            assert_eq!(r.code(), code, "{be} {sku:?}: {}", r.body);
+            assert_eq!(r.body["errors"][0]["field"], "sku", "{be} {sku:?}");
+
+            let r = h.transfer(Some(HQ), "rennes", "brest", sku, 1).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{be} {sku:?}: {}",
+                r.body
+            );
+            assert_eq!(r.code(), code, "{be} {sku:?}: {}", r.body);
+        }
+        // thresholds: the SKU is in the path (percent-encoded where it must be)
+        for (sku, code) in [
+            ("NOPE", "unknown_sku"),
+            ("%20", "validation_failed"),
+            ("A%20", "validation_failed"),
+            ("%3Cb%3E", "validation_failed"),
+        ] {
+            let r = h
+                .raw(
+                    "PUT",
+                    &format!("/api/inventory/stock/rennes/{sku}/threshold"),
+                    Some(HQ),
+                    Some(r#"{"threshold": 2}"#),
+                    &[],
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{be} {sku}: {}",
+                r.body
+            );
+            assert_eq!(r.code(), code, "{be} {sku}: {}", r.body);
+        }
+        assert_eq!(h.ledger_rows().await, ledger, "{be}: nothing in the ledger");
+        assert_eq!(h.outbox_rows().await, events, "{be}: no event");
+        for sku in ["NOPE", " ", "A ", "<b>A</b>"] {
+            assert_eq!(
+                h.level("rennes", sku).await,
+                None,
+                "{be} {sku:?}: no stock row"
+            );
+        }
+        let r = h.get("/api/inventory/availability?skus=NOPE", None).await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        assert_eq!(
+            r.body,
+            json!([]),
+            "{be}: nothing published for an unknown SKU"
+        );
+        // a real SKU still works
+        let r = h.movement(Some(HQ), "rennes", "B", "receipt", 3).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{be}: {}", r.body);
+        h.cleanup().await;
+    }
+}
+
+/// Stock left for unknown SKUs by earlier versions is reported by the check, never deleted.
+#[tokio::test]
+async fn stock_of_unknown_skus_is_reported_not_deleted() {
+    for h in H::all().await {
+        let be = h.backend();
+        h.stock("rennes", "A", 5).await;
+        platform::db_run!(&h.inv.db, |p| sqlx::query(
+            "INSERT INTO stock (location, sku, on_hand, held, low_threshold, updated_at) \
+             VALUES ('rennes', 'OLD-1', 0, 0, 0, 0)"
+        )
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        let r = h.get("/api/inventory/check", Some(HQ)).await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        assert_eq!(r.body["unknown_skus"], json!(["OLD-1"]), "{be}: {}", r.body);
+        assert_eq!(
+            h.level("rennes", "OLD-1").await,
+            Some((0, 0)),
+            "{be}: still there"
+        );
         h.cleanup().await;
     }
 }

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod sku;
+
 /// Largest amount accepted anywhere (one hundred million major units of a two-decimal currency).
 /// Anything above is a typo or an attack, and keeps sums of many lines far from `i64` overflow.
 pub const MAX_AMOUNT_MINOR: i64 = 10_000_000_000;

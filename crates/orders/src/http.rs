@@ -173,11 +173,9 @@ async fn checkout_inner(
         ));
     };
     let b = body.value;
-    // Guests' keys are scoped by their cart, customers' by their account.
-    let scope = match caller.principal() {
-        Some(p) => p.scope_key(),
-        None => format!("cart:{}", b.cart_id),
-    };
+    // Keys are the caller's (an account, or every anonymous caller together): the same key
+    // with another cart is another request, refused, never a second checkout.
+    let scope = caller.scope();
     let o = &st.orders;
     if let Some(existing) = store::checkout_by_key(&o.db, &scope, &key).await? {
         return answer(
@@ -189,11 +187,27 @@ async fn checkout_inner(
         )
         .await;
     }
+    let viewer = caller.principal().map(|p| p.subject.clone());
+    // I9: a cart another checkout holds is refused before anything is read or priced (the
+    // unique index in `start_checkout` decides the races this read lets through).
+    if let Some(holder) = store::checkout_holding_cart(&o.db, b.cart_id).await? {
+        // the holder may be this very key, started since the lookup above: answer as a retry
+        if let Some(existing) = store::checkout_by_key(&o.db, &scope, &key).await? {
+            return answer(
+                st,
+                existing.id,
+                &existing.request_hash,
+                &body.request_hash,
+                false,
+            )
+            .await;
+        }
+        return Err(cart_taken(&holder, viewer.as_deref()));
+    }
     let email = b.email.trim().to_string();
     if email.len() < 3 || email.len() > 254 || !email.contains('@') {
         return Err(invalid("email", "invalid_email", "an e-mail address"));
     }
-    let viewer = caller.principal().map(|p| p.subject.clone());
     let cart = o
         .carts
         .get(b.cart_id, viewer.as_deref())
@@ -301,7 +315,60 @@ async fn checkout_inner(
         Start::Done { status, body } => Ok(replay(status, body)),
         Start::Running(_) => Err(in_progress()),
         Start::KeyReused => Err(key_reused()),
+        Start::CartTaken(holder) => Err(cart_taken(&holder, plan.customer.as_deref())),
+        Start::Contended => Err(cart_busy_retry()),
     }
+}
+
+/// The answer to a checkout of a cart that another checkout holds (I9). The cart's owner (a
+/// customer, or for a guest cart whoever knows its id) learns which checkout holds it; anyone
+/// else gets the 404 a stranger gets for the cart itself.
+fn cart_taken(holder: &store::CheckoutRow, viewer: Option<&str>) -> ApiError {
+    let owner = serde_json::from_str::<Plan>(&holder.plan)
+        .ok()
+        .and_then(|p| p.customer);
+    if owner.is_some() && owner.as_deref() != viewer {
+        return ApiError::not_found("cart");
+    }
+    if holder.state == SagaState::Completed.as_str() {
+        let number = crate::saga::order_number(holder.id);
+        return ApiError::conflict(
+            "cart_checked_out",
+            format!(
+                "this cart was already checked out as order {number} ({})",
+                holder.id
+            ),
+        )
+        .with_field(FieldError::new(
+            "cart_id",
+            "cart_checked_out",
+            format!("order {}", holder.id),
+        ));
+    }
+    let mut e = ApiError::conflict(
+        "cart_checkout_in_progress",
+        format!(
+            "this cart is already being checked out (checkout {}); wait for its answer, or \
+             retry that attempt with its own Idempotency-Key",
+            holder.id
+        ),
+    )
+    .with_field(FieldError::new(
+        "cart_id",
+        "cart_checkout_in_progress",
+        format!("checkout {}", holder.id),
+    ));
+    e.retry_after = Some(1);
+    e
+}
+
+fn cart_busy_retry() -> ApiError {
+    let mut e = ApiError::conflict(
+        "cart_checkout_in_progress",
+        "another checkout of this cart started and ended meanwhile; retry shortly",
+    );
+    e.retry_after = Some(1);
+    e
 }
 
 fn in_progress() -> ApiError {
@@ -332,15 +399,33 @@ fn replay(status: u16, body: String) -> Response {
 
 fn raw(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let ct = if status.is_success() {
-        "application/json"
+    let (ct, body) = if status.is_success() {
+        ("application/json", body)
     } else {
-        "application/problem+json"
+        ("application/problem+json", with_request_id(body))
     };
     let mut r = (status, body).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r
+}
+
+/// A stored problem carries the id of the request that answers it (as every problem does), so
+/// that a support request can quote it.
+fn with_request_id(body: String) -> String {
+    let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str::<serde_json::Value>(&body)
+    else {
+        return body;
+    };
+    match platform::http::request_id::current() {
+        Some(id) => {
+            m.insert("request_id".into(), serde_json::Value::String(id));
+        }
+        None => {
+            m.remove("request_id");
+        }
+    }
+    serde_json::Value::Object(m).to_string()
 }
 
 /// The answer for a saga: its stored final response (a replay unless this request ran it),

@@ -1,6 +1,6 @@
 //! The invariant checker (RELIABILITY.md D1): any test calls [`check`] after load or faults.
 //! It reads the databases of orders, inventory and payments (and the built-in test provider's
-//! books) and lists every violation of I1, I3–I7. `quiescent` says the system has settled (no
+//! books) and lists every violation of I1, I3–I7 and I9. `quiescent` says the system has settled (no
 //! request in flight, workers caught up): then unfinished sagas and unpublished events count
 //! as violations too.
 
@@ -155,6 +155,49 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
         if o.inventory.hold_state(id).await.ok().flatten().as_deref() == Some("active") {
             r.violations.push(format!(
                 "I6 saga {id} ended but its stock hold is still active"
+            ));
+        }
+    }
+
+    // I9: one checkout per cart. At most one saga per cart is live or ended with an order, and
+    // at most one order of a cart was ever paid. Read from the plans, so that checkouts older
+    // than the claim column are checked too.
+    let sagas: Vec<(Uuid, String, String, Option<String>)> =
+        db_run!(&o.db, |p| {
+            sqlx::query_as(
+        "SELECT c.id, c.state, c.plan, o.status FROM checkouts c LEFT JOIN orders o ON o.id = c.id"
+    )
+    .fetch_all(p)
+    .await
+        })?;
+    let mut per_cart: std::collections::BTreeMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> = Default::default();
+    for (id, state, plan, status) in sagas {
+        let Ok(plan) = serde_json::from_str::<crate::model::Plan>(&plan) else {
+            continue;
+        };
+        let e = per_cart.entry(plan.cart_id).or_default();
+        if !matches!(state.as_str(), "compensated" | "failed") {
+            e.0.push(id);
+        }
+        if status
+            .as_deref()
+            .and_then(OrderStatus::parse)
+            .is_some_and(|s| s.is_paid())
+        {
+            e.1.push(id);
+        }
+    }
+    for (cart, (live, paid)) in per_cart {
+        if live.len() > 1 {
+            r.violations.push(format!(
+                "I9 cart {cart} has {} live checkouts: {live:?}",
+                live.len()
+            ));
+        }
+        if paid.len() > 1 {
+            r.violations.push(format!(
+                "I9 cart {cart} became {} paid orders: {paid:?}",
+                paid.len()
             ));
         }
     }

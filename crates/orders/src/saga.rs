@@ -37,6 +37,10 @@ pub enum Start {
     Running(Uuid),
     /// The same key was used with another request.
     KeyReused,
+    /// Another checkout holds this cart (I9): still running, or ended with an order.
+    CartTaken(store::CheckoutRow),
+    /// The cart's claim kept changing hands while this request tried to take it.
+    Contended,
 }
 
 /// Why a step could not finish now (it will be retried).
@@ -74,38 +78,49 @@ impl Orders {
         request_hash: &str,
         plan: &Plan,
     ) -> Result<Start, sqlx::Error> {
-        // a key seen before is found by the unique constraint below
-        let id = Uuid::now_v7();
-        let now = self.now();
+        // A key seen before, or a cart another checkout holds, is found by a unique
+        // constraint (one key per scope; one live checkout per cart), not by a read first:
+        // concurrent requests cannot both pass.
         let plan_json = serde_json::to_string(plan).unwrap_or_default();
-        let mut tx = self.db.begin().await?;
-        match store::insert_checkout(
-            &mut tx,
-            id,
-            scope,
-            key,
-            request_hash,
-            &plan_json,
-            self.lease_until(now),
-            now,
-        )
-        .await
-        {
-            Ok(()) => {
-                store::log_step(&mut tx, id, "start", "done", &plan.summary(), now).await?;
-                tx.commit().await?;
-                metrics::counter!("comptoir_checkouts_started_total").increment(1);
-                Ok(Start::New(id))
-            }
-            Err(e) if platform::db::is_unique_violation(&e) => {
-                tx.rollback().await?;
-                match store::checkout_by_key(&self.db, scope, key).await? {
-                    Some(s) => Ok(existing(s, request_hash)),
-                    None => Err(e),
+        for _ in 0..3 {
+            let id = Uuid::now_v7();
+            let now = self.now();
+            let mut tx = self.db.begin().await?;
+            let inserted = store::insert_checkout(
+                &mut tx,
+                id,
+                scope,
+                key,
+                request_hash,
+                plan.cart_id,
+                &plan_json,
+                self.lease_until(now),
+                now,
+            )
+            .await;
+            match inserted {
+                Ok(()) => {
+                    store::log_step(&mut tx, id, "start", "done", &plan.summary(), now).await?;
+                    tx.commit().await?;
+                    metrics::counter!("comptoir_checkouts_started_total").increment(1);
+                    return Ok(Start::New(id));
                 }
+                Err(e) if platform::db::is_unique_violation(&e) => {
+                    tx.rollback().await?;
+                    if let Some(s) = store::checkout_by_key(&self.db, scope, key).await? {
+                        return Ok(existing(s, request_hash));
+                    }
+                    if let Some(s) = store::checkout_holding_cart(&self.db, plan.cart_id).await? {
+                        metrics::counter!("comptoir_checkouts_refused_cart_taken_total")
+                            .increment(1);
+                        return Ok(Start::CartTaken(s));
+                    }
+                    // the holder ended without an order meanwhile: the cart is free, try again
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        Ok(Start::Contended)
     }
 
     /// Drives the saga as far as it can go now; returns the state it stopped in.
@@ -289,6 +304,11 @@ impl Orders {
                 self.finish_failed(id, "hold_stock", "invalid_order", &m)
                     .await
             }
+            Err(e @ (InvError::InvalidSku { .. } | InvError::UnknownSku { .. })) => {
+                self.finish_failed(id, "hold_stock", "invalid_order", &e.to_string())
+                    .await
+            }
+            Err(InvError::CatalogUnavailable(m)) => Err(Transient(format!("catalogue: {m}"))),
             Err(InvError::HoldLost(_)) => {
                 self.compensate(
                     id,
@@ -849,7 +869,7 @@ pub fn error_response(code: &str, detail: &str) -> (u16, String) {
         errors = inventory::http::shortage_errors(&short);
     }
     let body = serde_json::json!({
-        "type": "about:blank",
+        "type": format!("urn:comptoir:problem:{code}"),
         "title": title,
         "status": status,
         "detail": if code == "out_of_stock" { message.to_string() } else { format!("{message} ({detail})") },

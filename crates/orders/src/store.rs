@@ -35,6 +35,19 @@ pub async fn checkout_by_key(db: &Db, scope: &str, key: &str) -> Result<Option<C
         .await)
 }
 
+/// The checkout that holds a cart (I9): running, or ended with an order. `None` when the cart is
+/// free (never checked out, or every attempt ended without an order).
+pub async fn checkout_holding_cart(db: &Db, cart_id: Uuid) -> Result<Option<CheckoutRow>> {
+    let sql = format!(
+        "SELECT {CHECKOUT_COLS} FROM checkouts WHERE cart_id = $1 \
+         AND state NOT IN ('compensated', 'failed')"
+    );
+    db_run!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(cart_id)
+        .fetch_optional(p)
+        .await)
+}
+
 pub async fn checkout(db: &Db, id: Uuid) -> Result<Option<CheckoutRow>> {
     let sql = format!("SELECT {CHECKOUT_COLS} FROM checkouts WHERE id = $1");
     db_run!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -50,19 +63,21 @@ pub async fn insert_checkout(
     scope: &str,
     key: &str,
     request_hash: &str,
+    cart_id: Uuid,
     plan: &str,
     locked_until: i64,
     now: i64,
 ) -> Result<()> {
     conn_run!(tx.conn(), |c| {
         sqlx::query(
-        "INSERT INTO checkouts (id, scope, idem_key, request_hash, state, plan, attempts, \
-         locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, 'started', $5, 0, $6, $7, $7)"
+        "INSERT INTO checkouts (id, scope, idem_key, request_hash, cart_id, state, plan, attempts, \
+         locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'started', $6, 0, $7, $8, $8)"
     )
     .bind(id)
     .bind(scope)
     .bind(key)
     .bind(request_hash)
+    .bind(cart_id)
     .bind(plan)
     .bind(locked_until)
     .bind(now)

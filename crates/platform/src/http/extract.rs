@@ -24,8 +24,8 @@ where
     }
 }
 
-/// A JSON body with the SHA-256 of its method, path and bytes: what an idempotency key is
-/// bound to.
+/// A JSON body with the fingerprint of the whole request ([`fingerprint`]): what an
+/// `Idempotency-Key` is bound to.
 pub struct HashedJson<T> {
     pub value: T,
     pub request_hash: String,
@@ -39,25 +39,123 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        h.update(req.method().as_str().as_bytes());
-        h.update(b" ");
-        h.update(req.uri().path().as_bytes());
-        h.update(b"\n");
+        let head = RequestHead::of(&req);
         let bytes = read_json_body(req, state).await?;
-        h.update(&bytes);
         let value = parse_json(&bytes)?;
         Ok(HashedJson {
             value,
-            request_hash: hex::encode(h.finalize()),
+            request_hash: head.fingerprint(&bytes),
         })
     }
 }
 
-async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    let is_json = req
-        .headers()
+/// A JSON body that may be absent (then `T::default()`), with the request's fingerprint.
+pub struct OptionalHashedJson<T> {
+    pub value: T,
+    pub request_hash: String,
+}
+
+impl<T, S> FromRequest<S> for OptionalHashedJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let head = RequestHead::of(&req);
+        let is_json = is_json(req.headers());
+        let bytes = read_body(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalHashedJson {
+                value: T::default(),
+                request_hash: head.fingerprint(&[]),
+            });
+        }
+        if !is_json {
+            return Err(unsupported_media_type());
+        }
+        Ok(OptionalHashedJson {
+            value: parse_json(&bytes)?,
+            request_hash: head.fingerprint(&bytes),
+        })
+    }
+}
+
+/// The fingerprint of a request without a body (a `DELETE`, an action with no parameters).
+pub struct Fingerprint(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Fingerprint {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let head = RequestHead {
+            method: parts.method.to_string(),
+            target: target(&parts.uri),
+            caller: caller_scope(&parts.extensions),
+        };
+        Ok(Fingerprint(head.fingerprint(&[])))
+    }
+}
+
+/// What identifies a request apart from its body.
+struct RequestHead {
+    method: String,
+    target: String,
+    caller: String,
+}
+
+impl RequestHead {
+    fn of(req: &Request) -> Self {
+        RequestHead {
+            method: req.method().to_string(),
+            target: target(req.uri()),
+            caller: caller_scope(req.extensions()),
+        }
+    }
+    fn fingerprint(&self, body: &[u8]) -> String {
+        fingerprint(&self.method, &self.target, &self.caller, body)
+    }
+}
+
+fn target(uri: &axum::http::Uri) -> String {
+    uri.path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri.path().to_string())
+}
+
+fn caller_scope(ext: &axum::http::Extensions) -> String {
+    crate::auth::Caller(ext.get::<crate::authz::Principal>().cloned()).scope()
+}
+
+/// The one definition of "the same request" for idempotency keys: SHA-256 over the method,
+/// the route with its query string (so the object's id), the caller (account, API key, or
+/// anonymous) and the exact body bytes, each length-prefixed so that no two different requests
+/// can share an encoding. A key sent again with any of these changed is refused (422).
+pub fn fingerprint(method: &str, target: &str, caller: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in [
+        method.as_bytes(),
+        target.as_bytes(),
+        caller.as_bytes(),
+        body,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
@@ -69,14 +167,17 @@ async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
                 .to_ascii_lowercase();
             mime == "application/json" || mime.ends_with("+json")
         })
-        .unwrap_or(false);
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ));
+        .unwrap_or(false)
+}
+
+async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(unsupported_media_type());
     }
+    read_body(req, state).await
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
