@@ -11,6 +11,9 @@ use std::time::Duration;
 #[path = "e2e/security.rs"]
 mod security;
 
+#[path = "e2e/idempotency.rs"]
+mod idempotency;
+
 #[path = "e2e/crash.rs"]
 mod crash;
 
@@ -474,6 +477,93 @@ fn an_in_flight_request_finishes_after_sigterm() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// I9 across processes: a second services process on the same databases behind its own
+/// gateway; 20 checkouts of one cart with 20 keys, half through each gateway, make one order.
+/// On PostgreSQL (with carts in Redis) only: two processes on one set of SQLite files is not a
+/// supported topology.
+async fn one_cart_pays_once_across_two_processes(
+    remote_dir: &Path,
+    env: &dyn Fn(&mut Command),
+    gw: &Server,
+    secret: &str,
+    issuer: &str,
+    sku: &str,
+) {
+    if testkit::postgres_url().is_none() {
+        eprintln!("skipping the two-process checkout race: no PostgreSQL");
+        return;
+    }
+    let second = Server::start({
+        let mut c = comptoir(remote_dir);
+        c.args(["serve", "--target", "catalog,identity,commerce"]);
+        env(&mut c);
+        c
+    });
+    let gw2 = Server::start({
+        let mut c = comptoir(remote_dir);
+        c.args(["serve", "--target", "gateway"])
+            .env("COMPTOIR_GATEWAY__CATALOG_URL", &second.base)
+            .env("COMPTOIR_GATEWAY__IDENTITY_URL", &second.base)
+            .env("COMPTOIR_GATEWAY__COMMERCE_URL", &second.base)
+            .env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
+            .env("COMPTOIR_AUTH__ISSUER", issuer);
+        c
+    });
+    let c = http();
+    let cart: serde_json::Value = c
+        .post(format!("{}/api/carts", gw.base))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("cart")
+        .json()
+        .await
+        .expect("json");
+    let cart_id = cart["id"].as_str().expect("cart id").to_string();
+    let line = c
+        .post(format!("{}/api/carts/{cart_id}/lines", gw2.base))
+        .json(&serde_json::json!({"sku": sku, "quantity": 1}))
+        .send()
+        .await
+        .expect("line");
+    assert!(
+        line.status().is_success(),
+        "the other process sees the cart"
+    );
+    let body = serde_json::json!({"cart_id": cart_id, "email": "guest@example.org",
+        "fulfilment": {"type": "collect", "store": "rennes"},
+        "payment": {"type": "test_card", "number": "4242424242424242"}});
+    let tries = (0..20).map(|i| {
+        let base = if i % 2 == 0 { &gw.base } else { &gw2.base };
+        let (c, body) = (c.clone(), body.clone());
+        async move {
+            let r = c
+                .post(format!("{base}/api/checkout"))
+                .header("idempotency-key", format!("two-processes-{i}"))
+                .json(&body)
+                .send()
+                .await
+                .expect("checkout");
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, v)
+        }
+    });
+    let answers = futures_util::future::join_all(tries).await;
+    let created: Vec<_> = answers.iter().filter(|(s, _)| *s == 201).collect();
+    assert_eq!(created.len(), 1, "one order: {answers:?}");
+    for (s, v) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*s, 409, "{v}");
+        assert!(
+            ["cart_checkout_in_progress", "cart_checked_out"]
+                .contains(&v["code"].as_str().unwrap_or("")),
+            "{v}"
+        );
+    }
+    drop(gw2);
+    drop(second);
+}
+
 /// Same requests, same answers: one process vs catalogue + gateway as two processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_answers_like_the_one_process_mode() {
@@ -483,6 +573,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
     // the services' process (catalogue and identity): on PostgreSQL when available, else
     // their own SQLite files
     let pg = testkit::postgres_url();
+    let redis = pg.as_ref().and_then(|_| testkit::redis_url());
     let schema = format!("e2e_{}", uuid::Uuid::new_v4().simple());
     let id_schema = format!("e2e_id_{}", uuid::Uuid::new_v4().simple());
     let catalog_env = |c: &mut Command| {
@@ -493,6 +584,18 @@ async fn the_gateway_answers_like_the_one_process_mode() {
                 .env("COMPTOIR_CATALOG__DATABASE_SCHEMA", &schema)
                 .env("COMPTOIR_IDENTITY__DATABASE_URL", url)
                 .env("COMPTOIR_IDENTITY__DATABASE_SCHEMA", &id_schema);
+            // the commerce services on PostgreSQL too (carts in Redis when it is there), so
+            // that two service processes share them
+            for svc in ["INVENTORY", "ORDERS", "PAYMENTS", "CART"] {
+                c.env(format!("COMPTOIR_{svc}__DATABASE_URL"), url).env(
+                    format!("COMPTOIR_{svc}__DATABASE_SCHEMA"),
+                    format!("{}_{}", schema, svc.to_lowercase()),
+                );
+            }
+            if let Some(r) = &redis {
+                c.env("COMPTOIR_CART__BACKEND", "redis")
+                    .env("COMPTOIR_CART__REDIS_URL", r);
+            }
         }
     };
     let remote_dir = dir.join("remote");
@@ -658,6 +761,8 @@ async fn the_gateway_answers_like_the_one_process_mode() {
         200,
         "head office reads it through the gateway"
     );
+    one_cart_pays_once_across_two_processes(&remote_dir, &catalog_env, &gw, secret, issuer, &sku)
+        .await;
 
     // ids differ between the two databases; everything else must match
     fn strip_ids(v: &mut serde_json::Value) {

@@ -162,14 +162,13 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
     // I9: one checkout per cart. At most one saga per cart is live or ended with an order, and
     // at most one order of a cart was ever paid. Read from the plans, so that checkouts older
     // than the claim column are checked too.
-    let sagas: Vec<(Uuid, String, String, Option<String>)> =
-        db_run!(&o.db, |p| {
-            sqlx::query_as(
+    let sagas: Vec<(Uuid, String, String, Option<String>)> = db_run!(&o.db, |p| {
+        sqlx::query_as(
         "SELECT c.id, c.state, c.plan, o.status FROM checkouts c LEFT JOIN orders o ON o.id = c.id"
     )
     .fetch_all(p)
     .await
-        })?;
+    })?;
     let mut per_cart: std::collections::BTreeMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> = Default::default();
     for (id, state, plan, status) in sagas {
         let Ok(plan) = serde_json::from_str::<crate::model::Plan>(&plan) else {

@@ -53,7 +53,9 @@ impl Decision {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Decision::Allow => None,
-            Decision::Deny { retry_after } => Some(retry_after.as_millis().div_ceil(1000) as u64),
+            Decision::Deny { retry_after } => {
+                Some((retry_after.as_millis().div_ceil(1000) as u64).max(1))
+            }
         }
     }
 }

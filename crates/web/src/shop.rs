@@ -973,12 +973,9 @@ async fn checkout_post(
     match status {
         201 => order_placed(&v, &st, l, &bytes),
         503 | 409 if status == 503 || is_in_progress(&bytes) => {
-            // not finished: a confirmation is awaited (3-D Secure) or the saga is still running
-            let scope = match &v.principal {
-                Some(p) => p.scope_key(),
-                None => format!("cart:{}", cart.id),
-            };
-            match orders::store::checkout_by_key(&st.orders.db, &scope, &key).await {
+            // not finished (a confirmation is awaited, or the saga is still running), or this
+            // cart's checkout started in another tab: show the checkout that holds the cart
+            match orders::store::checkout_holding_cart(&st.orders.db, cart.id).await {
                 Ok(Some(row)) => see_other(&format!("/{}/checkout/{}", l.code(), row.id)),
                 _ => error_page(&st, l, Some(&v), StatusCode::SERVICE_UNAVAILABLE),
             }
@@ -1025,7 +1022,12 @@ async fn checkout_post(
 }
 
 fn is_in_progress(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<Problem>(bytes).is_ok_and(|p| p.code == "idempotency_in_progress")
+    serde_json::from_slice::<Problem>(bytes).is_ok_and(|p| {
+        matches!(
+            p.code.as_str(),
+            "idempotency_in_progress" | "cart_checkout_in_progress" | "cart_checked_out"
+        )
+    })
 }
 
 /// A paid order: the guest remembers it, the cart is done, the confirmation is shown.

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-struct Running {
-    base: String,
+pub(crate) struct Running {
+    pub(crate) base: String,
     app_identity: identity::service::Identity,
     accounts: Vec<identity::demo::DemoAccount>,
 }
 
-async fn start(dir: &Path, redis: Option<&str>) -> Running {
+pub(crate) async fn start(dir: &Path, redis: Option<&str>) -> Running {
     let mut s = Settings::defaults();
     s.data.dir = dir.to_path_buf();
     s.server.bind = "127.0.0.1:0".into();
@@ -43,7 +43,7 @@ async fn start(dir: &Path, redis: Option<&str>) -> Running {
     }
 }
 
-fn secret_of(r: &Running, email_or_role: &str) -> String {
+pub(crate) fn secret_of(r: &Running, email_or_role: &str) -> String {
     r.accounts
         .iter()
         .find(|a| a.email == email_or_role || a.role == email_or_role)
@@ -51,7 +51,7 @@ fn secret_of(r: &Running, email_or_role: &str) -> String {
         .expect("demo account")
 }
 
-async fn token(base: &str, email: &str, password: &str) -> String {
+pub(crate) async fn token(base: &str, email: &str, password: &str) -> String {
     let r: Value = reqwest::Client::new()
         .post(format!("{base}/api/identity/sessions"))
         .json(&json!({"email": email, "password": password}))
@@ -77,7 +77,7 @@ fn policy() -> platform::authz::RoutePolicy {
 }
 
 /// `/a/{id}/b/{x}` → `/a/{}/b/{}`: the spec and the router may name a parameter differently.
-fn shape(path: &str) -> String {
+pub(crate) fn shape(path: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
     for ch in path.chars() {
@@ -103,14 +103,14 @@ fn access_of(policy: &platform::authz::RoutePolicy, method: &str, path: &str) ->
         .map(|(_, _, a)| a)
 }
 
-fn temp(tag: &str) -> std::path::PathBuf {
+pub(crate) fn temp(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("comptoir-sec-{tag}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&d).expect("dir");
     d
 }
 
 /// Every operation of the OpenAPI document, as (method, path pattern).
-fn operations() -> Vec<(String, String)> {
+pub(crate) fn operations() -> Vec<(String, String)> {
     let doc = serde_json::to_value(comptoir::docs::openapi()).expect("json");
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {

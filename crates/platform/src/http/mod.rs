@@ -98,6 +98,13 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderName::from_static("cross-origin-resource-policy"),
         "same-origin",
     );
+    // As on the pages: a browser ignores HSTS received over plain HTTP (RFC 6797 §8.1), so it
+    // is always sent; behind TLS it pins the API's origin to HTTPS for a year.
+    set(
+        h,
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000; includeSubDomains",
+    );
     set(h, header::CACHE_CONTROL, "no-store");
     res
 }

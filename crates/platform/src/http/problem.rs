@@ -153,8 +153,9 @@ impl IntoResponse for ApiError {
         let mut res = (self.status, body).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // never `Retry-After: 0`: a client told "now" retries in a tight loop
         if let Some(s) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+            && let Ok(v) = HeaderValue::from_str(&s.max(1).to_string())
         {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
