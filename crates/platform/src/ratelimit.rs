@@ -322,6 +322,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refusal_never_says_retry_after_zero() {
+        for ms in [0, 1, 999, 1000, 1001] {
+            let d = Decision::Deny {
+                retry_after: Duration::from_millis(ms),
+            };
+            let s = d.retry_after_secs().expect("a wait");
+            assert!(s >= 1 && s >= ms.div_ceil(1000), "{ms} ms → {s} s");
+        }
+    }
+
+    #[test]
     fn gcra_allows_the_quota_then_refuses_with_a_wait() {
         let l = Local::default();
         let t0 = Instant::now();

@@ -305,6 +305,21 @@ async fn every_page_has_strict_headers_and_forms_need_the_page_token() {
     }
     let wrong_lang = b.get("/de/").await;
     assert_eq!(wrong_lang.status, 404, "no German pages");
+    // the API's answers, errors included, carry HSTS too (issue 11)
+    for path in [
+        "/api/catalog/products?limit=1",
+        "/api/catalog/products/no-such-product",
+        "/api/orders",
+        "/livez",
+    ] {
+        let p = b.get(path).await;
+        let hsts = p
+            .headers
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{path}: no HSTS"));
+        assert!(hsts.starts_with("max-age=31536000"), "{path}: {hsts}");
+    }
     // assets: ours, cacheable, typed
     let css = home
         .body
