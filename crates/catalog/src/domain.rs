@@ -239,29 +239,22 @@ pub fn check_attributes(errs: &mut Errors, attrs: &[Attribute]) {
     }
 }
 
-/// The text that search compares, folded the same way as queries.
+/// The text that search compares, folded by the kernel's one search rule
+/// ([`kernel::search_haystack`]), as the shop does.
 pub fn search_text(
     name: &Localized,
     brand: Option<&str>,
     category: Option<&Localized>,
     skus: &[&str],
 ) -> String {
-    let mut s = format!("{} {}", name.fr, name.en);
-    if let Some(b) = brand {
-        s.push(' ');
-        s.push_str(b);
-    }
+    let mut parts = vec![name.fr.as_str(), name.en.as_str()];
+    parts.extend(brand);
     if let Some(c) = category {
-        s.push(' ');
-        s.push_str(&c.fr);
-        s.push(' ');
-        s.push_str(&c.en);
+        parts.push(&c.fr);
+        parts.push(&c.en);
     }
-    for sku in skus {
-        s.push(' ');
-        s.push_str(sku);
-    }
-    format!(" {} ", kernel::fold_for_search(&s))
+    parts.extend(skus.iter().copied());
+    kernel::search_haystack(parts)
 }
 
 #[cfg(test)]

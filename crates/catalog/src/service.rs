@@ -676,19 +676,20 @@ pub async fn list_spec(
     {
         return Err(bad("min_price", "must not be above max_price"));
     }
+    // the kernel's one search rule, the shop's too: punctuation only separates words, and a
+    // query of nothing but punctuation matches nothing
     let mut words = Vec::new();
+    let mut match_nothing = false;
     if let Some(text) = &q.q {
         if text.chars().count() > 200 {
             return Err(bad("q", "at most 200 characters"));
         }
-        words = kernel::fold_for_search(text)
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-            .collect();
-        if words.len() > 10 {
+        let search = kernel::SearchQuery::parse(text);
+        if search.words().len() > 10 {
             return Err(bad("q", "at most 10 words"));
         }
+        match_nothing = search.matches_nothing();
+        words = search.words().to_vec();
     }
     let status_filter = match (q.status, q.published) {
         (Some(s), _) => Some(s),
@@ -754,6 +755,7 @@ pub async fn list_spec(
         min_price: q.min_price,
         max_price: q.max_price,
         words,
+        match_nothing,
         status,
         sort,
         lang: q.lang.unwrap_or_default(),

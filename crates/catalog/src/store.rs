@@ -341,8 +341,10 @@ pub struct ListSpec {
     pub brand: Option<Uuid>,
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
-    /// folded words, all of which must match
+    /// folded words ([`kernel::SearchQuery`]), all of which must match
     pub words: Vec<String>,
+    /// a text query with no word at all (only punctuation): nothing matches
+    pub match_nothing: bool,
     /// None: any status
     pub status: Option<Status>,
     pub sort: Sort,
@@ -383,8 +385,12 @@ pub async fn list_products(db: &Db, spec: &ListSpec) -> Result<ProductPage> {
     if let Some(max) = spec.max_price {
         q.push(" AND p.min_price_minor <= ").bind(Param::I64(max));
     }
+    if spec.match_nothing {
+        q.push(" AND 1 = 0");
+    }
     for w in &spec.words {
-        // words are folded to [a-z0-9]: no LIKE wildcard can reach the pattern
+        // words hold letters and digits only (kernel::SearchQuery): no LIKE wildcard can
+        // reach the pattern, and the value is bound
         q.push(" AND p.search_text LIKE ")
             .bind(Param::Text(format!("%{w}%")));
     }

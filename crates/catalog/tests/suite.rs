@@ -334,6 +334,128 @@ on_all_backends!(filters_select_what_they_say, 0, |h| Box::pin(async move {
     assert_eq!(r.body["errors"][0]["field"], "category");
 }));
 
+/// The tricky queries of issue 11: SQL meta-characters, accents, hyphens, apostrophes, digits
+/// with units, mixed case, punctuation only.
+const TRICKY_QUERIES: [&str; 10] = [
+    "' OR 1=1 --",
+    "chaussure rôle",
+    "CHAUSSURE",
+    "t-shirt",
+    "l'été",
+    "d’ici",
+    "42",
+    "VeStE ImPeRmÉaBlE",
+    "' --",
+    "!!!",
+];
+
+// the SQL search agrees with the kernel's rule, which the shop's read model applies too
+on_all_backends!(text_search_follows_the_kernel_rule, 0, |h| Box::pin(
+    async move {
+        seeded(h).await;
+        // every published product and its searchable text, as the kernel folds it
+        let mut texts = std::collections::HashMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let uri = match &cursor {
+                Some(c) => format!("/api/catalog/products?limit=100&cursor={}", urlencode(c)),
+                None => "/api/catalog/products?limit=100".into(),
+            };
+            let r = h.get(&uri).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            for i in r.body["items"].as_array().expect("items") {
+                let slug = i["slug"].as_str().expect("slug").to_string();
+                let full = h.get(&format!("/api/catalog/products/{slug}")).await.body;
+                let mut parts = vec![
+                    full["name"]["fr"].as_str().unwrap_or("").to_string(),
+                    full["name"]["en"].as_str().unwrap_or("").to_string(),
+                    full["brand"]["name"].as_str().unwrap_or("").to_string(),
+                    full["category"]["name"]["fr"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    full["category"]["name"]["en"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ];
+                for v in full["variants"].as_array().expect("variants") {
+                    parts.push(v["sku"].as_str().expect("sku").to_string());
+                }
+                texts.insert(
+                    slug,
+                    kernel::search_haystack(parts.iter().map(String::as_str)),
+                );
+            }
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert!(texts.len() > 100, "{}", texts.len());
+        for q in TRICKY_QUERIES {
+            let rule = kernel::SearchQuery::parse(q);
+            let mut expected: Vec<&String> = texts
+                .iter()
+                .filter(|(_, hay)| rule.matches(hay))
+                .map(|(slug, _)| slug)
+                .collect();
+            expected.sort();
+            let mut got = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut uri = format!("/api/catalog/products?limit=100&q={}", urlencode(q));
+                if let Some(c) = &cursor {
+                    uri.push_str(&format!("&cursor={}", urlencode(c)));
+                }
+                let r = h.get(&uri).await;
+                assert_eq!(r.status, StatusCode::OK, "{q}: {:?}", r.body);
+                for i in r.body["items"].as_array().expect("items") {
+                    got.push(i["slug"].as_str().expect("slug").to_string());
+                }
+                match r.body["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            got.sort();
+            assert_eq!(
+                got.iter().collect::<Vec<_>>(),
+                expected,
+                "{q:?}: the API and the kernel rule disagree"
+            );
+        }
+        // a query of nothing but punctuation matches nothing; typing nothing filters nothing
+        for q in ["' --", "!!!"] {
+            let r = h
+                .get(&format!("/api/catalog/products?q={}", urlencode(q)))
+                .await;
+            assert_eq!(r.body["items"].as_array().map(Vec::len), Some(0), "{q:?}");
+        }
+        let r = h.get("/api/catalog/products?q=%20").await;
+        assert!(!r.body["items"].as_array().expect("items").is_empty());
+        // the injection attempt is only words: "or" and "1", found as any other words
+        let r = h
+            .get(&format!(
+                "/api/catalog/products?q={}&limit=100",
+                urlencode("' OR 1=1 --")
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+));
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 on_all_backends!(bad_list_parameters_are_named, 0, |h| Box::pin(async move {
     for (uri, field, code) in [
         ("/api/catalog/products?limit=0", "limit", "invalid_query"),

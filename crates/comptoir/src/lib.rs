@@ -173,8 +173,11 @@ pub fn identity_service(s: &Settings, db: Db, limiter: Limiter) -> identity::ser
         policy: Arc::new(identity::service::Policy {
             refresh_ttl: Duration::from_secs(s.auth.refresh_token_days * 86_400),
             reset_ttl: Duration::from_secs(s.auth.password_reset_minutes * 60),
-            max_failures_per_account: s.auth.signin_max_failures_per_account,
+            failures_before_delay: s.auth.signin_failures_before_delay,
+            first_delay: Duration::from_secs(s.auth.signin_first_delay_seconds),
+            max_failures_per_pair: s.auth.signin_max_failures_per_account_and_ip,
             max_failures_per_ip: s.auth.signin_max_failures_per_ip,
+            max_failures_per_account: s.auth.signin_max_failures_per_account,
             failure_window: Duration::from_secs(s.auth.signin_failure_window_seconds),
             public_url: if s.auth.public_url.is_empty() {
                 issuer

@@ -203,7 +203,7 @@ async fn register(
     responses(
         (status = 201, description = "Signed in", body = TokenResponse),
         (status = 401, description = "Wrong e-mail or password (same answer for both)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failures for this account or address; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failures for this account from this address, for this address, or for this account; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many sign-ins being checked; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn sign_in(
@@ -250,7 +250,8 @@ async fn me(State(st): State<IdentityState>, caller: Caller) -> Result<Json<User
 #[utoipa::path(put, path = "/api/identity/me/password", tag = "identity", request_body = PasswordChange,
     responses((status = 204, description = "Changed; sign in again"),
         (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The new password breaks the policy", body = Problem, content_type = "application/problem+json")),
+        (status = 422, description = "The new password breaks the policy", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords; see Retry-After", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 async fn change_password(
     State(st): State<IdentityState>,
@@ -279,9 +280,10 @@ async fn request_reset(
         (status = 422, description = "The new password breaks the policy", body = Problem, content_type = "application/problem+json")))]
 async fn confirm_reset(
     State(st): State<IdentityState>,
+    ip: ClientIp,
     ApiJson(r): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    st.identity.confirm_reset(&r).await?;
+    st.identity.confirm_reset(&r, ip.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use kernel::Clock;
 use platform::authz::{Principal, PrincipalKind, Role, perm};
 use platform::db::Db;
-use platform::ratelimit::{Decision, Limiter, Quota};
+use platform::ratelimit::{Decision, Failures, Limiter, Quota};
 use platform::{ApiError, FieldError};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,11 +25,48 @@ pub const TOPIC_PASSWORD_RESET: &str = platform::bus::topic::PASSWORD_RESET_REQU
 pub struct Policy {
     pub refresh_ttl: Duration,
     pub reset_ttl: Duration,
-    pub max_failures_per_account: u32,
+    /// Failures of one (account, address) before each further attempt waits a delay.
+    pub failures_before_delay: u32,
+    /// The first of those delays; each next one doubles.
+    pub first_delay: Duration,
+    /// Failures of one (account, address) after which it is refused for the window.
+    pub max_failures_per_pair: u32,
+    /// Failures of one address, on any accounts, after which it is refused for the window.
     pub max_failures_per_ip: u32,
+    /// Failures of one account, from every address, after which it is refused for the window.
+    pub max_failures_per_account: u32,
     pub failure_window: Duration,
     /// Base URL of the storefront, for the link in reset messages.
     pub public_url: String,
+}
+
+/// One failure counter and when it slows or refuses attempts.
+struct Counter<'a> {
+    key: &'a str,
+    /// Failures before each further attempt waits (`u32::MAX`: never a delay, only refusal).
+    before_delay: u32,
+    max: u32,
+}
+
+/// The limiter keys of a sign-in to the account `email_key` from `ip`.
+struct SigninKeys {
+    pair: String,
+    ip: String,
+    account: String,
+}
+
+impl SigninKeys {
+    fn new(email_key: &str, ip: IpAddr) -> Self {
+        SigninKeys {
+            pair: format!("signin:pair:{ip}:{email_key}"),
+            ip: format!("signin:ip:{ip}"),
+            account: Self::account_key(email_key),
+        }
+    }
+
+    fn account_key(email_key: &str) -> String {
+        format!("signin:acct:{email_key}")
+    }
 }
 
 /// Everything the identity handlers share.
@@ -231,13 +268,31 @@ impl Identity {
         Ok(())
     }
 
-    async fn throttled(&self, keys: &[(String, u32)]) -> Option<ApiError> {
+    /// The wait a counter imposes now: none, a growing delay after `before_delay` failures
+    /// (`first_delay`, doubling), or the rest of the window after `max` failures.
+    fn wait_of(&self, f: Failures, before_delay: u32, max: u32) -> Duration {
+        if f.count >= max {
+            return f.window_left;
+        }
+        if f.count < before_delay || f.count == 0 {
+            return Duration::ZERO;
+        }
+        let doublings = (f.count - before_delay).min(20);
+        let delay = self
+            .policy
+            .first_delay
+            .saturating_mul(1 << doublings)
+            .min(self.policy.failure_window);
+        delay.saturating_sub(f.since_last)
+    }
+
+    /// Refuses with 429 `too_many_attempts` while any of the counters imposes a wait. Called
+    /// before any password is verified: a throttled attempt costs no hashing and counts nothing.
+    async fn throttled(&self, counters: &[Counter<'_>]) -> Option<ApiError> {
         let mut wait = Duration::ZERO;
-        for (k, max) in keys {
-            let (n, ttl) = self.limiter.failures(k).await;
-            if n >= *max {
-                wait = wait.max(ttl);
-            }
+        for c in counters {
+            let f = self.limiter.failures(c.key).await;
+            wait = wait.max(self.wait_of(f, c.before_delay, c.max));
         }
         if wait == Duration::ZERO {
             return None;
@@ -248,24 +303,53 @@ impl Identity {
             "too_many_attempts",
             "too many failed sign-ins; wait before trying again",
         );
-        e.retry_after = Some(wait.as_secs().max(1));
+        e.retry_after = Some(wait.as_millis().div_ceil(1000).max(1) as u64);
         Some(e)
     }
 
+    /// The sign-in counters of an account seen from one address: the (account, address) pair
+    /// (delays, then refusal), the address (password spraying) and the account (every address
+    /// together: the cap on distributed guessing).
+    fn signin_counters<'a>(&self, keys: &'a SigninKeys) -> [Counter<'a>; 3] {
+        let p = &self.policy;
+        [
+            Counter {
+                key: &keys.pair,
+                before_delay: p.failures_before_delay,
+                max: p.max_failures_per_pair,
+            },
+            Counter {
+                key: &keys.ip,
+                before_delay: u32::MAX,
+                max: p.max_failures_per_ip,
+            },
+            Counter {
+                key: &keys.account,
+                before_delay: u32::MAX,
+                max: p.max_failures_per_account,
+            },
+        ]
+    }
+
+    async fn record_failures(&self, keys: &[&str]) {
+        for k in keys {
+            self.limiter
+                .record_failure(k, self.policy.failure_window)
+                .await;
+        }
+    }
+
     /// Signs in with e-mail and password: a new session.
+    ///
+    /// Throttled per (account, address), per address and per account (see [`Policy`]), all
+    /// checked before the password is, with the same answers whether the account exists or not.
     pub async fn sign_in(&self, s: &SignIn, ip: IpAddr) -> Result<TokenResponse, ApiError> {
         let key = email_key(&s.email);
         if key.len() > 254 || s.password.chars().count() > password::MAX_CHARS {
             return Err(invalid_credentials());
         }
-        let acct = format!("signin:acct:{key}");
-        let ipk = format!("signin:ip:{ip}");
-        let p = &self.policy;
-        let limits = [
-            (acct.clone(), p.max_failures_per_account),
-            (ipk.clone(), p.max_failures_per_ip),
-        ];
-        if let Some(e) = self.throttled(&limits).await {
+        let keys = SigninKeys::new(&key, ip);
+        if let Some(e) = self.throttled(&self.signin_counters(&keys)).await {
             return Err(e);
         }
         let user = store::user_by_email_key(&self.db, &key).await?;
@@ -280,12 +364,15 @@ impl Identity {
             Some(u) if ok && u.status == "active" => u,
             _ => {
                 metrics::counter!("comptoir_signin_failed_total").increment(1);
-                self.limiter.record_failure(&acct, p.failure_window).await;
-                self.limiter.record_failure(&ipk, p.failure_window).await;
+                self.record_failures(&[&keys.pair, &keys.ip, &keys.account])
+                    .await;
                 return Err(invalid_credentials());
             }
         };
-        self.limiter.clear_failures(&acct).await;
+        // the holder of the password: their address starts afresh, and the account's run of
+        // failures is over (the address's count stays: it may be spraying other accounts)
+        self.limiter.clear_failures(&keys.pair).await;
+        self.limiter.clear_failures(&keys.account).await;
         self.new_session(&user).await
     }
 
@@ -432,11 +519,25 @@ impl Identity {
             .await?
             .ok_or_else(|| ApiError::not_found("account"))?;
         drop(conn);
-        let acct = format!("signin:acct:{}", user.email_key);
-        if let Some(e) = self
-            .throttled(&[(acct.clone(), self.policy.max_failures_per_account)])
-            .await
-        {
+        // only the session's holder gets here: its own counter, with the delays and the maximum
+        // of an (account, address) pair, so strangers' sign-in failures never block it; its
+        // failures also count towards the account's ceiling, which it respects
+        let own = format!("pwchange:{id}");
+        let account = SigninKeys::account_key(&user.email_key);
+        let p = &self.policy;
+        let counters = [
+            Counter {
+                key: &own,
+                before_delay: p.failures_before_delay,
+                max: p.max_failures_per_pair,
+            },
+            Counter {
+                key: &account,
+                before_delay: u32::MAX,
+                max: p.max_failures_per_account,
+            },
+        ];
+        if let Some(e) = self.throttled(&counters).await {
             return Err(e);
         }
         if !self
@@ -444,9 +545,7 @@ impl Identity {
             .verify(&c.current_password, user.password_hash.as_deref())
             .await?
         {
-            self.limiter
-                .record_failure(&acct, self.policy.failure_window)
-                .await;
+            self.record_failures(&[&own, &account]).await;
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong_password",
@@ -458,6 +557,7 @@ impl Identity {
                 "does not match",
             )));
         }
+        self.limiter.clear_failures(&own).await;
         let hash = self.passwords.hash(&c.new_password).await?;
         self.set_password(id, hash, "password_changed").await
     }
@@ -534,7 +634,9 @@ impl Identity {
     }
 
     /// Sets a new password with a reset token: single use, time-limited, bound to its account.
-    pub async fn confirm_reset(&self, r: &ResetConfirm) -> Result<(), ApiError> {
+    /// The holder of the link proved they own the address: the account's counter, its password
+    /// change counter and the counter of (account, `ip`) start afresh.
+    pub async fn confirm_reset(&self, r: &ResetConfirm, ip: IpAddr) -> Result<(), ApiError> {
         if let Err(e) = password::check_policy("new_password", &r.new_password) {
             return Err(ApiError::validation(vec![e]));
         }
@@ -559,8 +661,11 @@ impl Identity {
         store::revoke_user_sessions(tx.conn(), user_id, "password_reset", now).await?;
         store::expire_resets(tx.conn(), user_id, now).await?;
         tx.commit().await?;
+        let keys = SigninKeys::new(&user.email_key, ip);
+        self.limiter.clear_failures(&keys.account).await;
+        self.limiter.clear_failures(&keys.pair).await;
         self.limiter
-            .clear_failures(&format!("signin:acct:{}", user.email_key))
+            .clear_failures(&format!("pwchange:{user_id}"))
             .await;
         Ok(())
     }

@@ -19,7 +19,7 @@ use platform::authz::{Access, Principal, RoutePolicy, perm};
 use platform::http::{EdgeOptions, with_common_layers};
 use platform::ratelimit::Limiter;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -76,8 +76,11 @@ fn policy() -> Policy {
     Policy {
         refresh_ttl: Duration::from_secs(30 * 86_400),
         reset_ttl: Duration::from_secs(1800),
-        max_failures_per_account: 10,
+        failures_before_delay: 3,
+        first_delay: Duration::from_secs(1),
+        max_failures_per_pair: 10,
         max_failures_per_ip: 50,
+        max_failures_per_account: 100,
         failure_window: Duration::from_secs(900),
         public_url: "http://shop.test".into(),
     }
@@ -89,7 +92,15 @@ impl H {
     }
 
     async fn with(t: &TestDb, policy: Policy, external: Option<ExternalProvider>) -> H {
-        let limiter = Limiter::in_process();
+        Self::with_limiter(t, policy, external, Limiter::in_process()).await
+    }
+
+    async fn with_limiter(
+        t: &TestDb,
+        policy: Policy,
+        external: Option<ExternalProvider>,
+        limiter: Limiter,
+    ) -> H {
         let id = Identity {
             db: t.db.clone(),
             passwords: identity::password::Passwords::new(2, Duration::from_secs(30)),
@@ -164,7 +175,7 @@ impl H {
             None => b.body(Body::empty()),
         }
         .expect("request");
-        let addr: SocketAddr = format!("{ip}:40000").parse().expect("addr");
+        let addr = SocketAddr::new(ip.parse::<IpAddr>().expect("ip"), 40000);
         req.extensions_mut().insert(ConnectInfo(addr));
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
@@ -691,101 +702,260 @@ on_all_backends!(jwt_abuse_is_refused, |h, t| {
 
 // ---- S7 ---------------------------------------------------------------------------------------
 
+/// The two limiter backends the sign-in throttling must agree on: this process's counters, and
+/// Redis's (when `COMPTOIR_TEST_REDIS_URL` is set; required in strict mode).
+async fn limiters() -> Vec<(&'static str, Limiter)> {
+    let mut v = vec![("memory", Limiter::in_process())];
+    if let Some(url) = testkit::redis_url() {
+        v.push(("redis", Limiter::redis(&url).await.expect("Redis limiter")));
+    }
+    v
+}
+
+/// Client addresses of one test only (Redis counters outlive a run): `fdXX:XXXX:XXXX:XXXX::n`.
+struct Net(String);
+
+impl Net {
+    fn new() -> Self {
+        let u = uuid::Uuid::new_v4().simple().to_string();
+        Net(format!(
+            "fd{}:{}:{}:{}",
+            &u[0..2],
+            &u[2..6],
+            &u[6..10],
+            &u[10..14]
+        ))
+    }
+
+    fn ip(&self, n: u16) -> String {
+        format!("{}::{n:x}", self.0)
+    }
+}
+
+async fn attempt(h: &H, email: &str, password: &str, ip: &str) -> Res {
+    h.call(
+        "POST",
+        "/api/identity/sessions",
+        Some(&json!({"email": email, "password": password})),
+        &[],
+        ip,
+    )
+    .await
+}
+
+fn retry_after(r: &Res) -> u64 {
+    r.headers
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}
+
 on_all_backends!(
-    brute_force_is_throttled_per_account_and_per_address,
+    a_strangers_guesses_do_not_lock_the_account_holder_out,
     |h, t| {
+        for (name, limiter) in limiters().await {
+            eprintln!("  limiter: {name}");
+            // the first delay is long enough that no attempt of this test outlasts one
+            let mut p = policy();
+            p.first_delay = Duration::from_secs(60);
+            let h = H::with_limiter(&t, p, None, limiter).await;
+            let net = Net::new();
+            let (stranger, holder) = (net.ip(1), net.ip(2));
+            let (email, _) = h.customer("the real password").await;
+
+            // 50 wrong passwords from the stranger's address: three at full speed, then each one
+            // must wait, and is answered before any password is checked
+            let before = h.id.passwords.verifications();
+            let (mut unauthorized, mut slowed) = (0, 0);
+            for i in 0..50 {
+                let r = attempt(&h, &email, "not the password", &stranger).await;
+                match r.status {
+                    StatusCode::UNAUTHORIZED => {
+                        assert_eq!(r.body["code"], "invalid_credentials");
+                        unauthorized += 1;
+                    }
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        assert_eq!(r.body["code"], "too_many_attempts");
+                        let secs = retry_after(&r);
+                        assert!((1..=60).contains(&secs), "attempt {i}: Retry-After {secs}");
+                        slowed += 1;
+                    }
+                    s => panic!("unexpected {s}"),
+                }
+            }
+            assert_eq!((unauthorized, slowed), (3, 47));
+            assert_eq!(
+                h.id.passwords.verifications(),
+                before + 3,
+                "a slowed attempt verifies no password"
+            );
+            // even the right password waits at the stranger's address: the check comes first
+            let r = attempt(&h, &email, "the real password", &stranger).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+
+            // the account holder, from their own address, is not locked out
+            let r = attempt(&h, &email, "the real password", &holder).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+
+            // a success clears that (account, address): two mistypes, a success, then three
+            // mistypes at full speed again before the fourth waits
+            for _ in 0..2 {
+                let r = attempt(&h, &email, "mistyped password", &holder).await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+            }
+            let r = attempt(&h, &email, "the real password", &holder).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            for _ in 0..3 {
+                let r = attempt(&h, &email, "mistyped password", &holder).await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+            }
+            let r = attempt(&h, &email, "mistyped password", &holder).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+);
+
+on_all_backends!(a_stranger_is_slowed_down_then_refused, |h, t| {
+    for (name, limiter) in limiters().await {
+        eprintln!("  limiter: {name}");
+        // growing delays of 20 ms, 40 ms ... 1.28 s: the seven waits take about 2.5 s here
+        let mut p = policy();
+        p.first_delay = Duration::from_millis(20);
+        let h = H::with_limiter(&t, p, None, limiter).await;
+        let net = Net::new();
+        let stranger = net.ip(1);
         let (email, _) = h.customer("the real password").await;
-        let wrong = json!({"email": email, "password": "not the password"});
-        // 200 tries from one address
-        let (mut unauthorized, mut limited, mut retry_after) = (0, 0, None);
-        for _ in 0..200 {
-            let r = h
-                .call(
-                    "POST",
-                    "/api/identity/sessions",
-                    Some(&wrong),
-                    &[],
-                    "127.0.0.2",
-                )
-                .await;
+        let unauthorized = AtomicUsize::new(0);
+        let (hr, er, ur, sr) = (&h, email.as_str(), &unauthorized, stranger.as_str());
+        let refused_for = testkit::eventually(
+            "the stranger to be refused for the window",
+            Duration::from_secs(60),
+            move || async move {
+                let r = attempt(hr, er, "not the password", sr).await;
+                match r.status {
+                    StatusCode::UNAUTHORIZED => {
+                        ur.fetch_add(1, Ordering::SeqCst);
+                        None
+                    }
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        assert_eq!(r.body["code"], "too_many_attempts");
+                        // a delay (Retry-After 1 or 2 s) or the rest of the window
+                        let secs = retry_after(&r);
+                        (secs > 2).then_some(secs)
+                    }
+                    s => panic!("unexpected {s}"),
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            unauthorized.load(Ordering::SeqCst),
+            10,
+            "the (account, address) maximum"
+        );
+        assert!((60..=900).contains(&refused_for), "{refused_for}");
+        // refused for the window, whatever the password
+        let r = attempt(&h, &email, "the real password", &stranger).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(retry_after(&r) > 2);
+        // the account holder, elsewhere, signs in
+        let r = attempt(&h, &email, "the real password", &net.ip(2)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+});
+
+on_all_backends!(the_per_address_and_per_account_limits_still_hold, |h, t| {
+    for (name, limiter) in limiters().await {
+        eprintln!("  limiter: {name}");
+        let h = H::with_limiter(&t, policy(), None, limiter.clone()).await;
+        let net = Net::new();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+
+        // one address spraying many accounts, one guess each: refused after 50
+        let sprayer = net.ip(1);
+        let mut unauthorized = 0;
+        for i in 0..80 {
+            let r = attempt(
+                &h,
+                &format!("nobody{i}-{run}@test.example"),
+                "whatever123",
+                &sprayer,
+            )
+            .await;
             match r.status {
                 StatusCode::UNAUTHORIZED => unauthorized += 1,
                 StatusCode::TOO_MANY_REQUESTS => {
-                    limited += 1;
-                    retry_after = r.headers.get("retry-after").cloned();
                     assert_eq!(r.body["code"], "too_many_attempts");
+                    assert!(retry_after(&r) > 2);
                 }
                 s => panic!("unexpected {s}"),
             }
         }
-        assert!(
-            unauthorized <= 10,
-            "{unauthorized} failures before throttling"
+        assert_eq!(unauthorized, 50, "the per-address limit");
+
+        // 200 guesses on one account from 20 addresses (no delays here, so that each address
+        // reaches its maximum at once): the account's ceiling stops them at 100
+        let mut p = policy();
+        p.failures_before_delay = p.max_failures_per_pair;
+        let h = H::with_limiter(&t, p, None, limiter).await;
+        let (email, _) = h.customer("the real password").await;
+        let mut unauthorized = 0;
+        for i in 0..200u16 {
+            let r = attempt(&h, &email, "not the password", &net.ip(100 + i % 20)).await;
+            match r.status {
+                StatusCode::UNAUTHORIZED => unauthorized += 1,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    assert_eq!(r.body["code"], "too_many_attempts")
+                }
+                s => panic!("unexpected {s}"),
+            }
+        }
+        assert_eq!(
+            unauthorized, 100,
+            "at most 100 failures per account and window"
         );
-        assert_eq!(unauthorized + limited, 200);
-        let secs: u64 = retry_after
-            .expect("Retry-After")
-            .to_str()
-            .expect("ascii")
-            .parse()
-            .expect("secs");
-        assert!(secs > 0 && secs <= 900, "{secs}");
-        // the right password is throttled too while the account is locked
+        // distributed guessing is capped for everyone, the holder too, until the window ends...
+        let r = attempt(&h, &email, "the real password", &net.ip(999)).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(retry_after(&r) > 2);
+        // ... or a reset link is used
+        h.post(
+            "/api/identity/password-resets",
+            &json!({"email": email}),
+            None,
+        )
+        .await;
+        let msgs =
+            identity::store::pending_outbox(&h.id.db, identity::service::TOPIC_PASSWORD_RESET)
+                .await
+                .expect("outbox");
+        let link = msgs
+            .iter()
+            .map(|m| serde_json::from_str::<Value>(&m.payload).expect("json"))
+            .find(|m| m["email"] == email.as_str())
+            .expect("reset message");
         let r = h
             .call(
                 "POST",
-                "/api/identity/sessions",
-                Some(&json!({"email": email, "password": "the real password"})),
+                "/api/identity/password-resets/confirm",
+                Some(&json!({"token": link["token"], "new_password": "a brand new password"})),
                 &[],
-                "127.0.0.9",
+                &net.ip(999),
             )
             .await;
-        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-
-        // 200 tries on another account from 20 addresses: the account limit still holds
-        let (email2, _) = h.customer("the real password").await;
-        let wrong2 = json!({"email": email2, "password": "not the password"});
-        let mut unauthorized = 0;
-        for i in 0..200 {
-            let ip = format!("127.0.1.{}", i % 20 + 1);
-            if h.call("POST", "/api/identity/sessions", Some(&wrong2), &[], &ip)
-                .await
-                .status
-                == StatusCode::UNAUTHORIZED
-            {
-                unauthorized += 1;
-            }
-        }
-        assert!(
-            unauthorized <= 10,
-            "{unauthorized} failures across 20 addresses"
-        );
-
-        // one address spraying many accounts is stopped by the per-address limit (50)
-        let mut unauthorized = 0;
-        for i in 0..80 {
-            let body =
-                json!({"email": format!("nobody{i}@test.example"), "password": "whatever123"});
-            if h.call(
-                "POST",
-                "/api/identity/sessions",
-                Some(&body),
-                &[],
-                "127.0.2.1",
-            )
-            .await
-            .status
-                == StatusCode::UNAUTHORIZED
-            {
-                unauthorized += 1;
-            }
-        }
-        assert!(unauthorized <= 50, "{unauthorized}");
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+        let r = attempt(&h, &email, "a brand new password", &net.ip(999)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
-);
+});
 
 on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
     let mut p = policy();
+    p.failures_before_delay = 1000;
+    p.max_failures_per_pair = 1000;
     p.max_failures_per_account = 1000;
     p.max_failures_per_ip = 1000;
     let h = H::with(&t, p, None).await;
@@ -819,6 +989,24 @@ on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
         before + 2,
         "unknown: one dummy verification"
     );
+    // throttled, they still look alike: after three failures each, the same 429
+    let mut p = policy();
+    p.first_delay = Duration::from_secs(60);
+    let h = H::with(&t, p, None).await;
+    let net = Net::new();
+    let unknown_email = format!("nobody-{}@test.example", uuid::Uuid::new_v4().simple());
+    let mut answers = Vec::new();
+    for who in [email.as_str(), unknown_email.as_str()] {
+        for _ in 0..3 {
+            let r = attempt(&h, who, "not the password", &net.ip(1)).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+        let r = attempt(&h, who, "not the password", &net.ip(1)).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(retry_after(&r) >= 1);
+        answers.push(strip(r.body));
+    }
+    assert_eq!(answers[0], answers[1], "same throttled answer");
 });
 
 // ---- S18 and object-level checks ---------------------------------------------------------------

@@ -252,6 +252,68 @@ pub fn fold_for_search(s: &str) -> String {
     out
 }
 
+/// The one search rule of the API and the shop: how a query is folded and split into words,
+/// and what it matches.
+///
+/// - Text is folded by [`fold_for_search`]: lower case, Latin accents stripped (`rôle` → `role`,
+///   `Œ` → `oe`).
+/// - Word characters are letters and digits (Unicode alphanumerics); everything else
+///   (spaces, hyphens, apostrophes, quotes, `=`, `-`, `%`, `_`...) only separates words, so
+///   `t-shirt` is the words `t` and `shirt`, `l'eau` is `l` and `eau`, `42mm` stays one word.
+///   No word ever holds a SQL `LIKE` wildcard.
+/// - A product matches when its folded text ([`search_haystack`]) contains every word (as a
+///   substring: `42` finds `42` and `420`, `veste` finds `vestes`). Repeated words count once.
+/// - A query with nothing but spaces asks for nothing: no text filter ([`SearchQuery::is_blank`]).
+///   A query with characters but no word at all (`' --`, `!!!`) matches nothing: a shopper who
+///   typed only punctuation did not ask for the whole catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchQuery {
+    words: Vec<String>,
+    blank: bool,
+}
+
+impl SearchQuery {
+    pub fn parse(q: &str) -> Self {
+        let mut words: Vec<String> = Vec::new();
+        for w in fold_for_search(q).split(' ').filter(|w| !w.is_empty()) {
+            if !words.iter().any(|x| x == w) {
+                words.push(w.to_string());
+            }
+        }
+        SearchQuery {
+            words,
+            blank: q.trim().is_empty(),
+        }
+    }
+
+    /// The folded words, each to be found in the text.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
+    /// Nothing typed: no text filter at all.
+    pub fn is_blank(&self) -> bool {
+        self.blank
+    }
+
+    /// Something typed but no word (only punctuation): no product matches.
+    pub fn matches_nothing(&self) -> bool {
+        !self.blank && self.words.is_empty()
+    }
+
+    /// Whether a text folded by [`search_haystack`] matches.
+    pub fn matches(&self, haystack: &str) -> bool {
+        !self.matches_nothing() && self.words.iter().all(|w| haystack.contains(w.as_str()))
+    }
+}
+
+/// The folded text a product is searched in: its parts folded by [`fold_for_search`], with a
+/// space at each end (so that a word can be looked for as ` word ` too).
+pub fn search_haystack<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let joined = parts.into_iter().collect::<Vec<_>>().join(" ");
+    format!(" {} ", fold_for_search(&joined))
+}
+
 /// Turns a name into a URL slug: `Veste imperméable` → `veste-impermeable`.
 pub fn slugify(s: &str) -> String {
     fold_for_search(s).replace(' ', "-")
@@ -337,6 +399,55 @@ mod tests {
         assert_eq!(
             slugify("Chaussures de trail — Œuvre"),
             "chaussures-de-trail-oeuvre"
+        );
+    }
+
+    #[test]
+    fn search_queries_split_into_words_one_way() {
+        let words = |q: &str| SearchQuery::parse(q).words().to_vec();
+        // SQL meta-characters are separators, never words
+        assert_eq!(words("' OR 1=1 --"), ["or", "1"]);
+        assert_eq!(words("%_%"), Vec::<String>::new());
+        // accents and case
+        assert_eq!(words("Chaussure RÔLE"), ["chaussure", "role"]);
+        assert_eq!(words("ŒUVRE"), ["oeuvre"]);
+        // hyphens and apostrophes separate
+        assert_eq!(words("T-Shirt"), ["t", "shirt"]);
+        assert_eq!(words("l'eau d’ici"), ["l", "eau", "d", "ici"]);
+        // digits and units
+        assert_eq!(words("42"), ["42"]);
+        assert_eq!(words("42 mm 20L"), ["42", "mm", "20l"]);
+        // repeated words count once; spaces of every kind
+        assert_eq!(words(" veste\tVESTE\u{a0}pluie "), ["veste", "pluie"]);
+    }
+
+    #[test]
+    fn blank_queries_filter_nothing_and_punctuation_matches_nothing() {
+        let hay = search_haystack(["Veste de pluie Glaz", "Armorik", "VST-001"]);
+        assert_eq!(hay, " veste de pluie glaz armorik vst 001 ");
+        for q in ["", "   "] {
+            let s = SearchQuery::parse(q);
+            assert!(
+                s.is_blank() && !s.matches_nothing() && s.matches(&hay),
+                "{q:?}"
+            );
+        }
+        for q in ["' --", "!!!", "=", "-", "%"] {
+            let s = SearchQuery::parse(q);
+            assert!(
+                !s.is_blank() && s.matches_nothing() && !s.matches(&hay),
+                "{q:?}"
+            );
+        }
+        assert!(SearchQuery::parse("VESTE glaz").matches(&hay));
+        assert!(SearchQuery::parse("vst-001").matches(&hay));
+        assert!(
+            SearchQuery::parse("vest").matches(&hay),
+            "a prefix is a substring"
+        );
+        assert!(
+            !SearchQuery::parse("veste rouge").matches(&hay),
+            "every word"
         );
     }
 

@@ -164,8 +164,11 @@ pub struct AuthSettings {
     pub internal_secret: Secret,
     pub max_concurrent_hashes: usize,
     pub hash_queue_seconds: u64,
-    pub signin_max_failures_per_account: u32,
+    pub signin_failures_before_delay: u32,
+    pub signin_first_delay_seconds: u64,
+    pub signin_max_failures_per_account_and_ip: u32,
     pub signin_max_failures_per_ip: u32,
+    pub signin_max_failures_per_account: u32,
     pub signin_failure_window_seconds: u64,
     pub oidc_issuer: String,
     pub oidc_audience: String,
@@ -552,14 +555,7 @@ impl Settings {
                 "must be at least 32 characters (generate one with `openssl rand -hex 32`)",
             ));
         }
-        if !(1..=1000).contains(&a.signin_max_failures_per_account)
-            || !(1..=10_000).contains(&a.signin_max_failures_per_ip)
-        {
-            return Err(ConfigError::new(
-                "auth.signin_max_failures_per_account",
-                "failure limits must be at least 1",
-            ));
-        }
+        validate_signin_throttling(a)?;
         for (name, v) in [
             ("auth.issuer", &a.issuer),
             ("auth.public_url", &a.public_url),
@@ -831,6 +827,56 @@ fn coerce(value: &str, default: &toml::Value) -> Result<toml::Value, String> {
     })
 }
 
+/// Sign-in throttling: the numbers must keep the two promises of `[auth]` in the default
+/// configuration: one address alone cannot lock an account (it reaches at most a fifth of the
+/// account's ceiling in a window), and no account takes more than 100 failures in a window
+/// (NIST SP 800-63B).
+fn validate_signin_throttling(a: &AuthSettings) -> Result<(), ConfigError> {
+    let pair = a.signin_max_failures_per_account_and_ip;
+    if !(1..=20).contains(&pair) {
+        return Err(ConfigError::new(
+            "auth.signin_max_failures_per_account_and_ip",
+            "must be between 1 and 20",
+        ));
+    }
+    if a.signin_failures_before_delay > pair {
+        return Err(ConfigError::new(
+            "auth.signin_failures_before_delay",
+            "must be at most auth.signin_max_failures_per_account_and_ip",
+        ));
+    }
+    if !(1..=60).contains(&a.signin_first_delay_seconds) {
+        return Err(ConfigError::new(
+            "auth.signin_first_delay_seconds",
+            "must be between 1 and 60",
+        ));
+    }
+    if !(1..=10_000).contains(&a.signin_max_failures_per_ip) {
+        return Err(ConfigError::new(
+            "auth.signin_max_failures_per_ip",
+            "must be between 1 and 10000",
+        ));
+    }
+    let acct = a.signin_max_failures_per_account;
+    if acct > 100 || acct < 5 * pair {
+        return Err(ConfigError::new(
+            "auth.signin_max_failures_per_account",
+            format!(
+                "must be between 5 x auth.signin_max_failures_per_account_and_ip ({}) and 100: \
+                 lower, one address could lock the account; higher, guessing is not capped",
+                5 * pair
+            ),
+        ));
+    }
+    if !(60..=86_400).contains(&a.signin_failure_window_seconds) {
+        return Err(ConfigError::new(
+            "auth.signin_failure_window_seconds",
+            "must be between 60 and 86400",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -880,6 +926,55 @@ mod tests {
         assert_eq!(e.setting, "server.bind");
         let e = load(&[("COMPTOIR_LOG__FORMAT", "xml")]).expect_err("bad enum");
         assert_eq!(e.setting, "log.format", "{e}");
+    }
+
+    #[test]
+    fn signin_throttling_numbers_are_checked_and_named() {
+        let s = load(&[]).expect("defaults");
+        assert_eq!(s.auth.signin_failures_before_delay, 3);
+        assert_eq!(s.auth.signin_max_failures_per_account_and_ip, 10);
+        assert_eq!(s.auth.signin_max_failures_per_account, 100);
+        for (env, value, setting) in [
+            (
+                "COMPTOIR_AUTH__SIGNIN_MAX_FAILURES_PER_ACCOUNT",
+                "101",
+                "auth.signin_max_failures_per_account",
+            ),
+            // one address could reach the account's ceiling
+            (
+                "COMPTOIR_AUTH__SIGNIN_MAX_FAILURES_PER_ACCOUNT",
+                "10",
+                "auth.signin_max_failures_per_account",
+            ),
+            (
+                "COMPTOIR_AUTH__SIGNIN_MAX_FAILURES_PER_ACCOUNT_AND_IP",
+                "0",
+                "auth.signin_max_failures_per_account_and_ip",
+            ),
+            (
+                "COMPTOIR_AUTH__SIGNIN_FAILURES_BEFORE_DELAY",
+                "11",
+                "auth.signin_failures_before_delay",
+            ),
+            (
+                "COMPTOIR_AUTH__SIGNIN_FIRST_DELAY_SECONDS",
+                "0",
+                "auth.signin_first_delay_seconds",
+            ),
+            (
+                "COMPTOIR_AUTH__SIGNIN_MAX_FAILURES_PER_IP",
+                "0",
+                "auth.signin_max_failures_per_ip",
+            ),
+            (
+                "COMPTOIR_AUTH__SIGNIN_FAILURE_WINDOW_SECONDS",
+                "1",
+                "auth.signin_failure_window_seconds",
+            ),
+        ] {
+            let e = load(&[(env, value)]).expect_err(env);
+            assert_eq!(e.setting, setting, "{env}={value}: {e}");
+        }
     }
 
     #[test]

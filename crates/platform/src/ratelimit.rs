@@ -4,7 +4,8 @@
 //!   generic cell rate algorithm (GCRA): a request is let through when every quota allows it,
 //!   and only then counted. Denied requests learn how long to wait (`Retry-After`).
 //! - [`Limiter::failures`] / [`Limiter::record_failure`] / [`Limiter::clear_failures`] count
-//!   failures in a fixed window (sign-in throttling).
+//!   failures in a fixed window and remember when the last one happened (sign-in throttling
+//!   with growing delays).
 //!
 //! The in-process limiter serves the one-process mode. With `rate_limit.redis_url` set, every
 //! instance shares the counters through one Lua script per operation (atomic, Redis's clock).
@@ -60,6 +61,15 @@ impl Decision {
     }
 }
 
+/// The failures counted under a key: how many in the current window, how long the window still
+/// runs, and how long ago the last one was (all zero when there is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Failures {
+    pub count: u32,
+    pub window_left: Duration,
+    pub since_last: Duration,
+}
+
 /// A limiter: in-process, or shared through Redis.
 #[derive(Clone)]
 pub struct Limiter {
@@ -87,6 +97,7 @@ impl Limiter {
                 conn,
                 gcra: Arc::new(redis::Script::new(GCRA_LUA)),
                 incr: Arc::new(redis::Script::new(INCR_LUA)),
+                read: Arc::new(redis::Script::new(FAILURES_LUA)),
             }),
         })
     }
@@ -109,8 +120,8 @@ impl Limiter {
         self.local.hit(key, quotas, Instant::now())
     }
 
-    /// Failures counted for `key` in the current window, and how long the window still runs.
-    pub async fn failures(&self, key: &str) -> (u32, Duration) {
+    /// Failures counted for `key` in the current window.
+    pub async fn failures(&self, key: &str) -> Failures {
         if let Some(r) = &self.redis {
             match r.failures(key).await {
                 Ok(x) => return x,
@@ -153,7 +164,8 @@ fn fallback_warning(e: &redis::RedisError) {
 struct Local {
     /// GCRA: theoretical arrival time per (key, quota index).
     tat: Mutex<HashMap<(String, usize), Instant>>,
-    fails: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Failures: (count, end of the window, time of the last failure).
+    fails: Mutex<HashMap<String, (u32, Instant, Instant)>>,
 }
 
 const LOCAL_MAX_KEYS: usize = 100_000;
@@ -191,13 +203,17 @@ impl Local {
         Decision::Allow
     }
 
-    fn failures(&self, key: &str, now: Instant) -> (u32, Duration) {
+    fn failures(&self, key: &str, now: Instant) -> Failures {
         let Ok(map) = self.fails.lock() else {
-            return (0, Duration::ZERO);
+            return Failures::default();
         };
         match map.get(key) {
-            Some((n, until)) if *until > now => (*n, *until - now),
-            _ => (0, Duration::ZERO),
+            Some((n, until, last)) if *until > now => Failures {
+                count: *n,
+                window_left: *until - now,
+                since_last: now.saturating_duration_since(*last),
+            },
+            _ => Failures::default(),
         }
     }
 
@@ -206,13 +222,14 @@ impl Local {
             return 0;
         };
         if map.len() > LOCAL_MAX_KEYS {
-            map.retain(|_, (_, until)| *until > now);
+            map.retain(|_, (_, until, _)| *until > now);
         }
-        let e = map.entry(key.to_string()).or_insert((0, now + window));
+        let e = map.entry(key.to_string()).or_insert((0, now + window, now));
         if e.1 <= now {
-            *e = (0, now + window);
+            *e = (0, now + window, now);
         }
         e.0 += 1;
+        e.2 = now;
         e.0
     }
 
@@ -251,11 +268,27 @@ end
 return {1, 0}
 ";
 
-/// KEYS[1]: the counter. ARGV[1]: window in ms. Returns the new count.
+/// KEYS[1]: the counter, a hash {n, last}. ARGV[1]: window in ms. Counts one failure at Redis's
+/// time; the window starts with the first. Returns the new count.
 const INCR_LUA: &str = r"
-local n = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HSET', KEYS[1], 'last', now)
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
+";
+
+/// KEYS[1]: the counter. Returns {count, window left in ms, ms since the last failure}.
+const FAILURES_LUA: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then return {0, 0, 0} end
+local v = redis.call('HMGET', KEYS[1], 'n', 'last')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local since = now - tonumber(v[2] or now)
+if since < 0 then since = 0 end
+return {tonumber(v[1] or 0), ttl, since}
 ";
 
 #[derive(Clone)]
@@ -263,7 +296,12 @@ struct RedisLimiter {
     conn: redis::aio::ConnectionManager,
     gcra: Arc<redis::Script>,
     incr: Arc<redis::Script>,
+    read: Arc<redis::Script>,
 }
+
+/// Failure counters are hashes (count and time of the last failure); the older string counters
+/// lived under `fail`, so a rolling upgrade never reads one with the wrong type.
+const FAIL_KIND: &str = "failh";
 
 fn redis_key(kind: &str, key: &str) -> String {
     // keys may hold e-mail addresses: store only a digest
@@ -288,21 +326,24 @@ impl RedisLimiter {
         })
     }
 
-    async fn failures(&self, key: &str) -> Result<(u32, Duration), redis::RedisError> {
-        let k = redis_key("fail", key);
+    async fn failures(&self, key: &str) -> Result<Failures, redis::RedisError> {
         let mut conn = self.conn.clone();
-        let (n, ttl): (Option<u32>, i64) = redis::pipe()
-            .get(&k)
-            .pttl(&k)
-            .query_async(&mut conn)
+        let (n, ttl, since): (i64, i64, i64) = self
+            .read
+            .key(redis_key(FAIL_KIND, key))
+            .invoke_async(&mut conn)
             .await?;
-        Ok((n.unwrap_or(0), Duration::from_millis(ttl.max(0) as u64)))
+        Ok(Failures {
+            count: n.clamp(0, i64::from(u32::MAX)) as u32,
+            window_left: Duration::from_millis(ttl.max(0) as u64),
+            since_last: Duration::from_millis(since.max(0) as u64),
+        })
     }
 
     async fn record_failure(&self, key: &str, window: Duration) -> Result<u32, redis::RedisError> {
         let mut conn = self.conn.clone();
         self.incr
-            .key(redis_key("fail", key))
+            .key(redis_key(FAIL_KIND, key))
             .arg(window.as_millis() as u64)
             .invoke_async(&mut conn)
             .await
@@ -311,7 +352,7 @@ impl RedisLimiter {
     async fn clear(&self, key: &str) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
         redis::cmd("DEL")
-            .arg(redis_key("fail", key))
+            .arg(redis_key(FAIL_KIND, key))
             .query_async::<()>(&mut conn)
             .await
     }
@@ -369,12 +410,23 @@ mod tests {
         let l = Local::default();
         let t0 = Instant::now();
         let w = Duration::from_secs(900);
-        for _ in 0..3 {
-            l.record_failure("a", w, t0);
+        for i in 0..3 {
+            l.record_failure("a", w, t0 + Duration::from_secs(i));
         }
-        assert_eq!(l.failures("a", t0).0, 3);
-        assert_eq!(l.failures("a", t0 + w).0, 0, "window over");
+        let f = l.failures("a", t0 + Duration::from_secs(5));
+        assert_eq!(f.count, 3);
+        assert_eq!(
+            f.window_left,
+            w - Duration::from_secs(5),
+            "from the first failure"
+        );
+        assert_eq!(
+            f.since_last,
+            Duration::from_secs(3),
+            "since the last failure"
+        );
+        assert_eq!(l.failures("a", t0 + w), Failures::default(), "window over");
         l.clear("a");
-        assert_eq!(l.failures("a", t0).0, 0);
+        assert_eq!(l.failures("a", t0).count, 0);
     }
 }

@@ -20,7 +20,8 @@ pub const PAGE_SIZE: usize = 24;
 /// One product with what filtering needs precomputed.
 pub struct Entry {
     pub product: Product,
-    /// Lowercased, accents folded: name (both languages), brand, category, SKUs.
+    /// Name (both languages), brand, category, SKUs and colours, folded by the kernel's search
+    /// rule ([`kernel::search_haystack`]), as the API folds its search text.
     haystack: String,
     pub sizes: BTreeSet<String>,
     pub colours: BTreeSet<String>,
@@ -75,22 +76,10 @@ pub struct Catalogue {
     reload_stock: tokio::sync::Mutex<()>,
 }
 
-/// Lowercase and strip the accents of French (enough for search in our two languages).
+/// Folded as the kernel's search rule folds (lower case, accents stripped, punctuation to
+/// spaces): for sorting by name.
 pub fn fold(s: &str) -> String {
-    s.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'à' | 'â' | 'ä' | 'á' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'î' | 'ï' | 'í' => 'i',
-            'ô' | 'ö' | 'ó' => 'o',
-            'ù' | 'û' | 'ü' | 'ú' => 'u',
-            'ç' => 'c',
-            'ÿ' => 'y',
-            'œ' => 'o',
-            c => c,
-        })
-        .collect()
+    kernel::fold_for_search(s)
 }
 
 /// What a listing asks for.
@@ -186,7 +175,7 @@ impl Snapshot {
                 cur = parent.get(&c).copied().flatten();
             }
             entries.push(Entry {
-                haystack: fold(&hay),
+                haystack: kernel::search_haystack([hay.as_str()]),
                 sizes: active.iter().filter_map(|v| v.size.clone()).collect(),
                 colours: active.iter().filter_map(|v| v.colour.clone()).collect(),
                 min_price: active
@@ -247,17 +236,14 @@ impl Snapshot {
 
     /// Filters, sorts and pages.
     pub fn list<'a>(&'a self, q: &Query, stock: &Stock) -> Listing<'a> {
-        let tokens: Vec<String> = q
-            .text
-            .as_deref()
-            .map(|t| fold(t).split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
+        // the kernel's one search rule, the API's too
+        let search = kernel::SearchQuery::parse(q.text.as_deref().unwrap_or(""));
         // the scope: category and text; the facets are computed on it
         let scope: Vec<&Entry> = self
             .entries
             .iter()
             .filter(|e| q.category.is_none_or(|c| e.category_path.contains(&c)))
-            .filter(|e| tokens.iter().all(|t| e.haystack.contains(t.as_str())))
+            .filter(|e| search.matches(&e.haystack))
             .collect();
         let mut brands: Vec<(String, String)> = scope
             .iter()
@@ -322,13 +308,13 @@ impl Snapshot {
     /// Up to `n` products whose name matches every word typed so far (the last one as a
     /// prefix of a word).
     pub fn suggest(&self, text: &str, n: usize) -> Vec<&Entry> {
-        let tokens: Vec<String> = fold(text).split_whitespace().map(str::to_string).collect();
-        if tokens.is_empty() {
+        let search = kernel::SearchQuery::parse(text);
+        if search.words().is_empty() {
             return vec![];
         }
         self.entries
             .iter()
-            .filter(|e| tokens.iter().all(|t| e.haystack.contains(t.as_str())))
+            .filter(|e| search.matches(&e.haystack))
             .take(n)
             .collect()
     }
@@ -471,6 +457,8 @@ mod tests {
     #[test]
     fn folding_finds_words_with_or_without_accents() {
         assert_eq!(fold("Vélo Électrique Forêt"), "velo electrique foret");
+        let hay = kernel::search_haystack(["Vélo Électrique Forêt"]);
+        assert!(kernel::SearchQuery::parse("ÉLECTRIQUE velo").matches(&hay));
     }
 
     #[test]

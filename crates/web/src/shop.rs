@@ -1722,10 +1722,13 @@ async fn reset_confirm_post(
     let token = f.get("token").to_string();
     match st
         .identity
-        .confirm_reset(&identity::model::ResetConfirm {
-            token: token.clone(),
-            new_password: f.0.get("new_password").cloned().unwrap_or_default(),
-        })
+        .confirm_reset(
+            &identity::model::ResetConfirm {
+                token: token.clone(),
+                new_password: f.0.get("new_password").cloned().unwrap_or_default(),
+            },
+            v.ip,
+        )
         .await
     {
         Ok(()) => see_other(&format!("/{}/sign-in?done=reset_done", l.code())),
