@@ -566,6 +566,42 @@ async fn every_keyed_operation_binds_its_key_to_the_whole_request_d2() {
     })
     .await;
 
+    // a declined card: a problem like every other, with its type and this request's id
+    let declined_cart = guest_cart(&base, &[&s2]).await;
+    let mut body = checkout(&declined_cart);
+    body["payment"]["number"] = json!("4000000000000002");
+    let d = call(
+        &base,
+        "POST",
+        "/api/checkout",
+        None,
+        Some("declined"),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(d.status, 402, "{}", d.body);
+    assert_eq!(
+        d.body["type"], "urn:comptoir:problem:payment_declined",
+        "{}",
+        d.body
+    );
+    assert_eq!(d.body["code"], "payment_declined");
+    assert!(d.body["request_id"].is_string(), "{}", d.body);
+    let again = call(
+        &base,
+        "POST",
+        "/api/checkout",
+        None,
+        Some("declined"),
+        Some(&body),
+    )
+    .await;
+    assert!(again.replayed, "{}", again.body);
+    assert_ne!(
+        again.body["request_id"], d.body["request_id"],
+        "the replay names its own request"
+    );
+
     // the table covers the document: every unsafe operation is exercised or listed as keyless
     let without: BTreeSet<(String, String)> = WITHOUT_KEY
         .iter()
