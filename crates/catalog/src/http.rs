@@ -101,7 +101,8 @@ pub fn router(state: CatalogState) -> Router {
         list_brands,
         create_brand
     ),
-    components(schemas(Problem, platform::FieldError, CategoryNode)),
+    components(schemas(Problem, platform::FieldError, CategoryNode, crate::model::Sort,
+        crate::model::Lang, crate::model::StatusFilter)),
     tags((name = "catalog", description = "Products, variants, categories and brands"))
 )]
 pub struct CatalogApi;

@@ -38,9 +38,9 @@ async fn readyz() {}
 #[allow(dead_code)]
 async fn metrics() {}
 
-/// The whole API's document. The gateway describes every service it fronts, whether they run
-/// in this process or behind it.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The whole API's document (as JSON). The gateway describes every service it fronts, whether
+/// they run in this process or behind it.
+pub fn openapi() -> serde_json::Value {
     let mut doc = SystemApi::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.merge(catalog::http::CatalogApi::openapi());
@@ -50,7 +50,245 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(orders::http::OrdersApi::openapi());
     doc.merge(payments::http::PaymentsApi::openapi());
     add_security_schemes(&mut doc);
-    doc
+    document_errors(doc)
+}
+
+/// Every route's access, as its service declares it (what the edge and `enforce` apply).
+fn policy() -> platform::authz::RoutePolicy {
+    catalog::http::policy()
+        .merge(identity::http::policy())
+        .merge(inventory::http::policy())
+        .merge(cart::http::policy())
+        .merge(orders::http::policy())
+        .merge(payments::http::policy())
+}
+
+/// `/a/{id}/b/{x}` → `/a/{}/b/{}`: the document and the router may name a parameter differently.
+fn shape(path: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for ch in path.chars() {
+        match ch {
+            '{' => {
+                inside = true;
+                out.push_str("{}");
+            }
+            '}' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+const PROBLEM_REF: &str = "#/components/schemas/Problem";
+
+fn problem_content() -> serde_json::Value {
+    serde_json::json!({ (platform::http::problem::PROBLEM_JSON): { "schema": { "$ref": PROBLEM_REF } } })
+}
+
+/// The errors the shared layers give, added to each operation where they can happen, and every
+/// error answer's body set to a `Problem` in `application/problem+json`:
+/// - every operation behind the edge (all but `/livez`, `/readyz`, `/metrics`): 401 (a
+///   credential was sent and does not verify, or the route needs one), 429 (per-caller and
+///   per-address rate limits, with `Retry-After`), 503 (the request timed out, a database or the
+///   identity service does not answer);
+/// - a route that needs a permission, and every unsafe method (a cookie-authenticated request
+///   from another site): 403;
+/// - a JSON body: 400 (not JSON), 413 (too large), 415 (not `application/json`), 422 (does not fit);
+/// - query parameters: 400 (one does not parse);
+/// - an `If-Match`: 400 (not an ETag);
+/// - an `Idempotency-Key`: 400 (malformed), 409 (the same key still running), 422 (the same key
+///   with another body), 428 when it is required.
+///
+/// What an operation declares itself (its own 404, 409, 422...) keeps its description.
+fn document_errors(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let policy = policy();
+    let declared = policy.declared();
+    let mut v = serde_json::to_value(&doc).expect("the document serialises");
+    let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) else {
+        return v;
+    };
+    for (path, item) in paths.iter_mut() {
+        let system = matches!(path.as_str(), "/livez" | "/readyz" | "/metrics");
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            let access = declared
+                .iter()
+                .find(|(m, p, _)| {
+                    m.as_str().eq_ignore_ascii_case(method) && shape(p) == shape(path)
+                })
+                .map(|(_, _, a)| *a);
+            let params: Vec<Value> = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let has = |place: &str, name: Option<&str>| {
+                params.iter().any(|p| {
+                    p["in"] == place
+                        && name.is_none_or(|n| {
+                            p["name"]
+                                .as_str()
+                                .is_some_and(|x| x.eq_ignore_ascii_case(n))
+                        })
+                })
+            };
+            let key_required = params.iter().any(|p| {
+                p["in"] == "header"
+                    && p["name"]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case("idempotency-key"))
+                    && p["required"] == true
+            });
+            // a JSON body read by `ApiJson`/`HashedJson` (not a raw body such as a webhook's)
+            let json_body = op
+                .get("requestBody")
+                .and_then(|b| b["content"].get("application/json"))
+                .is_some_and(|c| c["schema"]["type"] != "string");
+            let unsafe_method = !matches!(method.as_str(), "get" | "head" | "options");
+            let mut add: Vec<(&str, String)> = Vec::new();
+            if !system {
+                add.push((
+                    "401",
+                    match access {
+                        Some(platform::authz::Access::Public) | None => {
+                            "A credential was sent and does not verify (`invalid_token`)".into()
+                        }
+                        _ => "Not signed in (`unauthenticated`), or the credential does not \
+                              verify (`invalid_token`)"
+                            .into(),
+                    },
+                ));
+                add.push((
+                    "429",
+                    "Too many requests from this caller or address (`rate_limited`); see \
+                     `Retry-After`"
+                        .into(),
+                ));
+                add.push((
+                    "503",
+                    "Abandoned after the request timeout (`request_timeout`), or a database or \
+                     the identity service does not answer (`unavailable`, \
+                     `identity_unavailable`): retry later"
+                        .into(),
+                ));
+                let perm = matches!(access, Some(platform::authz::Access::Permission(_)));
+                if perm || unsafe_method {
+                    let mut why = Vec::new();
+                    if perm {
+                        why.push("the caller lacks the permission (`forbidden`)");
+                    }
+                    if unsafe_method {
+                        why.push(
+                            "a request authenticated by cookie comes from another site \
+                             (`cross_site_request`)",
+                        );
+                    }
+                    add.push(("403", capitalise(&why.join("; or "))));
+                }
+            }
+            let mut bad_request = Vec::new();
+            if json_body {
+                bad_request.push("the body is not JSON (`malformed_json`, `unreadable_body`)");
+                add.push(("413", "The body is too large (`payload_too_large`)".into()));
+                add.push((
+                    "415",
+                    "The body is not sent as `application/json` (`unsupported_media_type`)".into(),
+                ));
+                add.push((
+                    "422",
+                    "The body does not fit: a wrong type, an unknown field or value, a missing \
+                     field (`invalid_body`), or a rule is broken (`validation_failed`)"
+                        .into(),
+                ));
+            }
+            if has("query", None) {
+                bad_request.push("a query parameter does not parse (`invalid_query`)");
+            }
+            if has("header", Some("idempotency-key")) {
+                bad_request.push("the `Idempotency-Key` is malformed (`invalid_idempotency_key`)");
+                add.push((
+                    "409",
+                    "A request with the same `Idempotency-Key` is still running".into(),
+                ));
+                add.push((
+                    "422",
+                    "The `Idempotency-Key` was used with another request body".into(),
+                ));
+            }
+            if has("header", Some("if-match")) {
+                bad_request.push("`If-Match` is not an ETag (`invalid_if_match`)");
+            }
+            if key_required {
+                add.push(("428", "The `Idempotency-Key` header is missing".into()));
+            }
+            if !bad_request.is_empty() {
+                add.push(("400", capitalise(&bad_request.join("; or "))));
+            }
+            let responses = op
+                .entry("responses")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("responses is an object");
+            for (status, description) in add {
+                match responses.get_mut(status) {
+                    Some(r) => {
+                        // the operation's own description comes first; add what it lacks
+                        let d = r["description"].as_str().unwrap_or("").to_string();
+                        if d.is_empty() {
+                            r["description"] = json!(description);
+                        } else if !d.contains(&description) {
+                            r["description"] = json!(format!("{d}; or: {description}"));
+                        }
+                    }
+                    None => {
+                        responses.insert(status.to_string(), json!({ "description": description }));
+                    }
+                }
+            }
+            for (status, r) in responses.iter_mut() {
+                if status.as_str() >= "400" && status.len() == 3 {
+                    r["content"] = problem_content();
+                }
+                // OpenAPI requires a description on every response
+                if r["description"].as_str().is_none_or(str::is_empty) {
+                    r["description"] = json!(default_description(status));
+                }
+                if status == "429" {
+                    r["headers"]["Retry-After"] = json!({
+                        "description": "Seconds to wait before retrying",
+                        "schema": { "type": "integer", "minimum": 0 }
+                    });
+                }
+            }
+        }
+    }
+    v
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn default_description(status: &str) -> String {
+    status
+        .parse::<u16>()
+        .ok()
+        .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+        .to_string()
 }
 
 /// How callers authenticate (see the README's "Identity and access").
@@ -154,3 +392,212 @@ a{color:#0b57d0}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:.2rem}
 <p>Catalogue writes need the back-office token printed at first start:
 <code>Authorization: Bearer cpt_…</code></p></main></body></html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn resolve<'a>(doc: &'a Value, r: &str) -> Option<&'a Value> {
+        let p = r.strip_prefix('#')?;
+        doc.pointer(p)
+    }
+
+    fn walk_refs(doc: &Value, v: &Value, at: &str, bad: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref")
+                    && resolve(doc, r).is_none()
+                {
+                    bad.push(format!("{at}: {r}"));
+                }
+                for (k, x) in m {
+                    walk_refs(doc, x, &format!("{at}/{k}"), bad);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    walk_refs(doc, x, &format!("{at}/{i}"), bad);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn template_params(path: &str) -> Vec<String> {
+        path.split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(n, _)| n.to_string()))
+            .collect()
+    }
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+    #[test]
+    fn every_ref_resolves() {
+        let doc = super::openapi();
+        let mut bad = Vec::new();
+        walk_refs(&doc, &doc, "", &mut bad);
+        assert!(bad.is_empty(), "dangling $ref: {bad:#?}");
+        // the three that were missing once
+        for s in ["Lang", "Sort", "StatusFilter", "Problem", "FieldError"] {
+            assert!(
+                doc["components"]["schemas"][s].is_object(),
+                "{s} not registered"
+            );
+        }
+    }
+
+    #[test]
+    fn path_parameters_match_the_templates() {
+        let doc = super::openapi();
+        let mut bad = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let names = template_params(path);
+            for m in METHODS {
+                let Some(op) = item.get(m) else { continue };
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                for n in &names {
+                    let ok = params.iter().any(|p| {
+                        p["in"] == "path" && p["name"] == n.as_str() && p["required"] == true
+                    });
+                    if !ok {
+                        bad.push(format!(
+                            "{m} {path}: {{{n}}} not declared in: path, required"
+                        ));
+                    }
+                }
+                for p in &params {
+                    if p["in"] == "path" && !names.iter().any(|n| p["name"] == n.as_str()) {
+                        bad.push(format!(
+                            "{m} {path}: path parameter {} not in the template",
+                            p["name"]
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    #[test]
+    fn list_filters_are_query_parameters() {
+        let doc = super::openapi();
+        for (path, filters) in [
+            (
+                "/api/orders",
+                &["status", "location", "before", "limit"][..],
+            ),
+            ("/api/orders/sagas", &["state", "limit"]),
+            ("/api/identity/users", &["role", "store", "cursor", "limit"]),
+            ("/api/inventory/stock", &["location", "sku", "low", "limit"]),
+            ("/api/inventory/movements", &["location", "sku", "limit"]),
+            ("/api/inventory/availability", &["skus"]),
+        ] {
+            let params = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("GET {path} has no parameters"));
+            for f in filters {
+                assert!(
+                    params.iter().any(|p| p["name"] == *f && p["in"] == "query"),
+                    "GET {path}: {f} is not a query parameter"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_is_a_problem_document() {
+        let doc = super::openapi();
+        let mut bad = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let system = ["/livez", "/readyz", "/metrics"].contains(&path.as_str());
+            for m in METHODS {
+                let Some(op) = item.get(m) else { continue };
+                let responses = op["responses"].as_object().expect("responses");
+                let mut errors = 0;
+                for (status, r) in responses {
+                    if r["description"].as_str().is_none_or(str::is_empty) {
+                        bad.push(format!("{m} {path} {status}: no description"));
+                    }
+                    if status.as_str() < "400" {
+                        continue;
+                    }
+                    errors += 1;
+                    let c = &r["content"];
+                    let ok = c.as_object().is_some_and(|c| c.len() == 1)
+                        && c["application/problem+json"]["schema"]["$ref"]
+                            == "#/components/schemas/Problem";
+                    if !ok {
+                        bad.push(format!(
+                            "{m} {path} {status}: not application/problem+json Problem: {c}"
+                        ));
+                    }
+                }
+                if !system {
+                    // every operation behind the edge can be refused a bad credential and be
+                    // rate-limited
+                    for s in ["401", "429"] {
+                        if !responses.contains_key(s) {
+                            bad.push(format!("{m} {path}: {s} undocumented"));
+                        }
+                    }
+                    if errors == 0 {
+                        bad.push(format!("{m} {path}: no error response"));
+                    }
+                }
+                let body = op["requestBody"]["content"]["application/json"]["schema"]["type"]
+                    != "string"
+                    && op["requestBody"]["content"]["application/json"].is_object();
+                if body {
+                    for s in ["400", "413", "415", "422"] {
+                        if !responses.contains_key(s) {
+                            bad.push(format!("{m} {path}: JSON body but {s} undocumented"));
+                        }
+                    }
+                }
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                if params.iter().any(|p| p["in"] == "query") && !responses.contains_key("400") {
+                    bad.push(format!("{m} {path}: query parameters but 400 undocumented"));
+                }
+                let key = params
+                    .iter()
+                    .find(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
+                if let Some(k) = key {
+                    if k["required"] == true && !responses.contains_key("428") {
+                        bad.push(format!("{m} {path}: required key but 428 undocumented"));
+                    }
+                    if k["required"] != true && responses.contains_key("428") {
+                        bad.push(format!("{m} {path}: optional key but 428 documented"));
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    #[test]
+    fn protected_operations_document_their_refusals() {
+        let doc = super::openapi();
+        let policy = super::policy();
+        for (m, p, access) in policy.declared() {
+            if p.starts_with("/internal/") {
+                continue;
+            }
+            let item = doc["paths"]
+                .as_object()
+                .expect("paths")
+                .iter()
+                .find(|(k, _)| super::shape(k) == super::shape(p))
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| panic!("{p} not documented"));
+            let op = &item[m.as_str().to_ascii_lowercase()];
+            assert!(op.is_object(), "{m} {p} not documented");
+            if let platform::authz::Access::Permission(_) = access {
+                assert!(
+                    op["responses"]["403"].is_object(),
+                    "{m} {p}: 403 undocumented"
+                );
+            }
+        }
+    }
+}

@@ -289,6 +289,7 @@ async fn confirm_reset(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct UserQuery {
     /// Only this role.
     role: Option<String>,

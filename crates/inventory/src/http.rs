@@ -177,6 +177,7 @@ pub struct LocationBody {
 
 /// Create or update a location (head office only).
 #[utoipa::path(put, path = "/api/inventory/locations/{code}", tag = "inventory",
+    params(("code" = String, Path, description = "the location code, e.g. `rennes`")),
     request_body = LocationBody, security(("bearer" = [])),
     responses((status = 200, body = Location), (status = 403, body = Problem)))]
 async fn put_location(
@@ -207,6 +208,7 @@ async fn put_location(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
     /// Comma-separated SKUs (up to 100).
     pub skus: String,
@@ -248,6 +250,7 @@ pub struct Availability {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StockQuery {
     pub location: Option<String>,
     pub sku: Option<String>,
@@ -259,7 +262,8 @@ pub struct StockQuery {
 
 /// Stock levels of the locations the caller may see.
 #[utoipa::path(get, path = "/api/inventory/stock", tag = "inventory", params(StockQuery),
-    security(("bearer" = []), ("api_key" = [])), responses((status = 200, body = [StockLevel])))]
+    security(("bearer" = []), ("api_key" = [])), responses((status = 200, body = [StockLevel]),
+        (status = 404, description = "no such location, or not one the caller may act for", body = Problem)))]
 async fn list_stock(
     State(st): State<InventoryState>,
     caller: Caller,
@@ -287,6 +291,8 @@ pub struct ThresholdBody {
 /// Set the low-stock threshold of a SKU at a location (`stock.low` fires when available
 /// stock falls to it).
 #[utoipa::path(put, path = "/api/inventory/stock/{location}/{sku}/threshold", tag = "inventory",
+    params(("location" = String, Path, description = "the location code"),
+        ("sku" = String, Path, description = "the SKU")),
     request_body = ThresholdBody, security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem)))]
 async fn put_threshold(
@@ -318,7 +324,7 @@ pub struct MovementBody {
 #[utoipa::path(post, path = "/api/inventory/movements", tag = "inventory",
     request_body = MovementBody, security(("bearer" = []), ("api_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "retry safely")),
-    responses((status = 201, body = StockLevel), (status = 409, body = Problem),
+    responses((status = 201, body = StockLevel), (status = 404, description = "no such location, or not one the caller may act for", body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)))]
 async fn record_movement(
     State(st): State<InventoryState>,
@@ -369,6 +375,7 @@ async fn record_movement(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MovementQuery {
     pub location: Option<String>,
     pub sku: Option<String>,
@@ -377,7 +384,8 @@ pub struct MovementQuery {
 
 /// The movement ledger, newest first.
 #[utoipa::path(get, path = "/api/inventory/movements", tag = "inventory", params(MovementQuery),
-    security(("bearer" = []), ("api_key" = [])), responses((status = 200, body = [Movement])))]
+    security(("bearer" = []), ("api_key" = [])), responses((status = 200, body = [Movement]),
+        (status = 404, description = "no such location, or not one the caller may act for", body = Problem)))]
 async fn list_movements(
     State(st): State<InventoryState>,
     caller: Caller,
@@ -413,7 +421,8 @@ pub struct TransferDone {
 #[utoipa::path(post, path = "/api/inventory/transfers", tag = "inventory",
     request_body = TransferBody, security(("bearer" = []), ("api_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "retry safely")),
-    responses((status = 201, body = TransferDone), (status = 409, body = Problem)))]
+    responses((status = 201, body = TransferDone), (status = 404, description = "no such location, or not one the caller may act for", body = Problem),
+        (status = 409, body = Problem)))]
 async fn transfer(
     State(st): State<InventoryState>,
     caller: Caller,

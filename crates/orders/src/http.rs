@@ -110,6 +110,16 @@ fn invalid(field: &str, code: &'static str, message: &str) -> ApiError {
     ApiError::validation(vec![FieldError::new(field, code, message)])
 }
 
+/// A query parameter that parses but names nothing: 400 `invalid_query`, like one that does not
+/// parse (`ApiQuery`).
+fn bad_query(field: &str, code: &'static str, message: &str) -> ApiError {
+    let mut e = invalid(field, code, message);
+    e.status = StatusCode::BAD_REQUEST;
+    e.code = "invalid_query";
+    e.detail = format!("query parameter {field}: {message}");
+    e
+}
+
 fn check_address(a: &Address) -> ApiResult<()> {
     let fields = [
         ("name", &a.name, 100),
@@ -143,6 +153,7 @@ fn check_address(a: &Address) -> ApiResult<()> {
     responses(
         (status = 201, description = "paid order", body = Order),
         (status = 402, description = "payment declined or failed; nothing taken", body = Problem),
+        (status = 404, description = "no such cart, or not the caller's", body = Problem),
         (status = 409, description = "out of stock, price changed, or the same key still running", body = Problem),
         (status = 422, body = Problem),
         (status = 428, description = "Idempotency-Key missing", body = Problem),
@@ -466,6 +477,7 @@ async fn answer(
 // ---- reads ------------------------------------------------------------------------------------
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub status: Option<String>,
     /// Staff: a location they may act for (head office: any, or all when absent).
@@ -487,7 +499,7 @@ async fn list_orders(
     if let Some(s) = &q.status
         && OrderStatus::parse(s).is_none()
     {
-        return Err(invalid("status", "invalid_status", "unknown status"));
+        return Err(bad_query("status", "invalid_status", "unknown status"));
     }
     let mut f = OrderFilter {
         status: q.status,
@@ -523,6 +535,7 @@ pub struct OrderDetail {
 
 /// One order with its history.
 #[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "the order id")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OrderDetail), (status = 404, body = Problem)))]
 async fn get_order(
@@ -553,6 +566,7 @@ async fn saga_view(st: &OrdersState, id: Uuid) -> ApiResult<Option<SagaView>> {
 
 /// The checkout saga behind an order: its state and every step (staff of the order's location).
 #[utoipa::path(get, path = "/api/orders/{id}/saga", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the order id")),
     responses((status = 200, body = SagaView), (status = 404, body = Problem)))]
 async fn get_saga(
     State(st): State<OrdersState>,
@@ -574,6 +588,7 @@ async fn get_saga(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SagaQuery {
     /// `open` (not finished: the default), or one saga state.
     pub state: Option<String>,
@@ -599,7 +614,7 @@ async fn list_sagas(
             .collect(),
         Some(s) => match SagaState::parse(s) {
             Some(x) => vec![x.as_str()],
-            None => return Err(invalid("state", "invalid_state", "unknown saga state")),
+            None => return Err(bad_query("state", "invalid_state", "unknown saga state")),
         },
     };
     let rows =
@@ -703,7 +718,8 @@ async fn simple_transition(
 
 /// Mark a paid order fulfilled: shipped, or ready for collection at the store.
 #[utoipa::path(post, path = "/api/orders/{id}/fulfil", tag = "orders", request_body = NoteBody,
-    security(("bearer" = [])), responses((status = 200, body = Order), (status = 409, body = Problem)))]
+    params(("id" = String, Path, description = "the order id")),
+    security(("bearer" = [])), responses((status = 200, body = Order), (status = 404, description = "no such order, or not the caller's to act on", body = Problem), (status = 409, body = Problem)))]
 async fn fulfil(
     State(st): State<OrdersState>,
     caller: Caller,
@@ -716,7 +732,8 @@ async fn fulfil(
 
 /// Mark a fulfilled order completed: delivered, or collected at the store.
 #[utoipa::path(post, path = "/api/orders/{id}/complete", tag = "orders", request_body = NoteBody,
-    security(("bearer" = [])), responses((status = 200, body = Order), (status = 409, body = Problem)))]
+    params(("id" = String, Path, description = "the order id")),
+    security(("bearer" = [])), responses((status = 200, body = Order), (status = 404, description = "no such order, or not the caller's to act on", body = Problem), (status = 409, body = Problem)))]
 async fn complete(
     State(st): State<OrdersState>,
     caller: Caller,
@@ -761,8 +778,8 @@ async fn money_action(
 
 /// Cancel a paid, unfulfilled order: refunds it in full and puts the stock back.
 #[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", request_body = NoteBody,
-    params(("Idempotency-Key" = String, Header, description = "required")),
-    security(("bearer" = [])), responses((status = 200, body = Order), (status = 409, body = Problem)))]
+    params(("id" = String, Path, description = "the order id"), ("Idempotency-Key" = String, Header, description = "required")),
+    security(("bearer" = [])), responses((status = 200, body = Order), (status = 404, description = "no such order, or not the caller's to act on", body = Problem), (status = 409, body = Problem)))]
 async fn cancel(
     State(st): State<OrdersState>,
     caller: Caller,
@@ -856,9 +873,9 @@ pub struct RefundBody {
 
 /// Refund part or all of a paid order. `Idempotency-Key` is required.
 #[utoipa::path(post, path = "/api/orders/{id}/refunds", tag = "orders", request_body = RefundBody,
-    params(("Idempotency-Key" = String, Header, description = "required")),
+    params(("id" = String, Path, description = "the order id"), ("Idempotency-Key" = String, Header, description = "required")),
     security(("bearer" = [])),
-    responses((status = 200, body = Order), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Order), (status = 404, description = "no such order, or not the caller's to act on", body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn refund(
     State(st): State<OrdersState>,
     caller: Caller,
