@@ -64,7 +64,7 @@ fn policy() -> platform::authz::RoutePolicy {
 }
 
 /// `/a/{id}/b/{x}` → `/a/{}/b/{}`: the document and the router may name a parameter differently.
-fn shape(path: &str) -> String {
+pub fn shape(path: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
     for ch in path.chars() {

@@ -188,30 +188,16 @@ async fn checkout_inner(
     // with another cart is another request, refused, never a second checkout.
     let scope = caller.scope();
     let o = &st.orders;
-    if let Some(existing) = store::checkout_by_key(&o.db, &scope, &key).await? {
-        return answer(
-            st,
-            existing.id,
-            &existing.request_hash,
-            &body.request_hash,
-            false,
-        )
-        .await;
+    if let Some(r) = retry_of(st, &scope, &key, &body.request_hash).await? {
+        return Ok(r);
     }
     let viewer = caller.principal().map(|p| p.subject.clone());
     // I9: a cart another checkout holds is refused before anything is read or priced (the
     // unique index in `start_checkout` decides the races this read lets through).
     if let Some(holder) = store::checkout_holding_cart(&o.db, b.cart_id).await? {
         // the holder may be this very key, started since the lookup above: answer as a retry
-        if let Some(existing) = store::checkout_by_key(&o.db, &scope, &key).await? {
-            return answer(
-                st,
-                existing.id,
-                &existing.request_hash,
-                &body.request_hash,
-                false,
-            )
-            .await;
+        if let Some(r) = retry_of(st, &scope, &key, &body.request_hash).await? {
+            return Ok(r);
         }
         return Err(cart_taken(&holder, viewer.as_deref()));
     }
@@ -380,6 +366,22 @@ fn cart_busy_retry() -> ApiError {
     );
     e.retry_after = Some(1);
     e
+}
+
+/// The answer to a key this caller used before (its replay, "still running", or 422 for
+/// another request), or `None` for a new key.
+async fn retry_of(
+    st: &OrdersState,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> ApiResult<Option<Response>> {
+    match store::checkout_by_key(&st.orders.db, scope, key).await? {
+        Some(existing) => answer(st, existing.id, &existing.request_hash, request_hash, false)
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
 }
 
 fn in_progress() -> ApiError {

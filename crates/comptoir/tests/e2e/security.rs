@@ -76,23 +76,7 @@ fn policy() -> platform::authz::RoutePolicy {
         .merge(payments::http::policy())
 }
 
-/// `/a/{id}/b/{x}` → `/a/{}/b/{}`: the spec and the router may name a parameter differently.
-pub(crate) fn shape(path: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for ch in path.chars() {
-        match ch {
-            '{' => {
-                inside = true;
-                out.push_str("{}");
-            }
-            '}' => inside = false,
-            c if !inside => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
+pub(crate) use comptoir::docs::shape;
 
 /// The declared access of a documented operation.
 fn access_of(policy: &platform::authz::RoutePolicy, method: &str, path: &str) -> Option<Access> {
