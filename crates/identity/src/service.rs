@@ -349,6 +349,9 @@ impl Identity {
             return Err(invalid_credentials());
         }
         let keys = SigninKeys::new(&key, ip);
+        // parallel attempts of one (account, address) take turns: each sees the failures of
+        // the ones before it
+        let _turn = self.limiter.one_at_a_time(&keys.pair).await;
         if let Some(e) = self.throttled(&self.signin_counters(&keys)).await {
             return Err(e);
         }

@@ -1711,3 +1711,36 @@ async fn external_oidc_tokens_are_verified_and_mapped() {
     );
     t.cleanup().await;
 }
+
+on_all_backends!(
+    a_burst_of_parallel_guesses_is_counted_like_a_sequence,
+    |h, t| {
+        for (name, limiter) in limiters().await {
+            eprintln!("  limiter: {name}");
+            // the first delay is long enough that the burst cannot outwait it
+            let mut p = policy();
+            p.first_delay = Duration::from_secs(60);
+            let h = H::with_limiter(&t, p, None, limiter).await;
+            let net = Net::new();
+            let stranger = net.ip(1);
+            let (email, _) = h.customer("the real password").await;
+            let burst = (0..20).map(|_| attempt(&h, &email, "not the password", &stranger));
+            let answers = futures_util::future::join_all(burst).await;
+            let unauthorized = answers
+                .iter()
+                .filter(|r| r.status == StatusCode::UNAUTHORIZED)
+                .count();
+            let throttled = answers
+                .iter()
+                .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+                .count();
+            assert_eq!(
+                (unauthorized, throttled),
+                (3, 17),
+                "{name}: the passwords checked are those of a sequence: 3, then the delay"
+            );
+            let r = attempt(&h, &email, "the real password", &net.ip(2)).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        }
+    }
+);

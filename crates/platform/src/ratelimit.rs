@@ -142,6 +142,23 @@ impl Limiter {
         self.local.record_failure(key, window, Instant::now())
     }
 
+    /// Waits for the turn of `key` in this process: attempts on one key run one after the
+    /// other, so that a burst of parallel attempts cannot all pass a check of failure counters
+    /// before any of them records its failure. (Across instances the counters still bind, one
+    /// in-flight attempt per instance.)
+    pub async fn one_at_a_time(&self, key: &str) -> Turn {
+        let lock = match self.local.turns.lock() {
+            Ok(mut m) => m.entry(key.to_string()).or_default().clone(),
+            // a poisoned map: no serialisation rather than no sign-in
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        };
+        Turn {
+            _guard: lock.lock_owned().await,
+            key: key.to_string(),
+            local: self.local.clone(),
+        }
+    }
+
     pub async fn clear_failures(&self, key: &str) {
         if let Some(r) = &self.redis {
             match r.clear(key).await {
@@ -166,6 +183,26 @@ struct Local {
     tat: Mutex<HashMap<(String, usize), Instant>>,
     /// Failures: (count, end of the window, time of the last failure).
     fails: Mutex<HashMap<String, (u32, Instant, Instant)>>,
+    /// One turn at a time per key (see [`Limiter::one_at_a_time`]).
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The turn of one attempt on a key: the next attempt on that key waits until it is dropped.
+pub struct Turn {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    key: String,
+    local: Arc<Local>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.local.turns.lock()
+            && m.get(&self.key).is_some_and(|a| Arc::strong_count(a) <= 2)
+        {
+            // only the map and this guard hold it: nobody waits, forget the key
+            m.remove(&self.key);
+        }
+    }
 }
 
 const LOCAL_MAX_KEYS: usize = 100_000;
