@@ -54,7 +54,7 @@ pub fn openapi() -> serde_json::Value {
 }
 
 /// Every route's access, as its service declares it (what the edge and `enforce` apply).
-fn policy() -> platform::authz::RoutePolicy {
+pub fn policy() -> platform::authz::RoutePolicy {
     catalog::http::policy()
         .merge(identity::http::policy())
         .merge(inventory::http::policy())

@@ -477,6 +477,18 @@ fn an_in_flight_request_finishes_after_sigterm() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `comptoir serve --target gateway` in front of one services process.
+fn gateway_to(dir: &Path, upstream: &str, secret: &str, issuer: &str) -> Command {
+    let mut c = comptoir(dir);
+    c.args(["serve", "--target", "gateway"])
+        .env("COMPTOIR_GATEWAY__CATALOG_URL", upstream)
+        .env("COMPTOIR_GATEWAY__IDENTITY_URL", upstream)
+        .env("COMPTOIR_GATEWAY__COMMERCE_URL", upstream)
+        .env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
+        .env("COMPTOIR_AUTH__ISSUER", issuer);
+    c
+}
+
 /// I9 across processes: a second services process on the same databases behind its own
 /// gateway; 20 checkouts of one cart with 20 keys, half through each gateway, make one order.
 /// On PostgreSQL (with carts in Redis) only: two processes on one set of SQLite files is not a
@@ -499,16 +511,7 @@ async fn one_cart_pays_once_across_two_processes(
         env(&mut c);
         c
     });
-    let gw2 = Server::start({
-        let mut c = comptoir(remote_dir);
-        c.args(["serve", "--target", "gateway"])
-            .env("COMPTOIR_GATEWAY__CATALOG_URL", &second.base)
-            .env("COMPTOIR_GATEWAY__IDENTITY_URL", &second.base)
-            .env("COMPTOIR_GATEWAY__COMMERCE_URL", &second.base)
-            .env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
-            .env("COMPTOIR_AUTH__ISSUER", issuer);
-        c
-    });
+    let gw2 = Server::start(gateway_to(remote_dir, &second.base, secret, issuer));
     let c = http();
     let cart: serde_json::Value = c
         .post(format!("{}/api/carts", gw.base))
@@ -627,16 +630,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
     if pg.is_some() {
         assert!(catalog.printed("(schema e2e_"), "{:?}", catalog.stdout);
     }
-    let gw = Server::start({
-        let mut c = comptoir(&dir);
-        c.args(["serve", "--target", "gateway"])
-            .env("COMPTOIR_GATEWAY__CATALOG_URL", &catalog.base)
-            .env("COMPTOIR_GATEWAY__IDENTITY_URL", &catalog.base)
-            .env("COMPTOIR_GATEWAY__COMMERCE_URL", &catalog.base)
-            .env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
-            .env("COMPTOIR_AUTH__ISSUER", issuer);
-        c
-    });
+    let gw = Server::start(gateway_to(&dir, &catalog.base, secret, issuer));
     assert!(
         !gw.printed("data "),
         "the gateway holds no data: {:?}",

@@ -67,14 +67,7 @@ pub(crate) async fn token(base: &str, email: &str, password: &str) -> String {
         .to_string()
 }
 
-fn policy() -> platform::authz::RoutePolicy {
-    catalog::http::policy()
-        .merge(identity::http::policy())
-        .merge(inventory::http::policy())
-        .merge(cart::http::policy())
-        .merge(orders::http::policy())
-        .merge(payments::http::policy())
-}
+use comptoir::docs::policy;
 
 pub(crate) use comptoir::docs::shape;
 
