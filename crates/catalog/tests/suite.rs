@@ -15,6 +15,7 @@ use platform::idempotency::Idempotency;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::TRICKY_SEARCH_QUERIES as TRICKY_QUERIES;
 use testkit::TestDb;
 use tower::ServiceExt;
 
@@ -333,21 +334,6 @@ on_all_backends!(filters_select_what_they_say, 0, |h| Box::pin(async move {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["errors"][0]["field"], "category");
 }));
-
-/// The tricky queries of issue 11: SQL meta-characters, accents, hyphens, apostrophes, digits
-/// with units, mixed case, punctuation only.
-const TRICKY_QUERIES: [&str; 10] = [
-    "' OR 1=1 --",
-    "chaussure rôle",
-    "CHAUSSURE",
-    "t-shirt",
-    "l'été",
-    "d’ici",
-    "42",
-    "VeStE ImPeRmÉaBlE",
-    "' --",
-    "!!!",
-];
 
 // the SQL search agrees with the kernel's rule, which the shop's read model applies too
 on_all_backends!(text_search_follows_the_kernel_rule, 0, |h| Box::pin(

@@ -477,6 +477,29 @@ fn an_in_flight_request_finishes_after_sigterm() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A guest cart created at `create` with one unit of `sku` added at `fill`.
+async fn guest_cart(create: &str, fill: &str, sku: &str) -> String {
+    let c = http();
+    let cart: serde_json::Value = c
+        .post(format!("{create}/api/carts"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("cart")
+        .json()
+        .await
+        .expect("json");
+    let cart_id = cart["id"].as_str().expect("cart id").to_string();
+    let line = c
+        .post(format!("{fill}/api/carts/{cart_id}/lines"))
+        .json(&serde_json::json!({"sku": sku, "quantity": 1}))
+        .send()
+        .await
+        .expect("line");
+    assert!(line.status().is_success(), "{}", line.status());
+    cart_id
+}
+
 /// `comptoir serve --target gateway` in front of one services process.
 fn gateway_to(dir: &Path, upstream: &str, secret: &str, issuer: &str) -> Command {
     let mut c = comptoir(dir);
@@ -513,26 +536,8 @@ async fn one_cart_pays_once_across_two_processes(
     });
     let gw2 = Server::start(gateway_to(remote_dir, &second.base, secret, issuer));
     let c = http();
-    let cart: serde_json::Value = c
-        .post(format!("{}/api/carts", gw.base))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .expect("cart")
-        .json()
-        .await
-        .expect("json");
-    let cart_id = cart["id"].as_str().expect("cart id").to_string();
-    let line = c
-        .post(format!("{}/api/carts/{cart_id}/lines", gw2.base))
-        .json(&serde_json::json!({"sku": sku, "quantity": 1}))
-        .send()
-        .await
-        .expect("line");
-    assert!(
-        line.status().is_success(),
-        "the other process sees the cart"
-    );
+    // created through one gateway, filled through the other: both processes see it
+    let cart_id = guest_cart(&gw.base, &gw2.base, sku).await;
     let body = serde_json::json!({"cart_id": cart_id, "email": "guest@example.org",
         "fulfilment": {"type": "collect", "store": "rennes"},
         "payment": {"type": "test_card", "number": "4242424242424242"}});
@@ -709,23 +714,7 @@ async fn the_gateway_answers_like_the_one_process_mode() {
         .await
         .expect("receipt");
     assert_eq!(receipt.status(), 201);
-    let cart: serde_json::Value = c
-        .post(format!("{}/api/carts", gw.base))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .expect("cart")
-        .json()
-        .await
-        .expect("json");
-    let cart_id = cart["id"].as_str().expect("cart id");
-    let line = c
-        .post(format!("{}/api/carts/{cart_id}/lines", gw.base))
-        .json(&serde_json::json!({"sku": sku, "quantity": 1}))
-        .send()
-        .await
-        .expect("line");
-    assert!(line.status().is_success());
+    let cart_id = guest_cart(&gw.base, &gw.base, &sku).await;
     let order = c
         .post(format!("{}/api/checkout", gw.base))
         .header("idempotency-key", "e2e-gateway-checkout")

@@ -1234,6 +1234,23 @@ async fn one_cart_pays_once_whatever_the_keys_i9() {
                 (before.0 - 2, 0),
                 "{be}: the stock is taken once"
             );
+            // a customer's cart is named only to that customer: another account gets the 404
+            // a stranger gets for the cart itself
+            if customer {
+                let (s, v, _) = h
+                    .call(
+                        "POST",
+                        "/api/checkout",
+                        Some(body.clone()),
+                        &[
+                            ("x-test-as", "customer:other"),
+                            ("idempotency-key", "stranger"),
+                        ],
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::NOT_FOUND, "{be}: {v}");
+                assert!(!v.to_string().contains(order), "{be}: {v}");
+            }
             // and later, with yet another key, still no second order
             let mut headers = auth.clone();
             headers.push(("idempotency-key", "late"));

@@ -219,3 +219,18 @@ pub fn assert_migrations_in_step(manifest_dir: &str, set: MigrationSet) {
         );
     }
 }
+
+/// The tricky search queries of issue 11 (SQL meta-characters, accents, hyphens, apostrophes,
+/// digits with units, mixed case, punctuation only), on which the API and the shop must agree.
+pub const TRICKY_SEARCH_QUERIES: [&str; 10] = [
+    "' OR 1=1 --",
+    "chaussure rôle",
+    "CHAUSSURE",
+    "t-shirt",
+    "l'été",
+    "d’ici",
+    "42",
+    "VeStE ImPeRmÉaBlE",
+    "' --",
+    "!!!",
+];

@@ -5,20 +5,7 @@ use std::time::Duration;
 use testkit::TestDb;
 use web::catalogue::{Catalogue, Query};
 
-/// The tricky queries of issue 11: SQL meta-characters, accents, hyphens, apostrophes, digits
-/// with units, mixed case, punctuation only.
-const TRICKY_QUERIES: [&str; 10] = [
-    "' OR 1=1 --",
-    "chaussure rôle",
-    "CHAUSSURE",
-    "t-shirt",
-    "l'été",
-    "d’ici",
-    "42",
-    "VeStE ImPeRmÉaBlE",
-    "' --",
-    "!!!",
-];
+use testkit::TRICKY_SEARCH_QUERIES as TRICKY_QUERIES;
 
 /// Every published product the catalogue API finds for `q`.
 async fn api_search(db: &platform::db::Db, q: &str) -> Vec<String> {

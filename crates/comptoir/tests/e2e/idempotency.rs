@@ -154,15 +154,17 @@ struct Case {
 impl Case {
     async fn run(&self, r: &Running, key: &str) -> Value {
         let auth = self.auth.as_deref();
-        let first = call(
-            &r.base,
-            self.method,
-            &self.path,
-            auth,
-            Some(key),
-            self.body.as_ref(),
-        )
-        .await;
+        let send_first = || {
+            call(
+                &r.base,
+                self.method,
+                &self.path,
+                auth,
+                Some(key),
+                self.body.as_ref(),
+            )
+        };
+        let first = send_first().await;
         assert!(
             (200..300).contains(&first.status),
             "{} {}: the first request works: {} {}",
@@ -209,15 +211,7 @@ impl Case {
             "{} {path}: the refused request changed nothing",
             self.method
         );
-        let again = call(
-            &r.base,
-            self.method,
-            &self.path,
-            auth,
-            Some(key),
-            self.body.as_ref(),
-        )
-        .await;
+        let again = send_first().await;
         assert_eq!(
             again.status, first.status,
             "{} {}: {}",
