@@ -8,7 +8,10 @@
 //! - `service`: [`Carts`], the use cases (create, add, change, remove, merge at sign-in, reprice
 //!   at checkout), and the [`PriceBook`] it asks for current prices
 //! - `http`: routes under `/api/carts`, policy, OpenAPI
+//! - `contract`: this service's side of [`contracts::carts`]: [`Carts`] as a
+//!   [`contracts::carts::CartsApi`], and the `/internal/carts/...` routes that serve it
 
+pub mod contract;
 pub mod http;
 pub mod model;
 pub mod redis_store;

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use contracts::carts::PriceChange;
+pub use contracts::catalog::PriceInfo;
+
 /// Most of one SKU in a cart.
 pub const MAX_QUANTITY: i64 = 99;
 /// Most lines in a cart.
@@ -71,36 +74,6 @@ impl Cart {
         match &self.owner {
             None => true,
             Some(o) => viewer == Some(o.as_str()),
-        }
-    }
-}
-
-/// What the catalogue says about a SKU now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PriceInfo {
-    pub sku: String,
-    pub name: String,
-    pub unit_price: i64,
-    pub currency: String,
-    /// Sold now (variant active, product published).
-    pub active: bool,
-}
-
-/// A line whose snapshot no longer matches the catalogue (see [`crate::Carts::reprice`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum PriceChange {
-    /// The price changed: the returned cart has the new one.
-    Changed { sku: String, old: i64, new: i64 },
-    /// No longer sold, unknown to the catalogue or in another currency: removed from the
-    /// returned cart.
-    Unavailable { sku: String },
-}
-
-impl PriceChange {
-    pub fn sku(&self) -> &str {
-        match self {
-            PriceChange::Changed { sku, .. } | PriceChange::Unavailable { sku } => sku,
         }
     }
 }

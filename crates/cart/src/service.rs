@@ -3,7 +3,6 @@
 
 use crate::model::{Cart, Line, MAX_LINES, MAX_QUANTITY, MAX_SKU, PriceChange, PriceInfo};
 use crate::store::{CartStore, StoreError};
-use futures_util::future::BoxFuture;
 use kernel::Clock;
 use platform::{ApiError, FieldError};
 use std::collections::HashMap;
@@ -11,16 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Current prices, from the catalogue (the `comptoir` crate implements it over the catalogue
-/// service, in process or over HTTP).
-pub trait PriceBook: Send + Sync {
-    /// What the catalogue says about each SKU it knows; unknown SKUs are absent from the map.
-    /// `Err` when the catalogue cannot be asked.
-    fn prices<'a>(
-        &'a self,
-        skus: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, PriceInfo>, String>>;
-}
+pub use contracts::catalog::PriceBook;
 
 /// Lifetimes and limits of carts.
 #[derive(Debug, Clone)]

@@ -6,8 +6,11 @@
 //! - `service`: use cases (validation + the writes of one transaction)
 //! - `store`: SQL, one text for SQLite and PostgreSQL
 //! - `http`: routes, OpenAPI, the idempotent write flow
+//! - `contract`: this service's side of [`contracts::catalog`] (prices and known SKUs for
+//!   carts and inventory), in process and as `/internal/catalog/...` routes
 //! - `demo`: the Breizhsport demo catalogue
 
+pub mod contract;
 pub mod demo;
 pub mod domain;
 pub mod http;

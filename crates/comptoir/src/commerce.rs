@@ -1,8 +1,11 @@
 //! Wiring of the commerce core: inventory, carts, payments and orders (with the checkout saga),
-//! the event bus and its relays, and the background workers (hold sweeper, saga recovery,
-//! cart purge, idempotency pruning).
+//! each started on its own when its target runs here, the event bus and its relays, and the
+//! background workers (hold sweeper, saga recovery, cart purge). A service that another one
+//! calls is handed over in process when both run here, or as its contract's HTTP client
+//! ([`Peers`]) when it runs elsewhere: this is the only place that picks.
 
 use crate::StartError;
+use contracts::catalog::{PriceBook, SkuCatalog};
 use futures_util::future::BoxFuture;
 use kernel::{Clock, SystemClock};
 use platform::bus::{EventBus, InProcessBus, Relay};
@@ -12,14 +15,55 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The commerce services of this process, for the binary and the tests.
-#[derive(Clone)]
+/// The commerce services of this process (those whose target runs here), for the binary and
+/// the tests.
+#[derive(Clone, Default)]
 pub struct Commerce {
-    pub inventory: inventory::Inventory,
-    pub payments: payments::Payments,
-    pub carts: Arc<cart::Carts>,
-    pub orders: orders::Orders,
-    pub cart_db: Db,
+    pub inventory: Option<inventory::Inventory>,
+    pub payments: Option<payments::Payments>,
+    pub carts: Option<Arc<cart::Carts>>,
+    pub orders: Option<orders::Orders>,
+    pub cart_db: Option<Db>,
+}
+
+/// How this process reaches the services that run elsewhere.
+pub struct Peers {
+    key: platform::auth::InternalKey,
+    settings: contracts::PeerSettings,
+    urls: platform::config::PeersSettings,
+    /// The name signed into calls (this process's first target).
+    caller: &'static str,
+}
+
+impl Peers {
+    pub fn new(s: &Settings, key: platform::auth::InternalKey, caller: &'static str) -> Peers {
+        Peers {
+            key,
+            settings: contracts::PeerSettings {
+                timeout: Duration::from_millis(s.peers.timeout_ms),
+                attempts: s.peers.attempts,
+                ..Default::default()
+            },
+            urls: s.peers.clone(),
+            caller,
+        }
+    }
+
+    /// The client of `service` at its `peers.<service>_url`.
+    pub fn peer(&self, service: crate::Target) -> Result<contracts::Peer, StartError> {
+        let (setting, url) = self
+            .urls
+            .url_of(service.name())
+            .ok_or_else(|| StartError::Runtime(format!("{} is not a service", service.name())))?;
+        contracts::Peer::new(
+            service.name(),
+            self.caller,
+            url,
+            self.key.clone(),
+            self.settings.clone(),
+        )
+        .map_err(|m| StartError::Config(platform::config::ConfigError::new(setting, m)))
+    }
 }
 
 fn db_target(
@@ -88,59 +132,7 @@ pub async fn bus(s: &Settings) -> Result<Arc<dyn EventBus>, StartError> {
     }
 }
 
-/// Prices from the catalogue's database, in this process.
-pub struct CatalogPrices(pub Db);
-
-impl cart::PriceBook for CatalogPrices {
-    fn prices<'a>(
-        &'a self,
-        skus: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, cart::PriceInfo>, String>> {
-        Box::pin(async move {
-            let rows = catalog::store::prices_by_sku(&self.0, skus)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let mut name = r.name_fr;
-                    for extra in [r.size, r.colour].into_iter().flatten() {
-                        name.push_str(" — ");
-                        name.push_str(&extra);
-                    }
-                    (
-                        r.sku.clone(),
-                        cart::PriceInfo {
-                            sku: r.sku,
-                            name,
-                            unit_price: r.price_minor,
-                            currency: r.currency,
-                            active: r.sellable,
-                        },
-                    )
-                })
-                .collect())
-        })
-    }
-}
-
-impl inventory::SkuCatalog for CatalogPrices {
-    fn known<'a>(
-        &'a self,
-        skus: &'a [String],
-    ) -> BoxFuture<'a, Result<std::collections::HashSet<String>, String>> {
-        Box::pin(async move {
-            let mut known = std::collections::HashSet::new();
-            for chunk in skus.chunks(200) {
-                let rows = catalog::store::prices_by_sku(&self.0, chunk)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                known.extend(rows.into_iter().map(|r| r.sku));
-            }
-            Ok(known)
-        })
-    }
-}
+pub use catalog::contract::CatalogPrices;
 
 /// The payment provider of the settings.
 pub fn provider(s: &Settings, db: &Db) -> Result<Arc<dyn payments::Provider>, StartError> {
@@ -161,78 +153,126 @@ pub fn provider(s: &Settings, db: &Db) -> Result<Arc<dyn payments::Provider>, St
     }
 }
 
-/// Opens the four databases, builds the services, starts their relays and workers, subscribes
-/// the consumers. `catalog_db` is the catalogue's database when it runs in this process.
-pub async fn start(
-    s: &Settings,
-    bus: Arc<dyn EventBus>,
-    catalog_db: Option<Db>,
-    report: &mut crate::StartReport,
-    databases: &mut Vec<Db>,
-) -> Result<Commerce, StartError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let open = |t: DbTarget, set, n| async move {
-        let db = crate::open_service_db(&t, set, n).await?;
-        Ok::<_, StartError>((db, t.describe()))
-    };
-    let (inv_db, d) = open(
-        inventory_db_target(s),
-        inventory::migrations(),
-        s.inventory.max_connections,
-    )
-    .await?;
-    report.databases.push((inventory::SERVICE.into(), d));
-    let (pay_db, d) = open(
-        payments_db_target(s),
-        payments::migrations(),
-        s.payments.max_connections,
-    )
-    .await?;
-    report.databases.push((payments::SERVICE.into(), d));
-    let (ord_db, d) = open(
-        orders_db_target(s),
-        orders::migrations(),
-        s.orders.max_connections,
-    )
-    .await?;
-    report.databases.push((orders::SERVICE.into(), d));
-    let (cart_db, d) = open(
-        cart_db_target(s),
-        cart::migrations(),
-        s.cart.max_connections,
-    )
-    .await?;
-    report.databases.push((cart::SERVICE.into(), d));
-    databases.extend([
-        inv_db.clone(),
-        pay_db.clone(),
-        ord_db.clone(),
-        cart_db.clone(),
-    ]);
+/// What the commerce services of this process need from the rest of the wiring.
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    pub bus: Arc<dyn EventBus>,
+    /// The catalogue's database when it runs in this process.
+    pub catalog_db: Option<Db>,
+    pub peers: &'a Peers,
+    pub report: &'a mut crate::StartReport,
+    pub databases: &'a mut Vec<Db>,
+}
 
-    let inv_relay = Relay::new(inventory::SERVICE, inv_db.clone(), bus.clone());
-    let pay_relay = Relay::new(payments::SERVICE, pay_db.clone(), bus.clone());
-    let ord_relay = Relay::new(orders::SERVICE, ord_db.clone(), bus.clone());
+impl Context<'_> {
+    async fn open(
+        &mut self,
+        service: &str,
+        target: DbTarget,
+        set: platform::db::MigrationSet,
+        max: u32,
+    ) -> Result<Db, StartError> {
+        let db = crate::open_service_db(&target, set, max).await?;
+        self.report
+            .databases
+            .push((service.to_string(), target.describe()));
+        self.databases.push(db.clone());
+        Ok(db)
+    }
 
-    let catalogue = match catalog_db {
-        Some(db) => Arc::new(CatalogPrices(db)),
-        None => {
-            return Err(StartError::Runtime(
-                "the commerce target needs the catalogue in the same process for prices".into(),
-            ));
+    /// Prices and SKUs: the catalogue in this process, or its client.
+    fn catalogue(&self) -> Result<Arc<CatalogSide>, StartError> {
+        Ok(Arc::new(match &self.catalog_db {
+            Some(db) => CatalogSide::Local(CatalogPrices(db.clone())),
+            None => CatalogSide::Remote(contracts::catalog::CatalogClient(
+                self.peers.peer(crate::Target::Catalog)?,
+            )),
+        }))
+    }
+}
+
+/// The catalogue as carts and inventory see it.
+pub enum CatalogSide {
+    Local(CatalogPrices),
+    Remote(contracts::catalog::CatalogClient),
+}
+
+impl PriceBook for CatalogSide {
+    fn prices<'a>(
+        &'a self,
+        skus: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, cart::PriceInfo>, String>> {
+        match self {
+            CatalogSide::Local(c) => c.prices(skus),
+            CatalogSide::Remote(c) => c.prices(skus),
         }
-    };
+    }
+}
+
+impl SkuCatalog for CatalogSide {
+    fn known<'a>(
+        &'a self,
+        skus: &'a [String],
+    ) -> BoxFuture<'a, Result<std::collections::HashSet<String>, String>> {
+        match self {
+            CatalogSide::Local(c) => c.known(skus),
+            CatalogSide::Remote(c) => c.known(skus),
+        }
+    }
+}
+
+pub async fn start_inventory(cx: &mut Context<'_>) -> Result<inventory::Inventory, StartError> {
+    let s = cx.settings;
+    let db = cx
+        .open(
+            inventory::SERVICE,
+            inventory_db_target(s),
+            inventory::migrations(),
+            s.inventory.max_connections,
+        )
+        .await?;
+    let relay = Relay::new(inventory::SERVICE, db.clone(), cx.bus.clone());
     let inventory = inventory::Inventory {
-        db: inv_db,
-        clock: clock.clone(),
-        relay: Some(inv_relay.clone()),
+        db,
+        clock: Arc::new(SystemClock),
+        relay: Some(relay.clone()),
         hold_ttl: Duration::from_secs(s.orders.hold_minutes * 60),
-        skus: catalogue.clone(),
+        skus: cx.catalogue()?,
     };
     report_unknown_skus(&inventory).await;
-    let payments = payments::Payments::new(pay_db.clone(), provider(s, &pay_db)?, clock.clone())
-        .with_relay(pay_relay.clone());
-    let prices: Arc<dyn cart::PriceBook> = catalogue;
+    relay.spawn();
+    inventory.spawn_sweeper(Duration::from_secs(s.inventory.hold_sweep_seconds));
+    Ok(inventory)
+}
+
+pub async fn start_payments(cx: &mut Context<'_>) -> Result<payments::Payments, StartError> {
+    let s = cx.settings;
+    let db = cx
+        .open(
+            payments::SERVICE,
+            payments_db_target(s),
+            payments::migrations(),
+            s.payments.max_connections,
+        )
+        .await?;
+    let relay = Relay::new(payments::SERVICE, db.clone(), cx.bus.clone());
+    let p = payments::Payments::new(db.clone(), provider(s, &db)?, Arc::new(SystemClock))
+        .with_relay(relay.clone());
+    relay.spawn();
+    Ok(p)
+}
+
+pub async fn start_cart(cx: &mut Context<'_>) -> Result<(Arc<cart::Carts>, Db), StartError> {
+    let s = cx.settings;
+    let db = cx
+        .open(
+            cart::SERVICE,
+            cart_db_target(s),
+            cart::migrations(),
+            s.cart.max_connections,
+        )
+        .await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn cart::CartStore> = match s.cart.backend.as_str() {
         "redis" => Arc::new(
             cart::RedisCartStore::connect(
@@ -243,25 +283,60 @@ pub async fn start(
             .await
             .map_err(|e| StartError::Runtime(format!("cart Redis: {e}")))?,
         ),
-        _ => Arc::new(cart::SqlCartStore::new(cart_db.clone(), clock.clone())),
+        _ => Arc::new(cart::SqlCartStore::new(db.clone(), clock.clone())),
     };
+    let prices: Arc<dyn cart::PriceBook> = cx.catalogue()?;
     let carts = Arc::new(cart::Carts::new(
         store,
         prices,
-        clock.clone(),
+        clock,
         cart::CartSettings {
             guest_ttl: Duration::from_secs(s.cart.guest_days * 86_400),
             customer_ttl: Duration::from_secs(s.cart.customer_days * 86_400),
             ..Default::default()
         },
     ));
+    spawn_cart_purge(carts.clone());
+    Ok((carts, db))
+}
+
+/// Orders and its saga, over the services of this process or their clients.
+pub async fn start_orders(
+    cx: &mut Context<'_>,
+    here: &Commerce,
+) -> Result<orders::Orders, StartError> {
+    use contracts::carts::{CartsApi, CartsClient};
+    use contracts::inventory::{StockApi, StockClient};
+    use contracts::payments::{PaymentsApi, PaymentsClient};
+    let s = cx.settings;
+    let db = cx
+        .open(
+            orders::SERVICE,
+            orders_db_target(s),
+            orders::migrations(),
+            s.orders.max_connections,
+        )
+        .await?;
+    let stock: Arc<dyn StockApi> = match &here.inventory {
+        Some(i) => Arc::new(i.clone()),
+        None => Arc::new(StockClient(cx.peers.peer(crate::Target::Inventory)?)),
+    };
+    let pay: Arc<dyn PaymentsApi> = match &here.payments {
+        Some(p) => Arc::new(p.clone()),
+        None => Arc::new(PaymentsClient(cx.peers.peer(crate::Target::Payments)?)),
+    };
+    let carts: Arc<dyn CartsApi> = match &here.carts {
+        Some(c) => c.clone(),
+        None => Arc::new(CartsClient(cx.peers.peer(crate::Target::Cart)?)),
+    };
+    let relay = Relay::new(orders::SERVICE, db.clone(), cx.bus.clone());
     let orders = orders::Orders {
-        db: ord_db,
-        inventory: inventory.clone(),
-        payments: payments.clone(),
-        carts: carts.clone(),
-        clock,
-        relay: Some(ord_relay.clone()),
+        db,
+        inventory: stock,
+        payments: pay,
+        carts,
+        clock: Arc::new(SystemClock),
+        relay: Some(relay.clone()),
         settings: orders::OrderSettings {
             hold_ttl: Duration::from_secs(s.orders.hold_minutes * 60),
             saga_lease: Duration::from_secs(s.orders.saga_lease_seconds),
@@ -271,22 +346,12 @@ pub async fn start(
             orphan_after: Duration::from_secs(s.orders.orphan_refund_seconds),
         },
     };
-    orders::consumers::subscribe(&orders, &bus)
+    orders::consumers::subscribe(&orders, &cx.bus)
         .await
         .map_err(|e| StartError::Runtime(format!("event bus: {e}")))?;
-    for r in [&inv_relay, &pay_relay, &ord_relay] {
-        r.spawn();
-    }
-    inventory.spawn_sweeper(Duration::from_secs(s.inventory.hold_sweep_seconds));
+    relay.spawn();
     orders.spawn_recovery(Duration::from_millis(s.orders.recovery_interval_ms));
-    spawn_cart_purge(carts.clone());
-    Ok(Commerce {
-        inventory,
-        payments,
-        carts,
-        orders,
-        cart_db,
-    })
+    Ok(orders)
 }
 
 /// Stock recorded for SKUs the catalogue does not know (before I10 was enforced) is reported
@@ -317,15 +382,11 @@ fn spawn_cart_purge(carts: Arc<cart::Carts>) {
 }
 
 /// Demo locations and opening stock (first start on SQLite).
-pub async fn seed_demo(c: &Commerce, catalog_db: &Db) -> Result<usize, StartError> {
+pub async fn seed_demo(inv: &inventory::Inventory, catalog_db: &Db) -> Result<usize, StartError> {
     let err = |e: inventory::InvError| StartError::Runtime(format!("demo stock: {e}"));
-    inventory::demo::seed_locations(&c.inventory)
-        .await
-        .map_err(err)?;
+    inventory::demo::seed_locations(inv).await.map_err(err)?;
     let skus = catalog::store::all_skus(catalog_db)
         .await
         .map_err(|e| StartError::Runtime(format!("demo stock: {e}")))?;
-    inventory::demo::seed_stock(&c.inventory, &skus)
-        .await
-        .map_err(err)
+    inventory::demo::seed_stock(inv, &skus).await.map_err(err)
 }

@@ -27,23 +27,59 @@ use std::time::Duration;
 pub enum Target {
     Catalog,
     Identity,
-    Commerce,
+    Inventory,
+    Cart,
+    Orders,
+    Payments,
+    Web,
     Gateway,
 }
+
+/// Names that stand for several targets.
+pub const GROUPS: &[(&str, &[Target])] = &[
+    ("all", Target::ALL),
+    (
+        "commerce",
+        &[
+            Target::Inventory,
+            Target::Cart,
+            Target::Orders,
+            Target::Payments,
+        ],
+    ),
+];
 
 impl Target {
     pub const ALL: &'static [Target] = &[
         Target::Catalog,
         Target::Identity,
-        Target::Commerce,
+        Target::Inventory,
+        Target::Cart,
+        Target::Orders,
+        Target::Payments,
+        Target::Web,
         Target::Gateway,
+    ];
+
+    /// The services: every target but the edge and the pages.
+    pub const SERVICES: &'static [Target] = &[
+        Target::Catalog,
+        Target::Identity,
+        Target::Inventory,
+        Target::Cart,
+        Target::Orders,
+        Target::Payments,
     ];
 
     pub fn name(&self) -> &'static str {
         match self {
             Target::Catalog => "catalog",
             Target::Identity => "identity",
-            Target::Commerce => "commerce",
+            Target::Inventory => "inventory",
+            Target::Cart => "cart",
+            Target::Orders => "orders",
+            Target::Payments => "payments",
+            Target::Web => "web",
             Target::Gateway => "gateway",
         }
     }
@@ -51,32 +87,105 @@ impl Target {
     pub fn describe(&self) -> &'static str {
         match self {
             Target::Catalog => {
-                "products, variants, categories, brands and pictures under /api/catalog (database: catalog)"
+                "products, variants, categories, brands and pictures under /api/catalog; prices \
+                 and SKUs for carts and inventory (database: catalog)"
             }
             Target::Identity => {
                 "accounts, roles, sessions, API keys, our token issuer (/.well-known) under \
                  /api/identity (database: identity)"
             }
-            Target::Commerce => {
-                "stock per location (/api/inventory), carts (/api/carts), checkout and orders \
-                 (/api/checkout, /api/orders), payments (/api/payments); databases: inventory, \
-                 cart, orders, payments; needs the catalogue in the same process for prices"
+            Target::Inventory => {
+                "stock per location, movements, transfers under /api/inventory; holds for \
+                 checkout (database: inventory)"
+            }
+            Target::Cart => "guest and customer carts under /api/carts (database: cart, or Redis)",
+            Target::Orders => {
+                "checkout (the saga) and orders under /api/checkout and /api/orders, the \
+                 recovery worker (database: orders)"
+            }
+            Target::Payments => {
+                "payments through the provider, /api/payments and the Stripe webhook \
+                 (database: payments)"
+            }
+            Target::Web => {
+                "the storefront (/fr, /en) and the back office (/{lang}/admin); for now in the \
+                 process that runs every service"
             }
             Target::Gateway => {
                 "the entry point: authenticates every request, applies rate limits, forwards \
-                 /api/<service> to services in other processes (gateway.*_url), serves the \
+                 /api/<service> to services in other processes (peers.*_url), serves the \
                  OpenAPI document and the API docs"
             }
         }
     }
+
+    /// The services this one calls, in this process or at their `peers.*_url`.
+    pub fn needs(&self) -> &'static [Target] {
+        match self {
+            Target::Inventory | Target::Cart => &[Target::Catalog],
+            Target::Orders => &[Target::Inventory, Target::Payments, Target::Cart],
+            Target::Gateway => Target::SERVICES,
+            Target::Web => &[
+                Target::Catalog,
+                Target::Identity,
+                Target::Inventory,
+                Target::Cart,
+                Target::Orders,
+                Target::Payments,
+                Target::Gateway,
+            ],
+            Target::Catalog | Target::Identity | Target::Payments => &[],
+        }
+    }
+
+    /// The public path prefixes this service answers (and their metric labels), which the
+    /// gateway forwards to it when it runs elsewhere.
+    pub fn routes(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Target::Catalog => &[("/api/catalog", "/api/catalog/*")],
+            Target::Identity => &[
+                ("/api/identity", "/api/identity/*"),
+                ("/.well-known", "/.well-known/*"),
+            ],
+            Target::Inventory => &[("/api/inventory", "/api/inventory/*")],
+            Target::Cart => &[("/api/carts", "/api/carts/*")],
+            Target::Orders => &[
+                ("/api/checkout", "/api/checkout"),
+                ("/api/orders", "/api/orders/*"),
+            ],
+            Target::Payments => &[("/api/payments", "/api/payments/*")],
+            Target::Web | Target::Gateway => &[],
+        }
+    }
+
+    /// What `list-targets` prints after the description.
+    pub fn needs_text(&self) -> String {
+        match self {
+            Target::Web => "needs: every service and the gateway in this process".into(),
+            t if t.needs().is_empty() => "needs: nothing else".into(),
+            t => format!(
+                "needs: {} (in this process, or at {})",
+                t.needs()
+                    .iter()
+                    .map(|n| n.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                t.needs()
+                    .iter()
+                    .map(|n| format!("peers.{}_url", n.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
 }
 
-/// Parses `--target`: `all`, one name, or a comma-separated list.
+/// Parses `--target`: `all`, `commerce`, one name, or a comma-separated list.
 pub fn parse_targets(s: &str) -> Result<BTreeSet<Target>, ConfigError> {
     let mut out = BTreeSet::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if part == "all" {
-            out.extend(Target::ALL.iter().copied());
+        if let Some((_, group)) = GROUPS.iter().find(|(g, _)| *g == part) {
+            out.extend(group.iter().copied());
             continue;
         }
         let t = Target::ALL
@@ -87,7 +196,7 @@ pub fn parse_targets(s: &str) -> Result<BTreeSet<Target>, ConfigError> {
                 ConfigError::new(
                     "--target",
                     format!(
-                        "unknown target `{part}`; known: all, {}",
+                        "unknown target `{part}`; known: all, commerce, {}",
                         Target::ALL
                             .iter()
                             .map(|t| t.name())
@@ -134,14 +243,14 @@ pub fn identity_db_target(s: &Settings) -> DbTarget {
     }
 }
 
-/// The path prefixes of the commerce services (and their metric labels).
-pub const COMMERCE_PREFIXES: &[(&str, &str)] = &[
-    ("/api/inventory", "/api/inventory/*"),
-    ("/api/carts", "/api/carts/*"),
-    ("/api/checkout", "/api/checkout"),
-    ("/api/orders", "/api/orders/*"),
-    ("/api/payments", "/api/payments/*"),
-];
+/// The name this process signs into its calls to peers: its first service target.
+fn caller_name(targets: &BTreeSet<Target>) -> &'static str {
+    targets
+        .iter()
+        .find(|t| Target::SERVICES.contains(t))
+        .map(|t| t.name())
+        .unwrap_or("gateway")
+}
 
 /// Whether every part runs in this process (then no internal secret is needed).
 fn all_local(targets: &BTreeSet<Target>) -> bool {
@@ -241,62 +350,49 @@ pub enum StartError {
     Runtime(String),
 }
 
+/// The URL of a service that runs in another process, or the setting to set.
+pub fn peer_url<'a>(s: &'a Settings, t: Target) -> Option<&'a str> {
+    s.peers
+        .url_of(t.name())
+        .map(|(_, u)| u)
+        .filter(|u| !u.is_empty())
+}
+
+fn missing_peer(t: Target, peer: Target) -> ConfigError {
+    let setting = format!("peers.{}_url", peer.name());
+    let env = format!("COMPTOIR_{}", setting.to_uppercase().replace('.', "__"));
+    ConfigError::new(
+        setting,
+        format!(
+            "the {} target calls {} and it does not run in this process: set its address \
+             ({env}=http://host:port) or add it to --target",
+            t.name(),
+            peer.name(),
+        ),
+    )
+}
+
 /// Checks the settings against the targets before anything is opened.
 pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), ConfigError> {
-    let has_catalog = targets.contains(&Target::Catalog);
-    let has_gateway = targets.contains(&Target::Gateway);
-    if has_gateway && !has_catalog && s.gateway.catalog_url.is_empty() {
-        return Err(ConfigError::new(
-            "gateway.catalog_url",
-            "the gateway runs without the catalogue in this process, so it needs the catalogue's \
-             URL (COMPTOIR_GATEWAY__CATALOG_URL=http://host:port)",
-        ));
-    }
-    if has_gateway && has_catalog && !s.gateway.catalog_url.is_empty() {
-        return Err(ConfigError::new(
-            "gateway.catalog_url",
-            "the catalogue runs in this process; leave gateway.catalog_url empty or drop the \
-             catalog target",
-        ));
-    }
-    let has_identity = targets.contains(&Target::Identity);
-    if has_gateway && !has_identity && s.gateway.identity_url.is_empty() {
-        return Err(ConfigError::new(
-            "gateway.identity_url",
-            "the gateway runs without the identity service in this process, so it needs its URL \
-             (COMPTOIR_GATEWAY__IDENTITY_URL=http://host:port)",
-        ));
-    }
-    if has_gateway && has_identity && !s.gateway.identity_url.is_empty() {
-        return Err(ConfigError::new(
-            "gateway.identity_url",
-            "the identity service runs in this process; leave gateway.identity_url empty",
-        ));
-    }
-    let has_commerce = targets.contains(&Target::Commerce);
-    if has_commerce && !has_catalog {
+    if targets.contains(&Target::Web) && !all_local(targets) {
         return Err(ConfigError::new(
             "--target",
-            "the commerce target reads prices from the catalogue: run them in the same process \
-             (--target catalog,commerce)",
+            "the web target runs, for now, in the process that runs every service and the \
+             gateway (--target all)",
         ));
     }
-    if has_gateway && has_commerce && !s.gateway.commerce_url.is_empty() {
-        return Err(ConfigError::new(
-            "gateway.commerce_url",
-            "the commerce services run in this process; leave gateway.commerce_url empty",
-        ));
-    }
-    if has_gateway && !has_commerce && !s.gateway.commerce_url.is_empty() {
-        for (p, l) in COMMERCE_PREFIXES {
-            gateway::Upstream::parse(
-                "commerce",
-                p,
-                l,
-                "gateway.commerce_url",
-                &s.gateway.commerce_url,
-            )
-            .map_err(|e| ConfigError::new(e.setting, e.message))?;
+    for t in targets {
+        for peer in t.needs() {
+            if targets.contains(peer) {
+                continue;
+            }
+            match peer_url(s, *peer) {
+                None => return Err(missing_peer(*t, *peer)),
+                Some(u) => {
+                    contracts::rpc::check_url(u)
+                        .map_err(|m| ConfigError::new(format!("peers.{}_url", peer.name()), m))?;
+                }
+            }
         }
     }
     if !all_local(targets) {
@@ -307,6 +403,8 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
                  shared secret (COMPTOIR_AUTH__INTERNAL_SECRET_FILE, at least 32 characters)",
             ));
         }
+        let has_gateway = targets.contains(&Target::Gateway);
+        let has_identity = targets.contains(&Target::Identity);
         if s.auth.issuer.is_empty() && (has_gateway || has_identity) {
             return Err(ConfigError::new(
                 "auth.issuer",
@@ -314,26 +412,6 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
                  public URL everywhere (e.g. https://shop.example)",
             ));
         }
-    }
-    if has_gateway && !has_identity {
-        gateway::Upstream::parse(
-            "identity",
-            "/api/identity",
-            "/api/identity/*",
-            "gateway.identity_url",
-            &s.gateway.identity_url,
-        )
-        .map_err(|e| ConfigError::new(e.setting, e.message))?;
-    }
-    if has_gateway && !has_catalog {
-        gateway::Upstream::parse(
-            "catalog",
-            "/api/catalog",
-            "/api/catalog/*",
-            "gateway.catalog_url",
-            &s.gateway.catalog_url,
-        )
-        .map_err(|e| ConfigError::new(e.setting, e.message))?;
     }
     Ok(())
 }
@@ -360,8 +438,8 @@ pub struct App {
     /// The edge's authenticator, when the gateway runs in this process.
     pub authenticator: Option<Arc<Authenticator>>,
     pub report: StartReport,
-    /// The commerce services, when they run in this process (tests check invariants on them).
-    pub commerce: Option<commerce::Commerce>,
+    /// The commerce services that run in this process (tests check invariants on them).
+    pub commerce: commerce::Commerce,
     /// The event bus of this process (closed before the databases at shutdown).
     pub bus: Arc<dyn platform::bus::EventBus>,
     pub databases: Vec<Db>,
@@ -504,61 +582,85 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         identity_service_here = Some(id);
     }
 
-    let mut commerce_here = None;
-    if targets.contains(&Target::Commerce) {
-        let c = commerce::start(
+    // the commerce services: each where its target runs, the others through their clients
+    let peers = commerce::Peers::new(settings, internal.clone(), caller_name(targets));
+    let mut here = commerce::Commerce::default();
+    let mut internal_api = Router::new();
+    if let Some(db) = &catalog_db {
+        internal_api = internal_api.merge(catalog::contract::internal_router(db.clone()));
+    }
+    {
+        let mut cx = commerce::Context {
             settings,
-            bus.clone(),
-            catalog_db.clone(),
-            &mut report,
-            &mut databases,
-        )
-        .await?;
+            bus: bus.clone(),
+            catalog_db: catalog_db.clone(),
+            peers: &peers,
+            report: &mut report,
+            databases: &mut databases,
+        };
+        if targets.contains(&Target::Inventory) {
+            here.inventory = Some(commerce::start_inventory(&mut cx).await?);
+        }
+        if targets.contains(&Target::Payments) {
+            here.payments = Some(commerce::start_payments(&mut cx).await?);
+        }
+        if targets.contains(&Target::Cart) {
+            let (c, db) = commerce::start_cart(&mut cx).await?;
+            here.carts = Some(c);
+            here.cart_db = Some(db);
+        }
+        if targets.contains(&Target::Orders) {
+            here.orders = Some(commerce::start_orders(&mut cx, &here).await?);
+        }
+    }
+    if let Some(inv) = &here.inventory {
         if settings.demo.seed
-            && matches!(c.inventory.db, Db::Sqlite(_))
+            && matches!(inv.db, Db::Sqlite(_))
             && let Some(cdb) = &catalog_db
         {
-            report.seeded_stock = Some(commerce::seed_demo(&c, cdb).await?);
+            report.seeded_stock = Some(commerce::seed_demo(inv, cdb).await?);
         }
-        for (name, db) in [
-            ("inventory_db", &c.inventory.db),
-            ("orders_db", &c.orders.db),
-            ("payments_db", c.payments.db()),
-            ("cart_db", &c.cart_db),
-        ] {
-            checks.push(Check::database(name, db.clone()));
-        }
-        let inv_idem = Idempotency::new(c.inventory.db.clone());
-        let ord_idem = Idempotency::new(c.orders.db.clone());
-        idempotency.extend([
-            inv_idem.clone(),
-            ord_idem.clone(),
-            Idempotency::new(c.cart_db.clone()),
-        ]);
-        api = api
-            .merge(inventory::http::router(inventory::http::InventoryState {
-                inventory: c.inventory.clone(),
-                idempotency: inv_idem,
-            }))
-            .merge(cart::http::router(cart::http::CartState::new(
-                c.carts.clone(),
-                c.cart_db.clone(),
-            )))
-            .merge(orders::http::router(orders::http::OrdersState {
-                orders: c.orders.clone(),
-                idempotency: ord_idem,
-            }))
-            .merge(payments::http::router(payments::http::PaymentsState {
-                payments: c.payments.clone(),
-                stripe_webhook_secrets: Arc::new(
-                    [settings.payments.stripe_webhook_secret.clone()]
-                        .into_iter()
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                ),
-            }));
-        commerce_here = Some(c);
+        checks.push(Check::database("inventory_db", inv.db.clone()));
+        let idem = Idempotency::new(inv.db.clone());
+        idempotency.push(idem.clone());
+        api = api.merge(inventory::http::router(inventory::http::InventoryState {
+            inventory: inv.clone(),
+            idempotency: idem,
+        }));
+        internal_api = internal_api.merge(inventory::contract::internal_router(inv.clone()));
     }
+    if let Some(p) = &here.payments {
+        checks.push(Check::database("payments_db", p.db().clone()));
+        api = api.merge(payments::http::router(payments::http::PaymentsState {
+            payments: p.clone(),
+            stripe_webhook_secrets: Arc::new(
+                [settings.payments.stripe_webhook_secret.clone()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+        }));
+        internal_api = internal_api.merge(payments::contract::internal_router(p.clone()));
+    }
+    if let (Some(c), Some(db)) = (&here.carts, &here.cart_db) {
+        checks.push(Check::database("cart_db", db.clone()));
+        idempotency.push(Idempotency::new(db.clone()));
+        api = api.merge(cart::http::router(cart::http::CartState::new(
+            c.clone(),
+            db.clone(),
+        )));
+        internal_api = internal_api.merge(cart::contract::internal_router(c.clone()));
+    }
+    if let Some(o) = &here.orders {
+        checks.push(Check::database("orders_db", o.db.clone()));
+        let idem = Idempotency::new(o.db.clone());
+        idempotency.push(idem.clone());
+        api = api.merge(orders::http::router(orders::http::OrdersState {
+            orders: o.clone(),
+            idempotency: idem,
+        }));
+    }
+    let commerce_here = here;
     for r in &relays {
         r.spawn();
     }
@@ -570,6 +672,13 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     }));
     // the web pages call the services through this router, in process
     let services = api.clone();
+    // other processes call the contracts here, signed with the internal secret
+    let key = internal.clone();
+    api = api.merge(
+        internal_api.layer(axum::middleware::from_fn(move |req, next| {
+            platform::auth::internal_calls_only(key.clone(), req, next)
+        })),
+    );
 
     let mut authenticator = None;
     let mut router = api;
@@ -578,46 +687,15 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             settings.gateway.upstream_timeout_seconds.max(1),
         ));
         let mut upstreams = Vec::new();
-        if !targets.contains(&Target::Catalog) {
-            upstreams.push(
-                gateway::Upstream::parse(
-                    "catalog",
-                    "/api/catalog",
-                    "/api/catalog/*",
-                    "gateway.catalog_url",
-                    &settings.gateway.catalog_url,
-                )
-                .map_err(|e| ConfigError::new(e.setting, e.message))?,
-            );
-        }
-        if !targets.contains(&Target::Identity) {
-            for (prefix, label) in [
-                ("/api/identity", "/api/identity/*"),
-                ("/.well-known", "/.well-known/*"),
-            ] {
+        for t in Target::SERVICES.iter().filter(|t| !targets.contains(t)) {
+            let (setting, url) = settings
+                .peers
+                .url_of(t.name())
+                .ok_or_else(|| StartError::Runtime(format!("{} has no URL setting", t.name())))?;
+            for (prefix, label) in t.routes() {
                 upstreams.push(
-                    gateway::Upstream::parse(
-                        "identity",
-                        prefix,
-                        label,
-                        "gateway.identity_url",
-                        &settings.gateway.identity_url,
-                    )
-                    .map_err(|e| ConfigError::new(e.setting, e.message))?,
-                );
-            }
-        }
-        if !targets.contains(&Target::Commerce) && !settings.gateway.commerce_url.is_empty() {
-            for (prefix, label) in COMMERCE_PREFIXES {
-                upstreams.push(
-                    gateway::Upstream::parse(
-                        "commerce",
-                        prefix,
-                        label,
-                        "gateway.commerce_url",
-                        &settings.gateway.commerce_url,
-                    )
-                    .map_err(|e| ConfigError::new(e.setting, e.message))?,
+                    gateway::Upstream::parse(t.name(), prefix, label, setting, url)
+                        .map_err(|e| ConfigError::new(e.setting, e.message))?,
                 );
             }
         }
@@ -628,7 +706,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         let directory: Arc<dyn Directory> = match &identity_service_here {
             Some(id) => Arc::new(identity::LocalDirectory(id.clone())),
             None => Arc::new(RemoteDirectory::new(
-                &settings.gateway.identity_url,
+                &settings.peers.identity_url,
                 settings.auth.internal_secret.expose(),
             )),
         };
@@ -652,10 +730,8 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
             }));
-        if web_here
-            && let (Some(id), Some(c), Some(cdb)) =
-                (&identity_service_here, &commerce_here, &catalog_db)
-        {
+        if web_here && let (Some(id), Some(cdb)) = (&identity_service_here, &catalog_db) {
+            let c = &commerce_here;
             let state = web_state(settings, services, auth, id, c, cdb, &limiter)?;
             // outside the edge: the pages read their own session cookies (and refresh them)
             router = router.merge(web::router(state));
@@ -696,6 +772,7 @@ fn web_state(
     catalog_db: &Db,
     limiter: &Limiter,
 ) -> Result<web::WebState, StartError> {
+    let missing = || StartError::Runtime("the web runs with every service in its process".into());
     let w = &settings.web;
     let key = if w.cookie_secret.is_empty() {
         web_cookie_key(&settings.data.dir)?
@@ -711,12 +788,12 @@ fn web_state(
         identity: identity.clone(),
         catalogue: Arc::new(web::catalogue::Catalogue::new(
             catalog_db.clone(),
-            Some(c.inventory.clone()),
+            c.inventory.clone(),
             Duration::from_secs(w.catalogue_seconds),
         )),
-        inventory: c.inventory.clone(),
-        orders: c.orders.clone(),
-        payments: c.payments.clone(),
+        inventory: c.inventory.clone().ok_or_else(missing)?,
+        orders: c.orders.clone().ok_or_else(missing)?,
+        payments: c.payments.clone().ok_or_else(missing)?,
         key,
         limiter: limiter.clone(),
         per_ip: if w.per_ip_per_minute == 0 {
@@ -789,39 +866,40 @@ pub async fn migrate(
         done.push(format!("identity: {} is up to date", target.describe()));
         db.close().await;
     }
-    if targets.contains(&Target::Commerce) {
-        let sets = [
-            (
-                inventory::SERVICE,
-                commerce::inventory_db_target(settings),
-                inventory::migrations(),
-            ),
-            (
-                orders::SERVICE,
-                commerce::orders_db_target(settings),
-                orders::migrations(),
-            ),
-            (
-                payments::SERVICE,
-                commerce::payments_db_target(settings),
-                payments::migrations(),
-            ),
-            (
-                cart::SERVICE,
-                commerce::cart_db_target(settings),
-                cart::migrations(),
-            ),
-        ];
-        for (name, target, set) in sets {
-            let db = Db::connect(&target, 2)
-                .await
-                .map_err(|e| StartError::Runtime(e.to_string()))?;
-            db.migrate(&set)
-                .await
-                .map_err(|e| StartError::Runtime(e.to_string()))?;
-            done.push(format!("{name}: {} is up to date", target.describe()));
-            db.close().await;
+    let sets = [
+        (
+            Target::Inventory,
+            commerce::inventory_db_target(settings),
+            inventory::migrations(),
+        ),
+        (
+            Target::Orders,
+            commerce::orders_db_target(settings),
+            orders::migrations(),
+        ),
+        (
+            Target::Payments,
+            commerce::payments_db_target(settings),
+            payments::migrations(),
+        ),
+        (
+            Target::Cart,
+            commerce::cart_db_target(settings),
+            cart::migrations(),
+        ),
+    ];
+    for (t, target, set) in sets {
+        if !targets.contains(&t) {
+            continue;
         }
+        let db = Db::connect(&target, 2)
+            .await
+            .map_err(|e| StartError::Runtime(e.to_string()))?;
+        db.migrate(&set)
+            .await
+            .map_err(|e| StartError::Runtime(e.to_string()))?;
+        done.push(format!("{}: {} is up to date", t.name(), target.describe()));
+        db.close().await;
     }
     Ok(done)
 }

@@ -62,8 +62,10 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::ListTargets) => {
             println!("all: every target below, in one process (the default)");
+            println!("commerce: inventory, cart, orders and payments");
             for t in Target::ALL {
                 println!("{}: {}", t.name(), t.describe());
+                println!("    {}", t.needs_text());
             }
             return ExitCode::SUCCESS;
         }

@@ -168,7 +168,26 @@ fn help_list_targets_and_config() {
     }
     let out = comptoir(&dir).arg("list-targets").output().expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("catalog:") && text.contains("gateway:") && text.contains("all:"));
+    for t in [
+        "all:",
+        "commerce:",
+        "catalog:",
+        "identity:",
+        "inventory:",
+        "cart:",
+        "orders:",
+        "payments:",
+        "web:",
+        "gateway:",
+    ] {
+        assert!(text.contains(t), "{t} in {text}");
+    }
+    assert!(
+        text.contains(
+            "needs: inventory, payments, cart (in this process, or at peers.inventory_url"
+        ),
+        "{text}"
+    );
 
     let secret = dir.join("token");
     std::fs::write(&secret, "a-secret-token-a-secret-token-a-secret\n").expect("write");
@@ -191,6 +210,16 @@ fn help_list_targets_and_config() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Every service at one address (the gateway's, or a peer's view of the others).
+const ALL_PEERS: &[(&str, &str)] = &[
+    ("COMPTOIR_PEERS__CATALOG_URL", "http://catalog:8080"),
+    ("COMPTOIR_PEERS__IDENTITY_URL", "http://identity:8080"),
+    ("COMPTOIR_PEERS__INVENTORY_URL", "http://inventory:8080"),
+    ("COMPTOIR_PEERS__CART_URL", "http://cart:8080"),
+    ("COMPTOIR_PEERS__ORDERS_URL", "http://orders:8080"),
+    ("COMPTOIR_PEERS__PAYMENTS_URL", "http://payments:8080"),
+];
+
 #[test]
 fn bad_start_up_settings_exit_2_naming_the_setting() {
     let dir = temp_dir("bad");
@@ -200,29 +229,48 @@ fn bad_start_up_settings_exit_2_naming_the_setting() {
         (
             vec!["serve", "--target", "gateway"],
             vec![],
-            "gateway.catalog_url",
+            "peers.catalog_url",
         ),
         (
             vec!["serve", "--target", "gateway"],
             vec![
-                ("COMPTOIR_GATEWAY__CATALOG_URL", "catalog:8080"),
-                ("COMPTOIR_GATEWAY__IDENTITY_URL", "http://identity:8080"),
+                ("COMPTOIR_PEERS__CATALOG_URL", "catalog:8080"),
+                ("COMPTOIR_PEERS__IDENTITY_URL", "http://identity:8080"),
                 (
                     "COMPTOIR_AUTH__INTERNAL_SECRET",
                     "0123456789abcdef0123456789abcdef",
                 ),
                 ("COMPTOIR_AUTH__ISSUER", "https://shop.example"),
             ],
-            "gateway.catalog_url",
+            "peers.catalog_url",
         ),
         (
             vec!["serve", "--target", "gateway"],
-            vec![
-                ("COMPTOIR_GATEWAY__CATALOG_URL", "http://catalog:8080"),
-                ("COMPTOIR_GATEWAY__IDENTITY_URL", "http://identity:8080"),
-            ],
+            ALL_PEERS.to_vec(),
             "auth.internal_secret",
         ),
+        // each service names the peer it lacks
+        (
+            vec!["serve", "--target", "orders"],
+            vec![],
+            "peers.inventory_url",
+        ),
+        (
+            vec!["serve", "--target", "orders,inventory"],
+            vec![],
+            "peers.catalog_url",
+        ),
+        (
+            vec!["serve", "--target", "cart"],
+            vec![],
+            "peers.catalog_url",
+        ),
+        (
+            vec!["serve", "--target", "inventory"],
+            vec![("COMPTOIR_PEERS__CATALOG_URL", "https://catalog:8443")],
+            "peers.catalog_url",
+        ),
+        (vec!["serve", "--target", "web"], vec![], "--target"),
         (
             vec!["serve", "--target", "catalog"],
             vec![("COMPTOIR_AUTH__INTERNAL_SECRET", "too-short")],
@@ -504,9 +552,7 @@ async fn guest_cart(create: &str, fill: &str, sku: &str) -> String {
 fn gateway_to(dir: &Path, upstream: &str, secret: &str, issuer: &str) -> Command {
     let mut c = comptoir(dir);
     c.args(["serve", "--target", "gateway"])
-        .env("COMPTOIR_GATEWAY__CATALOG_URL", upstream)
-        .env("COMPTOIR_GATEWAY__IDENTITY_URL", upstream)
-        .env("COMPTOIR_GATEWAY__COMMERCE_URL", upstream)
+        .envs(ALL_PEERS.iter().map(|(k, _)| (*k, upstream)))
         .env("COMPTOIR_AUTH__INTERNAL_SECRET", secret)
         .env("COMPTOIR_AUTH__ISSUER", issuer);
     c

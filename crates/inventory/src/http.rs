@@ -66,17 +66,7 @@ impl From<InvError> for ApiError {
 }
 
 /// One field error per short SKU: `field` is the SKU, the message says what is left.
-pub fn shortage_errors(s: &[Shortage]) -> Vec<platform::FieldError> {
-    s.iter()
-        .map(|x| {
-            platform::FieldError::new(
-                x.sku.clone(),
-                "out_of_stock",
-                format!("requested {}, available {}", x.requested, x.available),
-            )
-        })
-        .collect()
-}
+pub use contracts::inventory::shortage_errors;
 
 pub fn policy() -> RoutePolicy {
     use axum::http::Method;

@@ -5,8 +5,11 @@
 //! - `service`: the rules (guarded updates, ledger, holds, sweeper, ledger check)
 //! - `http`: routes under `/api/inventory`, their policy and OpenAPI description
 //! - `skus`: the catalogue's SKUs, through the [`SkuCatalog`] contract (I10)
+//! - `contract`: this service's side of [`contracts::inventory`]: [`Inventory`] as a
+//!   [`contracts::inventory::StockApi`], and the `/internal/inventory/...` routes
 //! - `demo`: the Breizhsport locations and opening stock
 
+pub mod contract;
 pub mod demo;
 pub mod http;
 pub mod service;

@@ -43,19 +43,7 @@ pub enum InvError {
     Db(#[from] sqlx::Error),
 }
 
-/// A SKU that a request could not get enough of.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct Shortage {
-    pub sku: String,
-    pub requested: i64,
-    pub available: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct HoldLine {
-    pub sku: String,
-    pub quantity: i64,
-}
+pub use contracts::inventory::{HoldLine, Shortage};
 
 /// Kinds of movement, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -7,12 +7,7 @@ use crate::service::{InvError, Inventory};
 use futures_util::future::BoxFuture;
 use std::collections::HashSet;
 
-/// Which SKUs exist, as the catalogue says (published or not: goods are received before a
-/// product goes on sale).
-pub trait SkuCatalog: Send + Sync {
-    /// The subset of `skus` that the catalogue knows. `Err` when it cannot be asked.
-    fn known<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<HashSet<String>, String>>;
-}
+pub use contracts::catalog::SkuCatalog;
 
 /// A fixed list of SKUs: for tests and tools that run without a catalogue.
 pub struct FixedSkus(pub HashSet<String>);

@@ -14,6 +14,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use contracts::carts::{CartsError, PriceChange};
+use contracts::inventory::StockError;
+use contracts::payments::PayError;
 use platform::auth::Caller;
 use platform::authz::{Access, RoutePolicy, perm};
 use platform::bus::{self, Event, topic};
@@ -69,7 +72,7 @@ pub fn router(state: OrdersState) -> Router {
     paths(checkout, list_orders, get_order, get_saga, list_sagas, cancel, fulfil, complete, refund),
     components(schemas(Problem, Order, OrderLine, OrderStatus, Fulfilment, Address, SagaView,
         SagaStep, SagaState, HistoryEntry, OrderDetail, CheckoutBody, RefundBody, NoteBody,
-        payments::PaymentMethod)),
+        contracts::payments::PaymentMethod)),
     tags((name = "orders", description = "Checkout, orders, refunds, the checkout saga"))
 )]
 pub struct OrdersApi;
@@ -103,7 +106,7 @@ pub struct CheckoutBody {
     /// Where the confirmation goes.
     pub email: String,
     pub fulfilment: Fulfilment,
-    pub payment: payments::PaymentMethod,
+    pub payment: contracts::payments::PaymentMethod,
 }
 
 fn invalid(field: &str, code: &'static str, message: &str) -> ApiError {
@@ -205,23 +208,25 @@ async fn checkout_inner(
     if email.len() < 3 || email.len() > 254 || !email.contains('@') {
         return Err(invalid("email", "invalid_email", "an e-mail address"));
     }
-    let cart = o
+    let fresh = o
         .carts
-        .get(b.cart_id, viewer.as_deref())
+        .for_checkout(b.cart_id, viewer.as_deref())
         .await
-        .map_err(|_| ApiError::not_found("cart"))?;
-    if cart.lines.is_empty() {
+        .map_err(|e| match e {
+            CartsError::NotFound => ApiError::not_found("cart"),
+            CartsError::Unavailable { detail } => {
+                tracing::warn!(error = %detail, "carts unavailable at checkout");
+                ApiError::unavailable("the cart service is not answering; retry later")
+            }
+        })?;
+    if fresh.lines.is_empty() && fresh.changes.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "empty_cart",
             "the cart is empty",
         ));
     }
-    let (fresh, changes) = o
-        .carts
-        .reprice(&cart)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let changes = &fresh.changes;
     if !changes.is_empty() {
         let mut e = ApiError::conflict(
             "price_changed",
@@ -231,10 +236,10 @@ async fn checkout_inner(
             .iter()
             .map(|c| {
                 let msg = match c {
-                    cart::PriceChange::Changed { old, new, .. } => {
+                    PriceChange::Changed { old, new, .. } => {
                         format!("price changed from {old} to {new}")
                     }
-                    cart::PriceChange::Unavailable { .. } => "no longer available".to_string(),
+                    PriceChange::Unavailable { .. } => "no longer available".to_string(),
                 };
                 FieldError::new(c.sku(), "price_changed", msg)
             })
@@ -247,7 +252,7 @@ async fn checkout_inner(
             o.settings.shipping_location.clone()
         }
         Fulfilment::Collect { store } => {
-            let l = o.inventory.location(store).await.map_err(ApiError::from)?;
+            let l = o.inventory.location(store).await.map_err(stock_problem)?;
             match l {
                 Some(l) if l.click_and_collect => l.code,
                 _ => {
@@ -815,10 +820,10 @@ async fn cancel(
             .refund(o.id, left, &format!("{}:cancel:{key}", o.id))
             .await
     {
-        return idempotency::abandon(idem, claim, ApiError::from(e)).await;
+        return idempotency::abandon(idem, claim, payment_error(e)).await;
     }
     if let Err(e) = st.orders.inventory.restock(o.id, "cancellation").await {
-        return idempotency::abandon(idem, claim, ApiError::from(e)).await;
+        return idempotency::abandon(idem, claim, stock_problem(e)).await;
     }
     let actor = caller
         .principal()
@@ -860,8 +865,54 @@ async fn cancel(
     res
 }
 
-fn payment_error(e: payments::PaymentError) -> ApiError {
-    ApiError::from(e)
+/// A payments answer as a problem: the same status and code a client gets from payments.
+fn payment_error(e: PayError) -> ApiError {
+    match &e {
+        PayError::Invalid { message, .. } => {
+            let code = e.code().unwrap_or("payment_refused");
+            if code == "unknown_payment" {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message.clone())
+            } else {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+            }
+        }
+        PayError::Unavailable { detail } => {
+            tracing::warn!(error = %detail, "payments unavailable");
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "payment_provider_unavailable",
+                "the payment provider is not answering; retry later",
+            );
+            e.retry_after = Some(5);
+            e
+        }
+    }
+}
+
+/// An inventory answer as a problem.
+fn stock_problem(e: StockError) -> ApiError {
+    match e {
+        StockError::UnknownLocation { .. } => ApiError::not_found("location"),
+        StockError::Invalid { message } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_stock_change",
+            message,
+        ),
+        StockError::OutOfStock { shortages } => {
+            let mut e = ApiError::conflict("out_of_stock", "not enough stock for this change");
+            e.errors = contracts::inventory::shortage_errors(&shortages);
+            e
+        }
+        StockError::HoldLost { .. } => {
+            ApiError::conflict("hold_lost", "the hold is no longer active")
+        }
+        StockError::Unavailable { detail } => {
+            tracing::warn!(error = %detail, "inventory unavailable");
+            let mut e = ApiError::unavailable("inventory is not answering; retry later");
+            e.retry_after = Some(2);
+            e
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]

@@ -1,6 +1,7 @@
 //! The invariant checker (RELIABILITY.md D1): any test calls [`check`] after load or faults.
-//! It reads the databases of orders, inventory and payments (and the built-in test provider's
-//! books) and lists every violation of I1, I3–I7 and I9. `quiescent` says the system has settled (no
+//! It is an auditor, not a use case: it reads the books of orders, inventory and payments (and
+//! the built-in test provider's) directly ([`Books`]), whichever processes run them, and lists
+//! every violation of I1, I3–I7 and I9. `quiescent` says the system has settled (no
 //! request in flight, workers caught up): then unfinished sagas and unpublished events count
 //! as violations too.
 
@@ -26,12 +27,19 @@ impl Report {
     }
 }
 
-pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
+/// The other services' books the checker reads (open them on their databases when the services
+/// run in other processes).
+pub struct Books<'a> {
+    pub inventory: &'a inventory::Inventory,
+    pub payments: &'a payments::Payments,
+}
+
+pub async fn check(o: &Orders, books: &Books<'_>, quiescent: bool) -> Result<Report, sqlx::Error> {
     let mut r = Report::default();
     let now = o.clock.now().timestamp_millis();
 
     // I1: counters equal their ledger rebuild; 0 ≤ held ≤ on_hand; held = Σ active holds.
-    match o.inventory.check().await {
+    match books.inventory.check().await {
         Ok(m) => {
             for x in m {
                 r.violations.push(format!(
@@ -44,7 +52,7 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
     }
 
     // I3 / I4: per payment, what stays captured maps to exactly one paid order of that amount.
-    let pays: Vec<(Uuid, i64, i64)> = db_run!(o.payments.db(), |p| sqlx::query_as(
+    let pays: Vec<(Uuid, i64, i64)> = db_run!(books.payments.db(), |p| sqlx::query_as(
         "SELECT id, captured, refunded FROM payments"
     )
     .fetch_all(p)
@@ -101,8 +109,8 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
             "I3 paid orders keep {orders_net} but payments keep {ours_net}"
         ));
     }
-    if o.payments.provider().name() == "test" {
-        let psp = payments::test_provider::psp_ledger_totals(o.payments.db()).await?;
+    if books.payments.provider().name() == "test" {
+        let psp = payments::test_provider::psp_ledger_totals(books.payments.db()).await?;
         r.psp_captured = psp.captured;
         r.psp_refunded = psp.refunded;
         if psp.captured - psp.refunded != ours_net {
@@ -134,7 +142,7 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
             "I6 {open} checkout saga(s) neither completed nor compensated"
         ));
     }
-    let stale_holds: i64 = db_run!(&o.inventory.db, |p| sqlx::query_scalar(
+    let stale_holds: i64 = db_run!(&books.inventory.db, |p| sqlx::query_scalar(
         "SELECT COUNT(*) FROM holds WHERE state = 'active' AND expires_at < $1"
     )
     .bind(now - 60_000)
@@ -152,7 +160,15 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
     .fetch_all(p)
     .await)?;
     for id in ended {
-        if o.inventory.hold_state(id).await.ok().flatten().as_deref() == Some("active") {
+        if books
+            .inventory
+            .hold_state(id)
+            .await
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("active")
+        {
             r.violations.push(format!(
                 "I6 saga {id} ended but its stock hold is still active"
             ));
@@ -214,8 +230,8 @@ pub async fn check(o: &Orders, quiescent: bool) -> Result<Report, sqlx::Error> {
     if quiescent {
         for (name, db) in [
             ("orders", &o.db),
-            ("inventory", &o.inventory.db),
-            ("payments", o.payments.db()),
+            ("inventory", &books.inventory.db),
+            ("payments", books.payments.db()),
         ] {
             let n = platform::bus::pending_count(db).await?;
             if n > 0 {

@@ -17,6 +17,9 @@ pub mod model;
 pub mod saga;
 pub mod store;
 
+use contracts::carts::CartsApi;
+use contracts::inventory::StockApi;
+use contracts::payments::PaymentsApi;
 use kernel::Clock;
 use platform::bus::Relay;
 use platform::db::{Db, MigrationSet};
@@ -64,13 +67,14 @@ impl Default for OrderSettings {
     }
 }
 
-/// The orders service and the services its saga calls.
+/// The orders service and the services its saga calls, through their contracts (in process or
+/// over HTTP: the wiring decides).
 #[derive(Clone)]
 pub struct Orders {
     pub db: Db,
-    pub inventory: inventory::Inventory,
-    pub payments: payments::Payments,
-    pub carts: Arc<cart::Carts>,
+    pub inventory: Arc<dyn StockApi>,
+    pub payments: Arc<dyn PaymentsApi>,
+    pub carts: Arc<dyn CartsApi>,
     pub clock: Arc<dyn Clock>,
     pub relay: Option<Relay>,
     pub settings: OrderSettings,

@@ -156,7 +156,7 @@ pub struct Plan {
     pub subtotal: i64,
     pub shipping: i64,
     pub total: i64,
-    pub payment: payments::PaymentMethod,
+    pub payment: contracts::payments::PaymentMethod,
 }
 
 /// The saga's states. Forward: started → stock_held → payment_authorized → order_confirmed →

@@ -17,8 +17,8 @@
 use crate::model::*;
 use crate::store;
 use crate::{Orders, SERVICE};
-use inventory::{HoldLine, InvError};
-use payments::{AuthOutcome, AuthorizeRequest, CaptureOutcome, PaymentError, PaymentStatus};
+use contracts::inventory::{HoldLine, HoldState, StockError};
+use contracts::payments::{AuthOutcome, AuthorizeRequest, CaptureOutcome, PayError, PaymentStatus};
 use platform::bus::{self, Event, topic};
 use platform::fail;
 use std::time::Duration;
@@ -291,25 +291,20 @@ impl Orders {
                 )
                 .await
             }
-            Err(InvError::OutOfStock(short)) => {
-                let detail = serde_json::to_string(&short).unwrap_or_default();
+            Err(StockError::OutOfStock { shortages }) => {
+                let detail = serde_json::to_string(&shortages).unwrap_or_default();
                 self.finish_failed(id, "hold_stock", "out_of_stock", &detail)
                     .await
             }
-            Err(InvError::UnknownLocation(l)) => {
-                self.finish_failed(id, "hold_stock", "unknown_location", &l)
+            Err(StockError::UnknownLocation { location }) => {
+                self.finish_failed(id, "hold_stock", "unknown_location", &location)
                     .await
             }
-            Err(InvError::Invalid(m)) => {
-                self.finish_failed(id, "hold_stock", "invalid_order", &m)
+            Err(StockError::Invalid { message }) => {
+                self.finish_failed(id, "hold_stock", "invalid_order", &message)
                     .await
             }
-            Err(e @ (InvError::InvalidSku { .. } | InvError::UnknownSku { .. })) => {
-                self.finish_failed(id, "hold_stock", "invalid_order", &e.to_string())
-                    .await
-            }
-            Err(InvError::CatalogUnavailable(m)) => Err(Transient(format!("catalogue: {m}"))),
-            Err(InvError::HoldLost(_)) => {
+            Err(StockError::HoldLost { .. }) => {
                 self.compensate(
                     id,
                     SagaState::Started,
@@ -319,7 +314,7 @@ impl Orders {
                 )
                 .await
             }
-            Err(InvError::Db(e)) => Err(Transient(format!("inventory: {e}"))),
+            Err(e @ StockError::Unavailable { .. }) => Err(Transient(e.to_string())),
         }
     }
 
@@ -395,7 +390,7 @@ impl Orders {
                 )
                 .await
             }
-            Err(PaymentError::Invalid { code, message }) => {
+            Err(PayError::Invalid { code, message }) => {
                 self.compensate(
                     id,
                     SagaState::StockHeld,
@@ -544,7 +539,7 @@ impl Orders {
                     Step::Reload
                 })
             }
-            Err(InvError::HoldLost(_)) => {
+            Err(StockError::HoldLost { .. }) => {
                 self.compensate(
                     id,
                     SagaState::OrderConfirmed,
@@ -614,7 +609,7 @@ impl Orders {
                 )
                 .await
             }
-            Err(PaymentError::Invalid { code, message }) => {
+            Err(PayError::Invalid { code, message }) => {
                 self.compensate(
                     id,
                     SagaState::StockCommitted,
@@ -637,8 +632,8 @@ impl Orders {
         _plan: &Plan,
         s: &store::CheckoutRow,
     ) -> Result<Step, Transient> {
-        let pe = |e: PaymentError| Transient(format!("payments: {e}"));
-        let ie = |e: InvError| Transient(format!("inventory: {e}"));
+        let pe = |e: PayError| Transient(format!("payments: {e}"));
+        let ie = |e: StockError| Transient(format!("inventory: {e}"));
         // 1. money
         if let Some(p) = self.payments.get(id).await.map_err(pe)? {
             match p.status {
@@ -659,11 +654,11 @@ impl Orders {
         }
         fail::point("saga.mid_compensation");
         // 2. stock
-        match self.inventory.hold_state(id).await.map_err(ie)?.as_deref() {
-            Some("active") => {
+        match self.inventory.hold_state(id).await.map_err(ie)? {
+            Some(HoldState::Active) => {
                 self.inventory.release(id).await.map_err(ie)?;
             }
-            Some("committed") => {
+            Some(HoldState::Committed) => {
                 self.inventory
                     .restock(id, "compensation")
                     .await
@@ -864,9 +859,9 @@ pub fn error_response(code: &str, detail: &str) -> (u16, String) {
     };
     let mut errors = Vec::new();
     if code == "out_of_stock"
-        && let Ok(short) = serde_json::from_str::<Vec<inventory::Shortage>>(detail)
+        && let Ok(short) = serde_json::from_str::<Vec<contracts::inventory::Shortage>>(detail)
     {
-        errors = inventory::http::shortage_errors(&short);
+        errors = contracts::inventory::shortage_errors(&short);
     }
     let body = serde_json::json!({
         "type": format!("urn:comptoir:problem:{code}"),

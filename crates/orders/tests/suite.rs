@@ -8,6 +8,9 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use contracts::carts::{CartsApi, CartsClient};
+use contracts::inventory::{StockApi, StockClient};
+use contracts::payments::{PaymentsApi, PaymentsClient};
 use futures_util::future::BoxFuture;
 use inventory::{Inventory, MovementKind};
 use kernel::SystemClock;
@@ -23,6 +26,30 @@ use std::time::Duration;
 use testkit::TestDb;
 use tower::ServiceExt;
 use uuid::Uuid;
+
+const CONTRACT_SECRET: &[u8] = b"orders-suite-contract-secret-0123456789";
+
+/// The internal routes of inventory, payments and carts on a port of their own, as another
+/// process would serve them; answers their base URL.
+async fn serve_contracts(
+    inventory: &Inventory,
+    payments: &payments::Payments,
+    carts: &Arc<cart::Carts>,
+) -> String {
+    let key = InternalKey::new(CONTRACT_SECRET);
+    let app = inventory::contract::internal_router(inventory.clone())
+        .merge(payments::contract::internal_router(payments.clone()))
+        .merge(cart::contract::internal_router(carts.clone()))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            platform::auth::internal_calls_only(key.clone(), req, next)
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
 
 struct Prices(HashMap<String, i64>);
 
@@ -86,6 +113,9 @@ async fn as_gateway(
 struct H {
     router: Router,
     orders: Orders,
+    inventory: Inventory,
+    payments: payments::Payments,
+    carts: Arc<cart::Carts>,
     dbs: Vec<TestDb>,
     backend: &'static str,
     cart_backend: &'static str,
@@ -93,11 +123,15 @@ struct H {
 }
 
 impl H {
+    /// SQLite and PostgreSQL with the saga's peers in process, and SQLite with the peers over
+    /// HTTP (their contracts' clients against their internal routes): one suite for both
+    /// implementations of each contract.
     async fn all() -> Vec<H> {
         let mut out = vec![H::new(false).await];
         if testkit::postgres_url().is_some() {
             out.push(H::new(true).await);
         }
+        out.push(H::remote().await);
         out
     }
 
@@ -105,7 +139,21 @@ impl H {
         H::with_bus(pg, Arc::new(InProcessBus::new()), Duration::from_secs(10)).await
     }
 
+    async fn remote() -> H {
+        H::build(
+            false,
+            Arc::new(InProcessBus::new()),
+            Duration::from_secs(10),
+            true,
+        )
+        .await
+    }
+
     async fn with_bus(pg: bool, bus: Arc<dyn EventBus>, lease: Duration) -> H {
+        H::build(pg, bus, lease, false).await
+    }
+
+    async fn build(pg: bool, bus: Arc<dyn EventBus>, lease: Duration, remote: bool) -> H {
         let open = |set| async move {
             if pg {
                 TestDb::postgres(set).await.expect("postgres")
@@ -117,7 +165,11 @@ impl H {
         let pay_db = open(payments::migrations()).await;
         let ord_db = open(orders::migrations()).await;
         let cart_db = open(cart::migrations()).await;
-        let backend = inv_db.backend;
+        let backend = if remote {
+            "sqlite + peers over HTTP"
+        } else {
+            inv_db.backend
+        };
         let clock: Arc<dyn kernel::Clock> = Arc::new(SystemClock);
         let relays = [
             Relay::new("inventory", inv_db.db.clone(), bus.clone()),
@@ -164,11 +216,32 @@ impl H {
             clock.clone(),
             Default::default(),
         ));
+        let carts_here = carts.clone();
+        let (stock, pay, cart_api): (Arc<dyn StockApi>, Arc<dyn PaymentsApi>, Arc<dyn CartsApi>) =
+            if remote {
+                let url = serve_contracts(&inventory, &payments, &carts).await;
+                let key = InternalKey::new(CONTRACT_SECRET);
+                let peer = |name| {
+                    contracts::Peer::new(name, "orders", &url, key.clone(), Default::default())
+                        .unwrap()
+                };
+                (
+                    Arc::new(StockClient(peer("inventory"))),
+                    Arc::new(PaymentsClient(peer("payments"))),
+                    Arc::new(CartsClient(peer("cart"))),
+                )
+            } else {
+                (
+                    Arc::new(inventory.clone()),
+                    Arc::new(payments.clone()),
+                    carts.clone(),
+                )
+            };
         let orders = Orders {
             db: ord_db.db.clone(),
-            inventory: inventory.clone(),
-            payments: payments.clone(),
-            carts: carts.clone(),
+            inventory: stock,
+            payments: pay,
+            carts: cart_api,
             clock,
             relay: Some(relays[2].clone()),
             settings: OrderSettings {
@@ -200,10 +273,20 @@ impl H {
         H {
             router: api,
             orders,
+            inventory,
+            payments,
+            carts: carts_here,
             dbs: vec![inv_db, pay_db, ord_db, cart_db],
             backend,
             cart_backend,
             faults,
+        }
+    }
+
+    fn books(&self) -> orders::invariants::Books<'_> {
+        orders::invariants::Books {
+            inventory: &self.inventory,
+            payments: &self.payments,
         }
     }
 
@@ -243,8 +326,7 @@ impl H {
     }
 
     async fn stock(&self, location: &str, sku: &str, units: i64) {
-        self.orders
-            .inventory
+        self.inventory
             .record(location, sku, MovementKind::Receipt, units, "test", "test")
             .await
             .unwrap();
@@ -293,7 +375,9 @@ impl H {
             "events published and sagas settled",
             Duration::from_secs(20),
             || async {
-                let r = orders::invariants::check(&self.orders, true).await.unwrap();
+                let r = orders::invariants::check(&self.orders, &self.books(), true)
+                    .await
+                    .unwrap();
                 if r.ok() { Some(r) } else { None }
             },
         )
@@ -306,13 +390,7 @@ const DECLINED: &str = "4000000000000002";
 const CAPTURE_FAILS: &str = "4000000000000341";
 
 async fn available(h: &H, sku: &str) -> (i64, i64) {
-    let l = h
-        .orders
-        .inventory
-        .level("rennes", sku)
-        .await
-        .unwrap()
-        .unwrap();
+    let l = h.inventory.level("rennes", sku).await.unwrap().unwrap();
     (l.on_hand, l.held)
 }
 
@@ -435,7 +513,7 @@ async fn flash_sale_sells_exactly_the_stock_l3() {
         }
         assert_eq!((created, sold_out), (50, 150), "{}", h.backend);
         assert_eq!(available(&h, "HOT").await, (0, 0));
-        assert_eq!(h.orders.inventory.sold("rennes", "HOT").await.unwrap(), 50);
+        assert_eq!(h.inventory.sold("rennes", "HOT").await.unwrap(), 50);
         let r = h.settle().await;
         assert_eq!(r.paid_orders, 50);
         match Arc::try_unwrap(h) {
@@ -449,7 +527,7 @@ async fn flash_sale_sells_exactly_the_stock_l3() {
 async fn duplicate_lines_of_one_sku_are_summed_before_the_check_l4() {
     for h in H::all().await {
         h.stock("rennes", "A", 30).await;
-        let inv = h.orders.inventory.clone();
+        let inv = h.inventory.clone();
         let mut tasks = Vec::new();
         for _ in 0..100 {
             let inv = inv.clone();
@@ -481,7 +559,7 @@ async fn duplicate_lines_of_one_sku_are_summed_before_the_check_l4() {
         }
         assert_eq!(sold, 30, "{}: exactly the stock, in pairs", h.backend);
         assert_eq!(available(&h, "A").await, (0, 0));
-        assert!(h.orders.inventory.check().await.unwrap().is_empty());
+        assert!(h.inventory.check().await.unwrap().is_empty());
         h.cleanup().await;
     }
 }
@@ -751,12 +829,7 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
         h.stock("rennes", "A", 5).await;
         let cart = h.cart(&[("A", 1)]).await;
         // a process started the saga, held the stock, then died
-        let c = h
-            .orders
-            .carts
-            .get(cart.parse().unwrap(), None)
-            .await
-            .unwrap();
+        let c = h.carts.get(cart.parse().unwrap(), None).await.unwrap();
         let plan = orders::model::Plan {
             cart_id: c.id,
             customer: None,
@@ -788,8 +861,7 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
         else {
             panic!("new saga expected")
         };
-        h.orders
-            .inventory
+        h.inventory
             .hold(
                 id,
                 "rennes",
@@ -848,11 +920,7 @@ async fn a_lost_capture_response_is_retried_without_a_second_capture_f8() {
 async fn stock_low_fires_once_and_holds_expire() {
     for h in H::all().await {
         h.stock("rennes", "A", 4).await;
-        h.orders
-            .inventory
-            .set_threshold("rennes", "A", 2)
-            .await
-            .unwrap();
+        h.inventory.set_threshold("rennes", "A", 2).await.unwrap();
         let cart = h.cart(&[("A", 2)]).await;
         let (s, _) = h.checkout(&cart, OK_CARD, "low-1").await;
         assert_eq!(s, StatusCode::CREATED);
@@ -872,8 +940,7 @@ async fn stock_low_fires_once_and_holds_expire() {
         );
         // an expired hold is released by the sweeper, and lazily by a buyer who needs it
         let id = Uuid::now_v7();
-        h.orders
-            .inventory
+        h.inventory
             .hold(
                 id,
                 "rennes",
@@ -887,8 +954,7 @@ async fn stock_low_fires_once_and_holds_expire() {
             .unwrap();
         assert_eq!(available(&h, "A").await, (1, 1));
         let other = Uuid::now_v7();
-        h.orders
-            .inventory
+        h.inventory
             .hold(
                 other,
                 "rennes",
@@ -901,13 +967,12 @@ async fn stock_low_fires_once_and_holds_expire() {
             .await
             .expect("the expired hold was reclaimed for this buyer");
         assert_eq!(
-            h.orders.inventory.hold_state(id).await.unwrap().as_deref(),
+            h.inventory.hold_state(id).await.unwrap().as_deref(),
             Some("expired")
         );
-        h.orders.inventory.release(other).await.unwrap();
+        h.inventory.release(other).await.unwrap();
         let id = Uuid::now_v7();
-        h.orders
-            .inventory
+        h.inventory
             .hold(
                 id,
                 "rennes",
@@ -919,9 +984,9 @@ async fn stock_low_fires_once_and_holds_expire() {
             )
             .await
             .unwrap();
-        assert_eq!(h.orders.inventory.sweep().await.unwrap(), 1);
+        assert_eq!(h.inventory.sweep().await.unwrap(), 1);
         assert_eq!(available(&h, "A").await, (1, 0));
-        assert!(h.orders.inventory.check().await.unwrap().is_empty());
+        assert!(h.inventory.check().await.unwrap().is_empty());
         h.cleanup().await;
     }
 }
@@ -1012,9 +1077,11 @@ async fn reconciliation_finds_and_refunds_what_does_not_add_up_d3() {
             },
             customer_email: None,
         };
-        h.orders.payments.authorize(&req).await.unwrap();
-        h.orders.payments.capture(orphan).await.unwrap();
-        let r = orders::invariants::check(&h.orders, false).await.unwrap();
+        h.payments.authorize(&req).await.unwrap();
+        h.payments.capture(orphan).await.unwrap();
+        let r = orders::invariants::check(&h.orders, &h.books(), false)
+            .await
+            .unwrap();
         assert!(
             r.violations
                 .iter()
@@ -1036,7 +1103,9 @@ async fn reconciliation_finds_and_refunds_what_does_not_add_up_d3() {
         .await
         .map(|_| ()))
         .unwrap();
-        let r = orders::invariants::check(&h.orders, false).await.unwrap();
+        let r = orders::invariants::check(&h.orders, &h.books(), false)
+            .await
+            .unwrap();
         assert!(
             r.violations.iter().any(|v| v.starts_with("I3 order")),
             "{:?}",
@@ -1051,7 +1120,7 @@ async fn reconciliation_finds_and_refunds_what_does_not_add_up_d3() {
         .await
         .map(|_| ()))
         .unwrap();
-        platform::db_run!(h.orders.payments.db(), |p| sqlx::query(
+        platform::db_run!(h.payments.db(), |p| sqlx::query(
             "UPDATE payments SET captured = 0, status = 'authorized' WHERE id = $1"
         )
         .bind(id)
@@ -1059,7 +1128,9 @@ async fn reconciliation_finds_and_refunds_what_does_not_add_up_d3() {
         .await
         .map(|_| ()))
         .unwrap();
-        let r = orders::invariants::check(&h.orders, false).await.unwrap();
+        let r = orders::invariants::check(&h.orders, &h.books(), false)
+            .await
+            .unwrap();
         assert!(
             r.violations.iter().any(|v| v.starts_with("I3")),
             "a paid order without its capture: {:?}",
@@ -1100,7 +1171,7 @@ async fn a_payment_that_needs_the_shoppers_confirmation_is_polled_to_its_end() {
             let (s, _) = h.checkout(&cart, NEEDS_ACTION, key).await;
             assert_eq!(s, StatusCode::CONFLICT);
             assert!(
-                payments::TestProvider::complete_action(h.orders.payments.db(), id, approved)
+                payments::TestProvider::complete_action(h.payments.db(), id, approved)
                     .await
                     .unwrap()
             );

@@ -11,6 +11,8 @@
 //! - `service`: [`Payments`], the use cases the checkout saga calls in process
 //! - `webhook`: verified provider events, applied once; unverified ones trigger a poll
 //! - `store`: SQL, one text for SQLite and PostgreSQL
+//! - `contract`: this service's side of [`contracts::payments`]: [`Payments`] as a
+//!   [`contracts::payments::PaymentsApi`], and the `/internal/payments/...` routes
 //! - `http`: `GET /api/payments/{id}` and `POST /api/payments/webhooks/stripe`, their
 //!   [`http::policy`] and OpenAPI ([`http::PaymentsApi`])
 //!
@@ -37,6 +39,7 @@
 //! `refunds`, `webhook_events`, the test PSP's `test_psp_charges` and `test_psp_requests`, and
 //! the shared `outbox`, `processed_events` and `idempotency_keys`.
 
+pub mod contract;
 pub mod http;
 pub mod model;
 pub mod provider;

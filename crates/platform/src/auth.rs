@@ -166,6 +166,83 @@ impl InternalKey {
     }
 }
 
+/// The header of a call from one service to another's `/internal/...` routes.
+pub const CALL_HEADER: &str = "x-comptoir-call";
+
+impl InternalKey {
+    /// `v1.<unix seconds>.<caller>.<mac>`, the MAC over the method, the path (with its query),
+    /// the time and the caller's name: a captured header opens no other route and expires.
+    pub fn sign_call(&self, caller: &str, method: &str, path: &str, now_unix: i64) -> String {
+        let body = format!("v1.{now_unix}.{caller}");
+        let mac = B64.encode(self.mac(format!("{body}\n{method}\n{path}").as_bytes()));
+        format!("{body}.{mac}")
+    }
+
+    /// The caller named by a call header this key signed for this method and path less than a
+    /// minute ago.
+    pub fn verify_call(
+        &self,
+        value: &str,
+        method: &str,
+        path: &str,
+        now_unix: i64,
+    ) -> Option<String> {
+        let (body, mac) = value.rsplit_once('.')?;
+        let expected = self.mac(format!("{body}\n{method}\n{path}").as_bytes());
+        let presented = B64.decode(mac).ok()?;
+        if presented.len() != expected.len()
+            || presented
+                .iter()
+                .zip(&expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                != 0
+        {
+            return None;
+        }
+        let mut parts = body.splitn(3, '.');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let ts: i64 = parts.next()?.parse().ok()?;
+        if (now_unix - ts).abs() > HEADER_MAX_AGE_SECS {
+            return None;
+        }
+        Some(parts.next()?.to_string())
+    }
+}
+
+/// Service-side guard of `/internal/...` routes: only a call signed by a service of this
+/// installation passes ([`InternalKey::sign_call`]); anything else is 401 `invalid_internal_call`.
+pub async fn internal_calls_only(key: InternalKey, req: Request, next: Next) -> Response {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let ok = req
+        .headers()
+        .get(CALL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            key.verify_call(
+                v,
+                req.method().as_str(),
+                &path,
+                chrono::Utc::now().timestamp(),
+            )
+        });
+    if ok.is_none() {
+        tracing::warn!(path = %req.uri().path(), "an internal call failed verification: check auth.internal_secret");
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_internal_call",
+            "internal routes answer only calls signed by a service of this installation",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Service-side middleware: takes the identity the edge put in the extensions (one process) or
 /// verifies the signed header (the gateway in another process). A header that does not verify
 /// is answered 401: it means a misconfigured secret or a forgery, never a client mistake.
@@ -251,5 +328,43 @@ mod tests {
         assert_eq!(k.verify(&format!("{body}.{mac}"), 1_010), None);
         assert!(k.matches("secret-one"));
         assert!(!k.matches("secret-one "));
+    }
+
+    #[test]
+    fn a_call_header_opens_one_route_for_a_minute() {
+        let k = InternalKey::new(b"secret-one");
+        let h = k.sign_call(
+            "orders",
+            "POST",
+            "/internal/inventory/holds/1/commit",
+            1_000,
+        );
+        assert_eq!(
+            k.verify_call(&h, "POST", "/internal/inventory/holds/1/commit", 1_030),
+            Some("orders".to_string())
+        );
+        assert_eq!(
+            k.verify_call(&h, "POST", "/internal/inventory/holds/2/commit", 1_030),
+            None
+        );
+        assert_eq!(
+            k.verify_call(&h, "GET", "/internal/inventory/holds/1/commit", 1_030),
+            None
+        );
+        assert_eq!(
+            k.verify_call(&h, "POST", "/internal/inventory/holds/1/commit", 1_100),
+            None
+        );
+        let other = InternalKey::new(b"secret-two");
+        assert_eq!(
+            other.verify_call(&h, "POST", "/internal/inventory/holds/1/commit", 1_030),
+            None
+        );
+        // the caller's name is under the MAC too
+        let forged = h.replacen("orders", "gateway", 1);
+        assert_eq!(
+            k.verify_call(&forged, "POST", "/internal/inventory/holds/1/commit", 1_030),
+            None
+        );
     }
 }

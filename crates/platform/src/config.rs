@@ -25,6 +25,7 @@ pub struct Settings {
     pub cart: CartSettings,
     pub bus: BusSettings,
     pub gateway: GatewaySettings,
+    pub peers: PeersSettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub demo: DemoSettings,
@@ -145,10 +146,41 @@ pub struct BusSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
+    pub upstream_timeout_seconds: u64,
+}
+
+/// Where each service runs when it is not in this process (`http://host:port`): the gateway
+/// routes to these, and services call their peers' contracts there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersSettings {
     pub catalog_url: String,
     pub identity_url: String,
-    pub commerce_url: String,
-    pub upstream_timeout_seconds: u64,
+    pub inventory_url: String,
+    pub cart_url: String,
+    pub orders_url: String,
+    pub payments_url: String,
+    pub web_url: String,
+    /// Per attempt of a call to a peer's contract.
+    pub timeout_ms: u64,
+    /// Attempts of an idempotent call whose outcome is not known (1 = no retry).
+    pub attempts: u32,
+}
+
+impl PeersSettings {
+    /// The URL setting of a service (by target name) and its value.
+    pub fn url_of(&self, service: &str) -> Option<(&'static str, &str)> {
+        Some(match service {
+            "catalog" => ("peers.catalog_url", &self.catalog_url),
+            "identity" => ("peers.identity_url", &self.identity_url),
+            "inventory" => ("peers.inventory_url", &self.inventory_url),
+            "cart" => ("peers.cart_url", &self.cart_url),
+            "orders" => ("peers.orders_url", &self.orders_url),
+            "payments" => ("peers.payments_url", &self.payments_url),
+            "web" => ("peers.web_url", &self.web_url),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -490,13 +522,6 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        let gw = &self.gateway.catalog_url;
-        if !(gw.is_empty() || gw.starts_with("http://")) {
-            return Err(ConfigError::new(
-                "gateway.catalog_url",
-                "must be an http:// URL (service-to-service traffic stays on the cluster network)",
-            ));
-        }
         let url = self.identity.database_url.expose();
         if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             return Err(ConfigError::new(
@@ -516,11 +541,37 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        let gw = &self.gateway.identity_url;
-        if !(gw.is_empty() || gw.starts_with("http://")) {
+        let p = &self.peers;
+        for service in [
+            "catalog",
+            "identity",
+            "inventory",
+            "cart",
+            "orders",
+            "payments",
+            "web",
+        ] {
+            if let Some((setting, url)) = p.url_of(service)
+                && !url.is_empty()
+                && !url.starts_with("http://")
+            {
+                return Err(ConfigError::new(
+                    setting,
+                    "must be an http://host:port URL (service-to-service traffic stays on the \
+                     installation's network; terminate TLS in front of it)",
+                ));
+            }
+        }
+        if !(50..=60_000).contains(&p.timeout_ms) {
             return Err(ConfigError::new(
-                "gateway.identity_url",
-                "must be an http:// URL (service-to-service traffic stays on the cluster network)",
+                "peers.timeout_ms",
+                "must be between 50 and 60000",
+            ));
+        }
+        if !(1..=10).contains(&p.attempts) {
+            return Err(ConfigError::new(
+                "peers.attempts",
+                "must be between 1 and 10",
             ));
         }
         let a = &self.auth;

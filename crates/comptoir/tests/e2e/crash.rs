@@ -275,9 +275,18 @@ async fn run(setup: Setup) {
     let settings = setup.settings(&dir);
     let targets: BTreeSet<Target> = Target::ALL.iter().copied().collect();
     let app = comptoir::build(&settings, &targets).await.expect("build");
-    let c = app.commerce.expect("commerce");
+    let c = app.commerce;
+    let (o, inventory, payments) = (
+        c.orders.expect("orders"),
+        c.inventory.expect("inventory"),
+        c.payments.expect("payments"),
+    );
+    let books = orders::invariants::Books {
+        inventory: &inventory,
+        payments: &payments,
+    };
     let report = testkit::eventually("D1 finds nothing", Duration::from_secs(30), || async {
-        let r = orders::invariants::check(&c.orders, true)
+        let r = orders::invariants::check(&o, &books, true)
             .await
             .expect("check");
         if r.ok() {
@@ -294,7 +303,7 @@ async fn run(setup: Setup) {
     );
     assert_eq!(report.open_sagas, 0);
     assert!(report.psp_captured >= 1);
-    drop(c);
+    drop((o, inventory, payments));
 
     // the broker keeps durable queues: remove this run's
     let var = |k: &str| {

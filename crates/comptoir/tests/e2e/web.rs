@@ -26,7 +26,7 @@ async fn start(dir: &Path) -> Site {
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let inventory = app.commerce.as_ref().expect("commerce").inventory.clone();
+    let inventory = app.commerce.inventory.clone().expect("inventory");
     let identity = app.identity.clone().expect("identity");
     let accounts = app.report.demo_accounts.clone().unwrap_or_default();
     let router = app.router;

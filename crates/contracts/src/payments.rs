@@ -1,0 +1,369 @@
+//! What other services may ask of payments: authorise, capture, void and refund the money of
+//! an order, and what a payment is now. Every call is idempotent on the payment's id (chosen by
+//! the checkout saga: its own id) or, for a refund, on the caller's key.
+//!
+//! Internal routes (answered with [`crate::rpc::answer`]):
+//! - `POST /internal/payments/authorizations` with [`AuthorizeRequest`] → [`AuthOutcome`]
+//! - `POST /internal/payments/{id}/capture` → [`CaptureOutcome`]
+//! - `POST /internal/payments/{id}/void` → `null`
+//! - `POST /internal/payments/{id}/refunds` with [`RefundRequest`] → the [`Payment`]
+//! - `GET /internal/payments/{id}` → the [`Payment`] or `null`; `?sync=true` asks the provider
+//! - `GET /internal/payments/holding-money?older_than_ms=&limit=` → [`Payment`]s
+
+use crate::rpc::{Peer, Retry, WireError};
+use axum::http::Method;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Where a payment is in its life. Stored and sent as snake_case strings.
+///
+/// Status only moves forward, in [`PaymentStatus::rank`] order: an older provider state (a
+/// late webhook, a slow poll) never overwrites a newer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Recorded, the provider's answer not known yet (or the customer must act).
+    Pending,
+    /// The amount is held on the customer's means of payment.
+    Authorized,
+    Captured,
+    PartiallyRefunded,
+    Refunded,
+    /// The authorisation was cancelled; nothing was taken.
+    Voided,
+    /// Declined or refused by the provider.
+    Failed,
+}
+
+impl PaymentStatus {
+    pub const ALL: &'static [PaymentStatus] = &[
+        PaymentStatus::Pending,
+        PaymentStatus::Authorized,
+        PaymentStatus::Captured,
+        PaymentStatus::PartiallyRefunded,
+        PaymentStatus::Refunded,
+        PaymentStatus::Voided,
+        PaymentStatus::Failed,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Authorized => "authorized",
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::PartiallyRefunded => "partially_refunded",
+            PaymentStatus::Refunded => "refunded",
+            PaymentStatus::Voided => "voided",
+            PaymentStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PaymentStatus> {
+        Self::ALL.iter().copied().find(|x| x.as_str() == s)
+    }
+
+    /// The order in which a status may change: only to a higher rank. `voided` and `failed`
+    /// share a rank (neither replaces the other); money taken (`captured` and after) outranks
+    /// them both, since the provider's books are the truth.
+    pub fn rank(&self) -> u8 {
+        match self {
+            PaymentStatus::Pending => 0,
+            PaymentStatus::Authorized => 1,
+            PaymentStatus::Voided | PaymentStatus::Failed => 2,
+            PaymentStatus::Captured => 3,
+            PaymentStatus::PartiallyRefunded => 4,
+            PaymentStatus::Refunded => 5,
+        }
+    }
+
+    /// Money was taken (and maybe partly or fully given back).
+    pub fn is_captured(&self) -> bool {
+        self.rank() >= PaymentStatus::Captured.rank()
+    }
+}
+
+/// How the customer pays. Never carries real card data: the test provider accepts only its
+/// published test numbers, and Stripe receives a `pm_…` token made by Stripe.js in the browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// A test card number of the built-in test provider (see `TestProvider`).
+    TestCard { number: String },
+    /// A Stripe PaymentMethod id (`pm_…`).
+    Stripe { payment_method: String },
+}
+
+/// What the checkout asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    /// Chosen by the caller (the checkout saga); the authorisation is idempotent on it.
+    pub payment_id: Uuid,
+    pub order_ref: String,
+    /// Minor units, > 0.
+    pub amount: i64,
+    pub currency: kernel::Currency,
+    pub method: PaymentMethod,
+    pub customer_email: Option<String>,
+}
+
+/// The answer to [`PaymentsApi::authorize`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "value", rename_all = "snake_case")]
+pub enum AuthOutcome {
+    /// The amount is held (the payment may have moved on since, e.g. captured on a retry).
+    Authorized(Payment),
+    /// The provider said no; the payment is `failed` (or `voided` when it was cancelled).
+    Declined { code: String, message: String },
+    /// The provider needs more time or the customer must act (3-D Secure): ask again later,
+    /// or wait for the webhook.
+    Pending(Payment),
+}
+
+/// The answer to [`PaymentsApi::capture`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "value", rename_all = "snake_case")]
+pub enum CaptureOutcome {
+    Captured(Payment),
+    /// The provider refused the capture; the authorisation stands (void it).
+    Failed {
+        code: String,
+        message: String,
+    },
+}
+
+/// A payment as we know it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Payment {
+    pub id: Uuid,
+    pub order_ref: String,
+    /// `test` or `stripe`.
+    pub provider: String,
+    /// The provider's id (`tch_…` for the test provider, `pi_…` for Stripe).
+    pub provider_ref: Option<String>,
+    /// Authorised amount, minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    pub status: PaymentStatus,
+    /// Captured amount, minor units.
+    pub captured: i64,
+    /// Refunded so far, minor units.
+    pub refunded: i64,
+    /// Last 4 digits of the card, when the provider says.
+    pub last4: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The body of `POST /internal/payments/{id}/refunds`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// Minor units.
+    pub amount: i64,
+    /// The refund's idempotency key (the same key and amount answer the payment again).
+    pub key: String,
+}
+
+/// Why payments did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum PayError {
+    /// The request cannot succeed as sent (bad amount, not a test card, unknown payment,
+    /// over-refund, key reused…). Retrying the same request gives the same answer.
+    #[error("{code}: {message}")]
+    Invalid { code: String, message: String },
+    /// Payments or its provider could not answer: nothing is known to have failed; retry later
+    /// (the ids and keys make the retry safe).
+    #[error("payments are unavailable: {detail}")]
+    Unavailable { detail: String },
+}
+
+/// The codes of [`PayError::Invalid`], as the payments service emits them.
+pub const INVALID_CODES: &[&str] = &[
+    "already_captured",
+    "invalid_amount",
+    "invalid_email",
+    "invalid_order_ref",
+    "invalid_refund_key",
+    "malformed_event",
+    "not_authorized",
+    "not_capturable",
+    "not_captured",
+    "payment_id_reused",
+    "provider_mismatch",
+    "refund_exceeds_captured",
+    "refund_key_reused",
+    "refund_refused",
+    "unknown_payment",
+];
+
+impl PayError {
+    /// The stable code of an `Invalid` error, as a static string (`payment_refused` for a code
+    /// this build does not know: a newer peer).
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            PayError::Invalid { code, .. } => Some(
+                INVALID_CODES
+                    .iter()
+                    .find(|c| **c == code.as_str())
+                    .copied()
+                    .unwrap_or("payment_refused"),
+            ),
+            PayError::Unavailable { .. } => None,
+        }
+    }
+}
+
+impl WireError for PayError {
+    fn status(&self) -> u16 {
+        match self {
+            PayError::Invalid { code, .. } if code == "unknown_payment" => 404,
+            PayError::Invalid { .. } => 422,
+            PayError::Unavailable { .. } => 503,
+        }
+    }
+    fn unavailable(detail: String) -> Self {
+        PayError::Unavailable { detail }
+    }
+}
+
+pub type PayResult<T> = Result<T, PayError>;
+
+/// What the checkout saga, refunds and reconciliation ask of payments.
+pub trait PaymentsApi: Send + Sync {
+    fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, PayResult<AuthOutcome>>;
+    fn capture(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<CaptureOutcome>>;
+    fn void(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<()>>;
+    /// Refunds `amount`; idempotent on `key`.
+    fn refund<'a>(
+        &'a self,
+        payment_id: Uuid,
+        amount: i64,
+        key: &'a str,
+    ) -> BoxFuture<'a, PayResult<Payment>>;
+    fn get(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>>;
+    /// Asks the provider for the current state and records it.
+    fn sync(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>>;
+    /// Payments that still keep captured money and were last changed before `older_than`
+    /// (oldest first, at most `limit`).
+    fn holding_money(
+        &self,
+        older_than: Duration,
+        limit: i64,
+    ) -> BoxFuture<'_, PayResult<Vec<Payment>>>;
+}
+
+/// Payments over HTTP.
+#[derive(Clone, Debug)]
+pub struct PaymentsClient(pub Peer);
+
+impl PaymentsApi for PaymentsClient {
+    fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, PayResult<AuthOutcome>> {
+        Box::pin(async move {
+            self.0
+                .call(
+                    Method::POST,
+                    "/internal/payments/authorizations",
+                    Some(req),
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn capture(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<CaptureOutcome>> {
+        Box::pin(async move {
+            self.0
+                .call::<(), _, _>(
+                    Method::POST,
+                    &format!("/internal/payments/{payment_id}/capture"),
+                    None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn void(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<()>> {
+        Box::pin(async move {
+            self.0
+                .call::<(), _, _>(
+                    Method::POST,
+                    &format!("/internal/payments/{payment_id}/void"),
+                    None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn refund<'a>(
+        &'a self,
+        payment_id: Uuid,
+        amount: i64,
+        key: &'a str,
+    ) -> BoxFuture<'a, PayResult<Payment>> {
+        Box::pin(async move {
+            self.0
+                .call(
+                    Method::POST,
+                    &format!("/internal/payments/{payment_id}/refunds"),
+                    Some(&RefundRequest {
+                        amount,
+                        key: key.to_string(),
+                    }),
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn get(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+        Box::pin(async move {
+            self.0
+                .call::<(), _, _>(
+                    Method::GET,
+                    &format!("/internal/payments/{payment_id}"),
+                    None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn sync(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+        Box::pin(async move {
+            self.0
+                .call::<(), _, _>(
+                    Method::GET,
+                    &format!("/internal/payments/{payment_id}?sync=true"),
+                    None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn holding_money(
+        &self,
+        older_than: Duration,
+        limit: i64,
+    ) -> BoxFuture<'_, PayResult<Vec<Payment>>> {
+        Box::pin(async move {
+            self.0
+                .call::<(), _, _>(
+                    Method::GET,
+                    &format!(
+                        "/internal/payments/holding-money?older_than_ms={}&limit={limit}",
+                        older_than.as_millis()
+                    ),
+                    None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+}

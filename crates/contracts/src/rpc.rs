@@ -1,0 +1,333 @@
+//! The wire protocol of calls between services.
+//!
+//! A contract call is an HTTP request to the peer's `/internal/<service>/...` routes:
+//! - **signed**: the `x-comptoir-call` header carries the caller's name and an HMAC over the
+//!   method, the path and the time under the installation's internal secret
+//!   ([`platform::auth::InternalKey::sign_call`]); the peer's guard
+//!   ([`platform::auth::internal_calls_only`]) refuses anything else. The gateway never
+//!   forwards `/internal/...`;
+//! - **answered** as JSON: `2xx` with the value, or a status with the contract's error
+//!   ([`WireError`]) as the body for an answer of the domain (out of stock, hold lost, declined
+//!   request). A `5xx`, a timeout or a refused connection means "not known": the caller retries
+//!   or treats it as its error's `unavailable` case;
+//! - **traced**: the request id of the request being served goes along (`x-request-id`), so
+//!   one id follows a checkout through every process's logs;
+//! - **bounded**: each attempt has a timeout; calls marked [`Retry::Safe`] (every call of our
+//!   contracts is idempotent on an id or a key the caller chose) are retried a bounded number of
+//!   times with exponential back-off and full jitter, and only on "not known" outcomes.
+//!
+//! Metrics per peer: `comptoir_peer_calls_total{peer,outcome}`,
+//! `comptoir_peer_call_duration_seconds{peer}`, `comptoir_peer_retries_total{peer}`.
+
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::auth::{CALL_HEADER, InternalKey};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+
+/// A contract's error, as it crosses the wire.
+pub trait WireError: Serialize + DeserializeOwned + Send + 'static {
+    /// The status an internal route answers with for this error.
+    fn status(&self) -> u16;
+    /// The peer could not be asked, or did not answer in time: the outcome is not known.
+    fn unavailable(detail: String) -> Self;
+}
+
+/// Renders a contract call's result as the answer of an internal route.
+pub fn answer<T: Serialize, E: WireError>(r: Result<T, E>) -> Response {
+    let (status, body) = match r {
+        Ok(v) => (StatusCode::OK, serde_json::to_vec(&v)),
+        Err(e) => (
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            serde_json::to_vec(&e),
+        ),
+    };
+    match body {
+        Ok(b) => (status, [(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        Err(e) => platform::ApiError::internal(format!("encoding an internal answer: {e}"))
+            .into_response(),
+    }
+}
+
+/// Whether a call may be sent again when its outcome is not known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Idempotent (on an id or key the caller chose): sending it twice has one effect.
+    Safe,
+    /// Not idempotent: one attempt.
+    Never,
+}
+
+/// How a service calls one peer.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    /// Per attempt, connection included.
+    pub timeout: Duration,
+    /// Attempts of a [`Retry::Safe`] call whose outcome is not known (1 = no retry).
+    pub attempts: u32,
+    /// First back-off; doubled each retry, capped at 1 s, fully jittered.
+    pub backoff: Duration,
+}
+
+impl Default for PeerSettings {
+    fn default() -> Self {
+        PeerSettings {
+            timeout: Duration::from_secs(5),
+            attempts: 3,
+            backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Another service, over HTTP.
+#[derive(Clone)]
+pub struct Peer {
+    /// The peer's name (its target), for metrics and messages.
+    name: &'static str,
+    /// This process's name, signed into every call.
+    caller: &'static str,
+    base: String,
+    key: InternalKey,
+    http: reqwest::Client,
+    settings: PeerSettings,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("name", &self.name)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a peer URL from the settings: `http://host:port` (no path). `https://` is refused
+/// with a clear message rather than sent in clear: this build speaks plain HTTP to peers inside
+/// the installation's network (TLS between services is the deployment's: a mesh or sidecar).
+pub fn check_url(url: &str) -> Result<String, String> {
+    let u = url.trim().trim_end_matches('/');
+    if u.starts_with("https://") {
+        return Err(format!(
+            "`{u}`: this build calls peers over plain HTTP inside the installation; terminate \
+             TLS in front of the peer (mesh, sidecar) and give its http:// address"
+        ));
+    }
+    let Some(rest) = u.strip_prefix("http://") else {
+        return Err(format!("`{u}` is not an http://host:port URL"));
+    };
+    if rest.is_empty() || rest.contains('/') || rest.contains('?') || rest.contains('#') {
+        return Err(format!("`{u}`: give http://host:port, without a path"));
+    }
+    Ok(u.to_string())
+}
+
+impl Peer {
+    pub fn new(
+        name: &'static str,
+        caller: &'static str,
+        base_url: &str,
+        key: InternalKey,
+        settings: PeerSettings,
+    ) -> Result<Peer, String> {
+        let base = check_url(base_url)?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for {name}: {e}"))?;
+        Ok(Peer {
+            name,
+            caller,
+            base,
+            key,
+            http,
+            settings,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Calls `method path` with `body`; decodes a `2xx` as `T` and a domain answer as `E`.
+    /// Outcomes not known (transport, timeout, `5xx` without a contract error) are retried when
+    /// `retry` is [`Retry::Safe`], then answered as `E::unavailable`.
+    pub async fn call<B, T, E>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<T, E>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+        E: WireError,
+    {
+        let body = match body.map(serde_json::to_vec).transpose() {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(E::unavailable(format!(
+                    "encoding a call to {}: {e}",
+                    self.name
+                )));
+            }
+        };
+        let attempts = match retry {
+            Retry::Safe => self.settings.attempts.max(1),
+            Retry::Never => 1,
+        };
+        let started = Instant::now();
+        let mut last = String::new();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                metrics::counter!("comptoir_peer_retries_total", "peer" => self.name).increment(1);
+                tokio::time::sleep(self.backoff(attempt)).await;
+            }
+            match self.once::<T, E>(&method, path, body.as_deref()).await {
+                Attempt::Answer(r) => {
+                    let outcome = if r.is_ok() { "ok" } else { "refused" };
+                    self.observe(outcome, started);
+                    return r;
+                }
+                Attempt::NotKnown(why) => {
+                    tracing::debug!(peer = self.name, path, attempt, error = %why, "peer call not answered");
+                    last = why;
+                }
+            }
+        }
+        self.observe("unavailable", started);
+        Err(E::unavailable(format!("{}: {last}", self.name)))
+    }
+
+    fn observe(&self, outcome: &'static str, started: Instant) {
+        metrics::counter!("comptoir_peer_calls_total", "peer" => self.name, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("comptoir_peer_call_duration_seconds", "peer" => self.name)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    /// Full jitter: a random wait in [0, min(1 s, backoff × 2^(attempt-1))].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .settings
+            .backoff
+            .saturating_mul(1 << (attempt - 1).min(10))
+            .min(Duration::from_secs(1));
+        let r = (uuid::Uuid::new_v4().as_u128() & 0xffff_ffff) as u64;
+        cap.mul_f64(r as f64 / u32::MAX as f64)
+    }
+
+    async fn once<T: DeserializeOwned, E: WireError>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Attempt<T, E> {
+        let now = chrono::Utc::now().timestamp();
+        let signed = self.key.sign_call(self.caller, method.as_str(), path, now);
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header(CALL_HEADER, signed)
+            .header(header::ACCEPT, "application/json");
+        if let Some(id) = platform::http::request_id::current() {
+            req = req.header(platform::http::request_id::HEADER, id);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(b.to_vec());
+        }
+        let res = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::NotKnown(e.without_url().to_string()),
+        };
+        let status = res.status();
+        let bytes = match res.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Attempt::NotKnown(format!("reading the answer: {}", e.without_url())),
+        };
+        if status.is_success() {
+            let src: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return match serde_json::from_slice(src) {
+                Ok(v) => Attempt::Answer(Ok(v)),
+                Err(e) => Attempt::Answer(Err(E::unavailable(format!(
+                    "{} answered {path} with an unreadable body: {e}",
+                    self.name
+                )))),
+            };
+        }
+        if let Ok(e) = serde_json::from_slice::<E>(&bytes) {
+            return Attempt::Answer(Err(e));
+        }
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Attempt::NotKnown(format!("answered {status}"));
+        }
+        // a refusal of the call itself (401: the secrets differ; 404: another version)
+        Attempt::Answer(Err(E::unavailable(format!(
+            "{} refused {method} {path}: {status} {}",
+            self.name,
+            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+        ))))
+    }
+}
+
+enum Attempt<T, E> {
+    Answer(Result<T, E>),
+    NotKnown(String),
+}
+
+/// Percent-encodes one path segment.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_urls_are_plain_http_without_a_path() {
+        assert_eq!(
+            check_url("http://127.0.0.1:8081/").as_deref(),
+            Ok("http://127.0.0.1:8081")
+        );
+        assert!(check_url("https://inventory:8443").is_err());
+        assert!(check_url("inventory:8080").is_err());
+        assert!(check_url("http://inventory:8080/api").is_err());
+        assert!(check_url("http://").is_err());
+    }
+
+    #[test]
+    fn back_off_is_jittered_and_capped() {
+        let p = Peer::new(
+            "inventory",
+            "orders",
+            "http://127.0.0.1:9",
+            InternalKey::new(b"k"),
+            PeerSettings::default(),
+        )
+        .expect("peer");
+        for attempt in 1..20 {
+            assert!(p.backoff(attempt) <= Duration::from_secs(1));
+        }
+        let waits: std::collections::HashSet<_> = (0..20).map(|_| p.backoff(3)).collect();
+        assert!(waits.len() > 1, "full jitter: the waits differ");
+    }
+}

@@ -1,0 +1,136 @@
+//! This service's side of [`contracts::payments`]: [`Payments`] implements [`PaymentsApi`] (the
+//! in-process implementation), and [`internal_router`] serves it to other processes.
+
+use crate::model::PaymentError;
+use crate::service::Payments;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use contracts::payments::{
+    AuthOutcome, AuthorizeRequest, CaptureOutcome, PayError, PayResult, Payment, PaymentsApi,
+    RefundRequest,
+};
+use contracts::rpc::answer;
+use futures_util::future::BoxFuture;
+use std::time::Duration;
+use uuid::Uuid;
+
+impl From<PaymentError> for PayError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::Invalid { code, message } => PayError::Invalid {
+                code: code.to_string(),
+                message,
+            },
+            PaymentError::Provider(m) => PayError::Unavailable { detail: m },
+            PaymentError::Db(e) => PayError::Unavailable {
+                detail: format!("payments database: {e}"),
+            },
+        }
+    }
+}
+
+impl PaymentsApi for Payments {
+    fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, PayResult<AuthOutcome>> {
+        Box::pin(async move { Ok(Payments::authorize(self, req).await?) })
+    }
+    fn capture(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<CaptureOutcome>> {
+        Box::pin(async move { Ok(Payments::capture(self, payment_id).await?) })
+    }
+    fn void(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<()>> {
+        Box::pin(async move { Ok(Payments::void(self, payment_id).await?) })
+    }
+    fn refund<'a>(
+        &'a self,
+        payment_id: Uuid,
+        amount: i64,
+        key: &'a str,
+    ) -> BoxFuture<'a, PayResult<Payment>> {
+        Box::pin(async move { Ok(Payments::refund(self, payment_id, amount, key).await?) })
+    }
+    fn get(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+        Box::pin(async move { Ok(Payments::get(self, payment_id).await?) })
+    }
+    fn sync(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+        Box::pin(async move { Ok(Payments::sync(self, payment_id).await?) })
+    }
+    fn holding_money(
+        &self,
+        older_than: Duration,
+        limit: i64,
+    ) -> BoxFuture<'_, PayResult<Vec<Payment>>> {
+        Box::pin(async move { Ok(Payments::holding_money(self, older_than, limit).await?) })
+    }
+}
+
+/// `/internal/payments/...`, for the orders service in another process. The wiring puts it
+/// behind [`platform::auth::internal_calls_only`].
+pub fn internal_router(payments: Payments) -> Router {
+    Router::new()
+        .route("/internal/payments/authorizations", post(authorize))
+        .route("/internal/payments/holding-money", get(holding_money))
+        .route("/internal/payments/{id}", get(get_payment))
+        .route("/internal/payments/{id}/capture", post(capture))
+        .route("/internal/payments/{id}/void", post(void))
+        .route("/internal/payments/{id}/refunds", post(refund))
+        .with_state(payments)
+}
+
+async fn authorize(
+    State(p): State<Payments>,
+    axum::Json(req): axum::Json<AuthorizeRequest>,
+) -> Response {
+    answer(PaymentsApi::authorize(&p, &req).await)
+}
+
+async fn capture(State(p): State<Payments>, Path(id): Path<Uuid>) -> Response {
+    answer(PaymentsApi::capture(&p, id).await)
+}
+
+async fn void(State(p): State<Payments>, Path(id): Path<Uuid>) -> Response {
+    answer(PaymentsApi::void(&p, id).await)
+}
+
+async fn refund(
+    State(p): State<Payments>,
+    Path(id): Path<Uuid>,
+    axum::Json(r): axum::Json<RefundRequest>,
+) -> Response {
+    answer(PaymentsApi::refund(&p, id, r.amount, &r.key).await)
+}
+
+#[derive(serde::Deserialize)]
+struct GetQuery {
+    #[serde(default)]
+    sync: bool,
+}
+
+async fn get_payment(
+    State(p): State<Payments>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<GetQuery>,
+) -> Response {
+    if q.sync {
+        answer(PaymentsApi::sync(&p, id).await)
+    } else {
+        answer(PaymentsApi::get(&p, id).await)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct HoldingQuery {
+    older_than_ms: u64,
+    limit: i64,
+}
+
+async fn holding_money(State(p): State<Payments>, Query(q): Query<HoldingQuery>) -> Response {
+    answer(
+        PaymentsApi::holding_money(
+            &p,
+            Duration::from_millis(q.older_than_ms),
+            q.limit.clamp(1, 1000),
+        )
+        .await,
+    )
+}
