@@ -16,7 +16,7 @@
 //! | `ApiError::bad_request("c", …)` | 1st | problem, 400 |
 //! | `ApiError::conflict("c", …)` | 1st | problem, 409 |
 //! | `unprocessable("c", …)` (cart's `From<CartError>`) | 1st | problem, 422 |
-//! | `PaymentError::invalid("c", …)` | 1st | problem, 422 (`From<PaymentError>`) |
+//! | `PaymentError::invalid("c", …)` (422 through `From<PaymentError>`, unless the handler maps it) | 1st | problem |
 //! | `refuse("c", …)` (the test provider's refusals, become `ProviderError::Invalid`) | 1st | problem |
 //! | `error_response("c", …)`, `finish_failed(_, _, "c", …)`, `compensate(_, _, _, "c", …)` (the checkout saga's stored problems) | as shown | problem |
 //! | `"c" => (NNN, …)` arms of `fn error_response` | the arm | problem, status NNN |
