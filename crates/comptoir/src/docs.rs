@@ -50,7 +50,37 @@ pub fn openapi() -> serde_json::Value {
     doc.merge(orders::http::OrdersApi::openapi());
     doc.merge(payments::http::PaymentsApi::openapi());
     add_security_schemes(&mut doc);
-    document_errors(doc)
+    doc.info.description = Some(format!(
+        "{}\n\n### Error codes\n\nEvery error answer is a problem document whose `code` \
+         (and the `code` of each entry of its `errors`) is one of these; `in` says whether a \
+         code names the problem, a field error, or both. The same table is in `info` as \
+         `x-error-codes`.\n{}",
+        doc.info.description.as_deref().unwrap_or_default(),
+        kernel::codes::markdown()
+    ));
+    let mut v = document_errors(doc);
+    v["info"]["x-error-codes"] = error_codes();
+    v
+}
+
+/// `kernel::codes::CODES` for machines: `[{code, statuses, in, area, meaning}]`.
+fn error_codes() -> serde_json::Value {
+    kernel::codes::CODES
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "code": c.code,
+                "statuses": c.statuses,
+                "in": match c.kind {
+                    kernel::codes::Kind::Problem => "problem",
+                    kernel::codes::Kind::Field => "field",
+                    kernel::codes::Kind::Both => "both",
+                },
+                "area": c.area.title(),
+                "meaning": c.meaning,
+            })
+        })
+        .collect()
 }
 
 /// Every route's access, as its service declares it (what the edge and `enforce` apply).
@@ -431,6 +461,27 @@ mod tests {
     }
 
     const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+    /// The /api/docs/ page shows the table of codes, and machines find it in `x-error-codes`.
+    #[test]
+    fn the_document_carries_every_error_code() {
+        let doc = super::openapi();
+        let text = doc["info"]["description"].as_str().expect("description");
+        let listed = doc["info"]["x-error-codes"]
+            .as_array()
+            .expect("x-error-codes");
+        assert_eq!(listed.len(), kernel::codes::CODES.len());
+        for (c, l) in kernel::codes::CODES.iter().zip(listed) {
+            assert!(
+                text.contains(&format!("| `{}` |", c.code)),
+                "{} not in the description",
+                c.code
+            );
+            assert_eq!(l["code"], c.code);
+            assert_eq!(l["statuses"], serde_json::json!(c.statuses));
+        }
+        assert!(text.starts_with("Open-source commerce platform"), "{text}");
+    }
 
     #[test]
     fn every_ref_resolves() {

@@ -815,7 +815,7 @@ impl Identity {
         if !errors.is_empty() {
             let mut e = ApiError::validation(errors);
             e.status = StatusCode::BAD_REQUEST;
-            e.code = "invalid_parameter";
+            e.code = "invalid_query";
             return Err(e);
         }
         let store = if p.is_head_office() {

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod codes;
 pub mod sku;
 
 /// Largest amount accepted anywhere (one hundred million major units of a two-decimal currency).

@@ -14,7 +14,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub struct FieldError {
     /// Path of the field, e.g. `variants[2].price_minor`.
     pub field: String,
-    /// Stable machine code, e.g. `too_long`, `negative`, `invalid_format`.
+    /// Stable machine code, e.g. `too_long`, `negative`, `invalid_format` (the table of error
+    /// codes lists them all).
     pub code: String,
     pub message: String,
 }
@@ -38,7 +39,8 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Stable machine-readable code; clients branch on this, not on the text.
+    /// Stable machine-readable code; clients branch on this, not on the text. Every code is in
+    /// the table of error codes (`kernel::codes`; the API description on `/api/docs/` shows it).
     pub code: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
