@@ -96,7 +96,7 @@ struct Env {
     router: Router,
     /// The Redis store, for the checks of its keys.
     redis: Option<RedisCartStore>,
-    /// The service database (the carts on SQL; the idempotency keys always).
+    /// The service database (on SQL: the carts and the keys of their writes; unused with Redis).
     db: TestDb,
 }
 
@@ -161,6 +161,37 @@ async fn as_gateway(
     next.run(req).await
 }
 
+/// The prices every scenario starts with.
+fn catalogue() -> Arc<Prices> {
+    let prices = Arc::new(Prices::default());
+    prices.set("TEE-M", 1990, "EUR", true);
+    prices.set("SOCKS", 500, "EUR", true);
+    prices.set("CAP", 1500, "EUR", true);
+    prices.set("OLD", 900, "EUR", false);
+    prices.set("SWISS", 3000, "CHF", true);
+    prices
+}
+
+/// The cart routes as the gateway reaches them.
+fn app(carts: Arc<Carts>, db: &platform::db::Db) -> Router {
+    let key = InternalKey::new(b"cart-suite-secret");
+    let k2 = key.clone();
+    let service = cart::http::router(CartState::new(carts, db.clone()))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            accept_internal_identity(Some(key.clone()), req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            as_gateway(k2.clone(), req, next)
+        }));
+    with_common_layers(
+        service,
+        &EdgeOptions {
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+        },
+    )
+}
+
 struct Res {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -173,6 +204,29 @@ impl Res {
     }
 }
 
+/// Sends `req` through `router`.
+async fn send(router: &Router, req: Request<Body>) -> Res {
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    res_of(res).await
+}
+
+async fn res_of(res: axum::response::Response) -> Res {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Res {
+        status,
+        headers,
+        body,
+    }
+}
+
 impl Env {
     fn new(
         backend: &'static str,
@@ -181,34 +235,14 @@ impl Env {
         clock: Arc<ManualClock>,
         db: TestDb,
     ) -> Env {
-        let prices = Arc::new(Prices::default());
-        prices.set("TEE-M", 1990, "EUR", true);
-        prices.set("SOCKS", 500, "EUR", true);
-        prices.set("CAP", 1500, "EUR", true);
-        prices.set("OLD", 900, "EUR", false);
-        prices.set("SWISS", 3000, "CHF", true);
+        let prices = catalogue();
         let carts = Arc::new(Carts::new(
             store.clone(),
             prices.clone(),
             clock.clone(),
             CartSettings::default(),
         ));
-        let key = InternalKey::new(b"cart-suite-secret");
-        let k2 = key.clone();
-        let service = cart::http::router(CartState::new(carts.clone(), db.db.clone()))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                accept_internal_identity(Some(key.clone()), req, next)
-            }))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                as_gateway(k2.clone(), req, next)
-            }));
-        let router = with_common_layers(
-            service,
-            &EdgeOptions {
-                request_timeout: Duration::from_secs(30),
-                max_body_bytes: 64 * 1024,
-            },
-        );
+        let router = app(carts.clone(), &db.db);
         Env {
             backend,
             store,
@@ -251,21 +285,7 @@ impl Env {
     }
 
     async fn send(&self, req: Request<Body>) -> Res {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Res {
-            status,
-            headers,
-            body,
-        }
+        send(&self.router, req).await
     }
 
     /// A request as `who` (`None`: anonymous) with a raw body (`None`: no body).
@@ -1084,68 +1104,10 @@ on_all_backends!(lines_follow_the_catalogue_and_the_limits, |e| Box::pin(
     }
 ));
 
-on_all_backends!(an_idempotency_key_replays_the_first_answer, |e| Box::pin(
-    async move {
-        let b = e.backend;
-        let id = e.new_cart(None).await;
-        let lines = format!("/api/carts/{id}/lines");
-        let body = r#"{"sku": "CAP", "quantity": 2}"#;
-        let key = [("idempotency-key", "add-cap-1")];
-        let first = e.call("POST", &lines, None, Some(body), &key).await;
-        assert_eq!(first.status, StatusCode::OK, "{b}: {:?}", first.body);
-        let retry = e.call("POST", &lines, None, Some(body), &key).await;
-        assert_eq!(retry.status, StatusCode::OK, "{b}");
-        assert_eq!(
-            retry
-                .headers
-                .get("idempotent-replayed")
-                .and_then(|v| v.to_str().ok()),
-            Some("true")
-        );
-        assert_eq!(
-            retry.body, first.body,
-            "{b}: the first answer, byte for byte"
-        );
-        let cart = e.carts.get(id, None).await.expect("get");
-        assert_eq!(
-            cart.line("CAP").map(|l| l.quantity),
-            Some(2),
-            "{b}: added once"
-        );
+// ---- keyed writes: tests/suite/keyed.rs -------------------------------------------------------------
 
-        let other = e
-            .call(
-                "POST",
-                &lines,
-                None,
-                Some(r#"{"sku": "CAP", "quantity": 1}"#),
-                &key,
-            )
-            .await;
-        assert_eq!(
-            (other.status, other.code()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
-            "{b}"
-        );
-
-        // a failed request releases its key
-        let k2 = [("idempotency-key", "add-nope")];
-        let bad = r#"{"sku": "NOPE", "quantity": 1}"#;
-        let r = e.call("POST", &lines, None, Some(bad), &k2).await;
-        assert_eq!(r.code(), "unknown_sku");
-        e.prices.set("NOPE", 100, "EUR", true);
-        let r = e.call("POST", &lines, None, Some(bad), &k2).await;
-        assert_eq!(r.status, StatusCode::OK, "{b}: the retry ran");
-
-        // creating a cart twice with one key makes one cart
-        let k3 = [("idempotency-key", "create-1")];
-        let c1 = e.call("POST", "/api/carts", Some("bob"), None, &k3).await;
-        let c2 = e.call("POST", "/api/carts", Some("bob"), None, &k3).await;
-        assert_eq!(c1.status, StatusCode::CREATED, "{b}");
-        assert_eq!(c2.status, StatusCode::CREATED, "{b}: replayed");
-        assert_eq!(c1.body["id"], c2.body["id"]);
-    }
-));
+#[path = "suite/keyed.rs"]
+mod keyed;
 
 // ---- policy and documentation ----------------------------------------------------------------------
 
