@@ -5,27 +5,25 @@
 //! ownership check is in the service, inside the compare-and-set loop; a cart that is not the
 //! caller's is answered 404, like one that does not exist.
 //!
-//! `Idempotency-Key` is honoured on every unsafe route with the service database's
-//! `idempotency_keys` table. Carts may live in Redis, so the stored response cannot commit in the
-//! same transaction as the change (the rule the catalogue follows): it is recorded right after
-//! the change. If the process dies between the two, the key's claim is taken over after 60 s and
-//! a retry runs again; for an added line that adds the quantity a second time (every other cart
-//! change is idempotent by nature).
+//! `Idempotency-Key` is honoured on every unsafe route, with the semantics of
+//! [`platform::idempotency`]. The key lives in the cart store ([`crate::keyed`]), and a change
+//! stores its answer in the same write as the cart: one transaction on SQL, one Lua script on
+//! Redis. A retry after a crash gets the first answer, never a second effect.
 
-use crate::model::{AddLine, CartView, NewCart, PriceChange, SetQuantity, quantity_in};
-use crate::service::{CartError, Carts};
+use crate::keyed::{Answer, Begin, Claim, Keyed};
+use crate::model::{AddLine, Cart, CartView, NewCart, PriceChange, SetQuantity, quantity_in};
+use crate::service::{CartError, CartResult, Carts};
+use crate::store::StoreError;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use platform::auth::Caller;
 use platform::authz::{Access, PrincipalKind, Role, RoutePolicy};
 use platform::db::Db;
 use platform::http::extract::{Fingerprint, HashedJson, OptionalHashedJson};
-use platform::idempotency::{self, Begin, Idempotency};
 use platform::{ApiError, Problem};
-use std::future::Future;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -33,18 +31,13 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct CartState {
     pub carts: Arc<Carts>,
-    /// The cart service's database, for `idempotency_keys` (whatever backend holds the carts).
-    pub db: Db,
-    pub idempotency: Idempotency,
 }
 
 impl CartState {
-    pub fn new(carts: Arc<Carts>, db: Db) -> Self {
-        CartState {
-            carts,
-            idempotency: Idempotency::new(db.clone()),
-            db,
-        }
+    /// `_db`, the service database, is not used: the keys of cart writes are kept by the cart
+    /// store (on SQL, in that same database). The parameter stays until the wiring drops it.
+    pub fn new(carts: Arc<Carts>, _db: Db) -> Self {
+        CartState { carts }
     }
 }
 
@@ -112,7 +105,7 @@ fn cart_id(s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::not_found("cart"))
 }
 
-fn view(cart: &crate::model::Cart) -> Result<CartView, ApiError> {
+fn view(cart: &Cart) -> Result<CartView, ApiError> {
     CartView::of(cart).ok_or_else(|| ApiError::internal(format!("cart {} overflows", cart.id)))
 }
 
@@ -122,67 +115,86 @@ fn location(id: Uuid) -> String {
 
 // ---- the write flow ----------------------------------------------------------------------------
 
-type Outcome = Result<(StatusCode, CartView, Option<String>), ApiError>;
+/// How a write answers from the cart it leaves (`true`: it created that cart).
+type Answering = dyn Fn(&Cart, bool) -> Result<Answer, CartError> + Send + Sync;
 
-/// Runs a change under the request's `Idempotency-Key` (if any): a retry gets the first
-/// response back, a concurrent duplicate 409, another request with the same key 422.
-async fn keyed<F>(
+/// The answer `status` with the cart's view (and its `Location` when `located`).
+fn answer(status: StatusCode, cart: &Cart, located: bool) -> Result<Answer, CartError> {
+    let overflow = || StoreError::Corrupt(format!("cart {} overflows", cart.id));
+    let view = CartView::of(cart).ok_or_else(overflow)?;
+    let body = serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Answer {
+        status,
+        body,
+        location: located.then(|| location(cart.id)),
+    })
+}
+
+/// The answer of a write that changes a cart in place.
+fn ok(cart: &Cart, _created: bool) -> Result<Answer, CartError> {
+    answer(StatusCode::OK, cart, false)
+}
+
+/// Claims the request's `Idempotency-Key`, if it has one. `Err` is the answer to give instead:
+/// the stored answer of a retry, or why the key cannot be used now.
+async fn claim(
     st: &CartState,
-    scope: String,
+    caller: &Caller,
     headers: &HeaderMap,
     request_hash: &str,
+) -> Result<Option<Claim>, Response> {
+    let key = platform::idempotency::key_from_headers(headers).map_err(|e| e.into_response())?;
+    let Some(key) = key else { return Ok(None) };
+    match st
+        .carts
+        .store()
+        .begin(&caller.scope(), &key, request_hash)
+        .await
+    {
+        Ok(Begin::Proceed(c)) => Ok(Some(c)),
+        Ok(Begin::Replay(r)) => Err(r),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// Runs a write under the request's `Idempotency-Key` (if any): a retry gets the first answer
+/// back, a concurrent duplicate 409, another request with the same key 422. `run` gets the key
+/// to store its answer with its change; on an error the key is released, so a retry runs again.
+async fn keyed<F>(
+    st: &CartState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    request_hash: &str,
+    answering: &Answering,
     run: F,
 ) -> Response
 where
-    F: Future<Output = Outcome>,
+    F: AsyncFnOnce(Option<&Keyed<'_>>) -> CartResult<(Cart, bool)>,
 {
-    let key = match idempotency::key_from_headers(headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
+    let claim = match claim(st, caller, headers, request_hash).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    let claim = match key {
-        None => None,
-        Some(k) => match st.idempotency.begin(&scope, &k, request_hash).await {
-            Ok(Begin::Proceed(c)) => Some(c),
-            Ok(Begin::Replay(r)) => return r,
-            Err(e) => return e.into_response(),
-        },
-    };
-    let (status, value, loc) = match run.await {
-        Ok(v) => v,
+    let keyed = claim.as_ref().map(|claim| Keyed {
+        claim,
+        answer: answering,
+    });
+    let done = run(keyed.as_ref())
+        .await
+        .and_then(|(cart, created)| answering(&cart, created));
+    match done {
+        Ok(a) => {
+            // the crash tests abort here: the change and its answer are stored, the answer unsent
+            platform::fail::point("cart.after_change");
+            a.response()
+        }
         Err(e) => {
             if let Some(c) = claim {
-                c.release(&st.idempotency).await;
+                st.carts.store().release(c).await;
             }
-            return e.into_response();
-        }
-    };
-    let body = match serde_json::to_vec(&value) {
-        Ok(b) => b,
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
-    if let Some(c) = &claim {
-        // the change is made: a failure here only leaves the key to be taken over later
-        let stored = async {
-            let mut tx = st.db.begin().await?;
-            c.complete(&mut tx, status, "application/json", &body, loc.as_deref())
-                .await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, "could not store the response of an idempotent cart change");
+            ApiError::from(e).into_response()
         }
     }
-    let mut res = (status, body).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(l) = loc.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        res.headers_mut().insert(header::LOCATION, l);
-    }
-    res
 }
 
 // ---- routes ------------------------------------------------------------------------------------
@@ -211,23 +223,23 @@ async fn create_cart(
     headers: HeaderMap,
     body: OptionalHashedJson<NewCart>,
 ) -> Response {
-    let owner = customer(&caller).map(str::to_string);
-    let currency = body.value.currency.clone();
-    let carts = st.carts.clone();
+    let owner = customer(&caller);
+    let currency = body.value.currency.as_deref();
+    let created = |cart: &Cart, created: bool| {
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        answer(status, cart, true)
+    };
     keyed(
         &st,
-        caller.scope(),
+        &caller,
         &headers,
         &body.request_hash,
-        async move {
-            let (cart, created) = carts.create(owner.as_deref(), currency.as_deref()).await?;
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok((status, view(&cart)?, Some(location(cart.id))))
-        },
+        &created,
+        async |k| st.carts.create(owner, currency, k).await,
     )
     .await
 }
@@ -284,20 +296,13 @@ async fn add_line(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let who = viewer(&caller).map(str::to_string);
-    let carts = st.carts.clone();
-    let AddLine { sku, quantity } = body.value;
-    keyed(
-        &st,
-        caller.scope(),
-        &headers,
-        &body.request_hash,
-        async move {
-            let q = quantity_in(&quantity, 1).ok_or(CartError::InvalidQuantity { min: 1 })?;
-            let cart = carts.add_line(id, who.as_deref(), &sku, q).await?;
-            Ok((StatusCode::OK, view(&cart)?, None))
-        },
-    )
+    let who = viewer(&caller);
+    let AddLine { sku, quantity } = &body.value;
+    keyed(&st, &caller, &headers, &body.request_hash, &ok, async |k| {
+        let q = quantity_in(quantity, 1).ok_or(CartError::InvalidQuantity { min: 1 })?;
+        let cart = st.carts.add_line(id, who, sku, q, k).await?;
+        Ok((cart, false))
+    })
     .await
 }
 
@@ -326,20 +331,13 @@ async fn set_quantity(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let who = viewer(&caller).map(str::to_string);
-    let carts = st.carts.clone();
-    let quantity = body.value.quantity;
-    keyed(
-        &st,
-        caller.scope(),
-        &headers,
-        &body.request_hash,
-        async move {
-            let q = quantity_in(&quantity, 0).ok_or(CartError::InvalidQuantity { min: 0 })?;
-            let cart = carts.set_quantity(id, who.as_deref(), &sku, q).await?;
-            Ok((StatusCode::OK, view(&cart)?, None))
-        },
-    )
+    let who = viewer(&caller);
+    let quantity = &body.value.quantity;
+    keyed(&st, &caller, &headers, &body.request_hash, &ok, async |k| {
+        let q = quantity_in(quantity, 0).ok_or(CartError::InvalidQuantity { min: 0 })?;
+        let cart = st.carts.set_quantity(id, who, &sku, q, k).await?;
+        Ok((cart, false))
+    })
     .await
 }
 
@@ -366,11 +364,10 @@ async fn remove_line(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let who = viewer(&caller).map(str::to_string);
-    let carts = st.carts.clone();
-    keyed(&st, caller.scope(), &headers, &hash, async move {
-        let cart = carts.remove_line(id, who.as_deref(), &sku).await?;
-        Ok((StatusCode::OK, view(&cart)?, None))
+    let who = viewer(&caller);
+    keyed(&st, &caller, &headers, &hash, &ok, async |k| {
+        let cart = st.carts.remove_line(id, who, &sku, k).await?;
+        Ok((cart, false))
     })
     .await
 }
@@ -412,10 +409,10 @@ async fn merge_cart(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let carts = st.carts.clone();
-    keyed(&st, caller.scope(), &headers, &hash, async move {
-        let cart = carts.merge(id, &who).await?;
-        Ok((StatusCode::OK, view(&cart)?, Some(location(cart.id))))
+    let merged = |cart: &Cart, _created: bool| answer(StatusCode::OK, cart, true);
+    keyed(&st, &caller, &headers, &hash, &merged, async |k| {
+        let cart = st.carts.merge(id, &who, k).await?;
+        Ok((cart, false))
     })
     .await
 }

@@ -5,6 +5,8 @@
 //! - `store`: the [`CartStore`] trait and [`SqlCartStore`] (the service's SQLite or PostgreSQL
 //!   database, embedded default)
 //! - `redis_store`: [`RedisCartStore`] (production: JSON per cart with a TTL, Lua compare-and-set)
+//! - `keyed`: `Idempotency-Key`s of cart writes, kept by the store so that an answer is written
+//!   with its change
 //! - `service`: [`Carts`], the use cases (create, add, change, remove, merge at sign-in, reprice
 //!   at checkout), and the [`PriceBook`] it asks for current prices
 //! - `http`: routes under `/api/carts`, policy, OpenAPI
@@ -13,6 +15,7 @@
 
 pub mod contract;
 pub mod http;
+pub mod keyed;
 pub mod model;
 pub mod redis_store;
 pub mod service;
@@ -21,7 +24,7 @@ pub mod store;
 pub use model::{Cart, CartView, Line, PriceChange, PriceInfo};
 pub use redis_store::RedisCartStore;
 pub use service::{CartError, CartSettings, Carts, PriceBook};
-pub use store::{CartStore, SqlCartStore, StoreError};
+pub use store::{CartStore, Commit, SqlCartStore, StoreError};
 
 use platform::db::MigrationSet;
 use sqlx::migrate::Migrator;
@@ -29,8 +32,8 @@ use sqlx::migrate::Migrator;
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// The cart service's schema, for both backends (carts for the SQL backend, idempotency keys and
-/// the outbox whatever the backend).
+/// The cart service's schema, for both backends (carts and the keys of their writes for the SQL
+/// backend, the outbox whatever the backend).
 pub fn migrations() -> MigrationSet {
     MigrationSet {
         postgres: &PG_MIGRATIONS,

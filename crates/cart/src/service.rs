@@ -1,8 +1,12 @@
 //! The cart use cases. Every change is read → check → compare-and-set, retried (boundedly) when
 //! another request changed the cart meanwhile; every change pushes the expiry back.
+//!
+//! A change made under an `Idempotency-Key` ([`Keyed`]) stores its answer with the cart, in the
+//! same save; a keyed write that finds nothing to change records its answer on its own.
 
+use crate::keyed::Keyed;
 use crate::model::{Cart, Line, MAX_LINES, MAX_QUANTITY, MAX_SKU, PriceChange, PriceInfo};
-use crate::store::{CartStore, StoreError};
+use crate::store::{CartStore, Commit, StoreError};
 use kernel::Clock;
 use platform::{ApiError, FieldError};
 use std::collections::HashMap;
@@ -181,12 +185,42 @@ impl Carts {
         cart.expires_at = now.saturating_add(self.ttl_ms(cart.owner.as_deref()));
     }
 
+    /// Saves `cart` with the answer of `keyed` (`created`: the save creates it) and what else
+    /// `replaces` names, in one write.
+    async fn save(
+        &self,
+        cart: &Cart,
+        keyed: Option<&Keyed<'_>>,
+        created: bool,
+        replaces: Option<Uuid>,
+    ) -> Result<(), StoreError> {
+        let answer = keyed
+            .map(|k| (k.answer)(cart, created).map(|a| (k.claim, a)))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("the answer of cart {}: {e}", cart.id)))?;
+        let with = Commit {
+            answer: answer.as_ref().map(|(c, a)| (*c, a)),
+            replaces,
+        };
+        self.store.save(cart, with).await
+    }
+
+    /// Records the answer of `keyed` when the write leaves `cart` as it found it.
+    async fn unchanged(&self, cart: &Cart, keyed: Option<&Keyed<'_>>) -> CartResult<()> {
+        if let Some(k) = keyed {
+            let answer = (k.answer)(cart, false)?;
+            self.store.record(k.claim, &answer).await?;
+        }
+        Ok(())
+    }
+
     /// A new cart; for a customer (`owner`), their existing cart if they have one. Returns the
     /// cart and whether it was created.
     pub async fn create(
         &self,
         owner: Option<&str>,
         currency: Option<&str>,
+        keyed: Option<&Keyed<'_>>,
     ) -> CartResult<(Cart, bool)> {
         let currency = currency.unwrap_or(&self.settings.default_currency);
         let currency = kernel::Currency::parse(currency)
@@ -197,6 +231,7 @@ impl Carts {
             if let Some(o) = owner
                 && let Some(existing) = self.find_for(o).await?
             {
+                self.unchanged(&existing, keyed).await?;
                 return Ok((existing, false));
             }
             let now = self.now_ms();
@@ -210,7 +245,7 @@ impl Carts {
                 updated_at: now,
                 expires_at: now.saturating_add(self.ttl_ms(owner)),
             };
-            match self.store.save(&cart).await {
+            match self.save(&cart, keyed, true, None).await {
                 Ok(()) => return Ok((cart, true)),
                 // the customer's cart was created meanwhile: take it on the next turn
                 Err(StoreError::Conflict) => tokio::task::yield_now().await,
@@ -243,7 +278,13 @@ impl Carts {
 
     /// Applies `f` to the current cart and saves it, retrying on concurrent changes. `f`
     /// returns whether it changed anything (nothing changed: nothing saved).
-    async fn mutate<F>(&self, id: Uuid, viewer: Option<&str>, mut f: F) -> CartResult<Cart>
+    async fn mutate<F>(
+        &self,
+        id: Uuid,
+        viewer: Option<&str>,
+        keyed: Option<&Keyed<'_>>,
+        mut f: F,
+    ) -> CartResult<Cart>
     where
         F: FnMut(&mut Cart) -> CartResult<bool>,
     {
@@ -251,10 +292,11 @@ impl Carts {
             let cart = self.get(id, viewer).await?;
             let mut next = cart.clone();
             if !f(&mut next)? {
+                self.unchanged(&cart, keyed).await?;
                 return Ok(cart);
             }
             self.stamp(&mut next);
-            match self.store.save(&next).await {
+            match self.save(&next, keyed, false, None).await {
                 Ok(()) => return Ok(next),
                 Err(StoreError::Conflict) => tokio::task::yield_now().await,
                 Err(e) => return Err(e.into()),
@@ -288,6 +330,7 @@ impl Carts {
         viewer: Option<&str>,
         sku: &str,
         quantity: i64,
+        keyed: Option<&Keyed<'_>>,
     ) -> CartResult<Cart> {
         if !(1..=MAX_QUANTITY).contains(&quantity) {
             return Err(CartError::InvalidQuantity { min: 1 });
@@ -298,7 +341,7 @@ impl Carts {
         // the cart first: someone else's cart is a 404 whatever the SKU
         self.get(id, viewer).await?;
         let info = self.price_of(sku).await?;
-        self.mutate(id, viewer, |cart| {
+        self.mutate(id, viewer, keyed, |cart| {
             if info.currency != cart.currency {
                 return Err(CartError::CurrencyMismatch {
                     cart: cart.currency.clone(),
@@ -337,11 +380,12 @@ impl Carts {
         viewer: Option<&str>,
         sku: &str,
         quantity: i64,
+        keyed: Option<&Keyed<'_>>,
     ) -> CartResult<Cart> {
         if !(0..=MAX_QUANTITY).contains(&quantity) {
             return Err(CartError::InvalidQuantity { min: 0 });
         }
-        self.mutate(id, viewer, |cart| {
+        self.mutate(id, viewer, keyed, |cart| {
             let i = cart
                 .lines
                 .iter()
@@ -359,8 +403,14 @@ impl Carts {
     }
 
     /// Removes a line.
-    pub async fn remove_line(&self, id: Uuid, viewer: Option<&str>, sku: &str) -> CartResult<Cart> {
-        self.mutate(id, viewer, |cart| {
+    pub async fn remove_line(
+        &self,
+        id: Uuid,
+        viewer: Option<&str>,
+        sku: &str,
+        keyed: Option<&Keyed<'_>>,
+    ) -> CartResult<Cart> {
+        self.mutate(id, viewer, keyed, |cart| {
             let i = cart
                 .lines
                 .iter()
@@ -373,10 +423,15 @@ impl Carts {
     }
 
     /// At sign-in: moves the guest cart's lines into `customer`'s cart (quantities of the same
-    /// SKU summed, capped at 99) and deletes the guest cart; a customer without a cart gets the
-    /// guest cart itself. A cart that is already theirs is returned as it is; another
-    /// customer's is `NotFound`.
-    pub async fn merge(&self, guest_id: Uuid, customer: &str) -> CartResult<Cart> {
+    /// SKU summed, capped at 99) and deletes the guest cart, in one save; a customer without a
+    /// cart gets the guest cart itself. A cart that is already theirs is returned as it is;
+    /// another customer's is `NotFound`.
+    pub async fn merge(
+        &self,
+        guest_id: Uuid,
+        customer: &str,
+        keyed: Option<&Keyed<'_>>,
+    ) -> CartResult<Cart> {
         for _ in 0..self.settings.max_attempts {
             let guest = self
                 .store
@@ -384,33 +439,28 @@ impl Carts {
                 .await?
                 .ok_or(CartError::NotFound)?;
             match guest.owner.as_deref() {
-                Some(o) if o == customer => return Ok(guest),
+                Some(o) if o == customer => {
+                    self.unchanged(&guest, keyed).await?;
+                    return Ok(guest);
+                }
                 Some(_) => return Err(CartError::NotFound),
                 None => {}
             }
-            let (mut next, adopt) = match self.find_for(customer).await? {
+            let (mut next, replaces) = match self.find_for(customer).await? {
                 None => {
                     let mut c = guest.clone();
                     c.owner = Some(customer.to_string());
-                    (c, true)
+                    (c, None)
                 }
                 Some(target) => {
-                    let mut c = target.clone();
-                    if !merge_lines(&mut c, &guest)? {
-                        self.store.delete(guest.id).await?;
-                        return Ok(target);
-                    }
-                    (c, false)
+                    let mut c = target;
+                    merge_lines(&mut c, &guest)?;
+                    (c, Some(guest.id))
                 }
             };
             self.stamp(&mut next);
-            match self.store.save(&next).await {
-                Ok(()) => {
-                    if !adopt {
-                        self.store.delete(guest.id).await?;
-                    }
-                    return Ok(next);
-                }
+            match self.save(&next, keyed, false, replaces).await {
+                Ok(()) => return Ok(next),
                 Err(StoreError::Conflict) => tokio::task::yield_now().await,
                 Err(e) => return Err(e.into()),
             }
@@ -453,7 +503,7 @@ impl Carts {
             .map_err(CartError::PricesUnavailable)?;
         let mut changes = Vec::new();
         let saved = self
-            .mutate(id, viewer, |cart| {
+            .mutate(id, viewer, None, |cart| {
                 let (repriced, c) = apply_prices(cart, &map, &skus);
                 *cart = repriced;
                 changes = c;
@@ -474,10 +524,10 @@ impl Carts {
     }
 }
 
-/// Adds the guest's lines to `target`. Returns whether anything changed.
-fn merge_lines(target: &mut Cart, guest: &Cart) -> CartResult<bool> {
+/// Adds the guest's lines to `target`.
+fn merge_lines(target: &mut Cart, guest: &Cart) -> CartResult<()> {
     if guest.lines.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
     if target.currency != guest.currency {
         if !target.lines.is_empty() {
@@ -498,7 +548,7 @@ fn merge_lines(target: &mut Cart, guest: &Cart) -> CartResult<bool> {
             target.lines.push(g.clone());
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The cart at the prices of `map`, and the lines that differ. Only the lines of the `asked`

@@ -7,12 +7,18 @@
 //! two concurrent changes never overwrite each other: the loser gets [`StoreError::Conflict`],
 //! reloads and tries again (see [`crate::Carts`]). An expired cart is gone for every reader, even
 //! before it is physically removed.
+//!
+//! The store also keeps the `Idempotency-Key`s of cart writes ([`crate::keyed`]): a save can carry
+//! the answer of the keyed write it belongs to, and a guest cart it replaces (a merge), and
+//! writes all of it or nothing.
 
+use crate::keyed::{Answer, Begin, Claim, Held};
 use crate::model::{Cart, Line};
 use futures_util::future::BoxFuture;
 use kernel::Clock;
-use platform::db::Db;
-use platform::{db_run, tx_run};
+use platform::db::{Db, Tx};
+use platform::idempotency::{self, Idempotency};
+use platform::{ApiError, db_run, tx_run};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -50,14 +56,46 @@ impl From<StoreError> for platform::ApiError {
     }
 }
 
+/// What a save writes besides the cart, in the same transaction or script.
+#[derive(Clone, Copy, Default)]
+pub struct Commit<'a> {
+    /// The answer of the keyed write the save belongs to, stored for its retries.
+    pub answer: Option<(&'a Claim, &'a Answer)>,
+    /// A cart this one replaces (a guest cart merged into it): removed.
+    pub replaces: Option<Uuid>,
+}
+
 /// Where carts are kept.
 pub trait CartStore: Send + Sync {
     /// The cart, `None` when it does not exist or has expired.
     fn load(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Cart>, StoreError>>;
     /// Saves if the stored version equals `cart.version - 1` (or absent for version 1): optimistic
     /// concurrency; Err(StoreError::Conflict) otherwise. Also a conflict: giving an owner a second
-    /// cart. The cart lives until `cart.expires_at`.
-    fn save(&self, cart: &Cart) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// cart. The cart lives until `cart.expires_at`. What `with` names is written with the cart,
+    /// atomically: on any error none of it is.
+    fn save<'a>(
+        &'a self,
+        cart: &'a Cart,
+        with: Commit<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Claims `key` (in the caller's `scope`) for the request `request_hash`, or says how to
+    /// answer instead: the stored answer, or (as an error) 422 `idempotency_key_reused`, 409
+    /// `idempotency_in_progress`.
+    fn begin<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        request_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Begin, ApiError>>;
+    /// Stores the answer of a keyed write that saved nothing (the cart was already so).
+    fn record<'a>(
+        &'a self,
+        claim: &'a Claim,
+        answer: &'a Answer,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Gives a claim up after a failure, so that a retry runs again. A claim that was answered
+    /// stays answered. Errors are logged: the claim is then taken over once stale.
+    fn release(&self, claim: Claim) -> BoxFuture<'_, ()>;
     /// Removes the cart (nothing happens when it does not exist).
     fn delete(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The id of the owner's unexpired cart.
@@ -72,11 +110,36 @@ pub(crate) fn now_ms(clock: &dyn Clock) -> i64 {
 
 // ---- SQL ------------------------------------------------------------------------------------------
 
-/// Carts in the service's SQL database (table `carts`, lines as a JSON text column).
+/// Carts in the service's SQL database (table `carts`, lines as a JSON text column), and the
+/// keys of keyed cart writes in its `idempotency_keys` table ([`platform::idempotency`]).
 #[derive(Clone)]
 pub struct SqlCartStore {
     pub db: Db,
     clock: Arc<dyn Clock>,
+    idempotency: Idempotency,
+}
+
+fn sql_claim(claim: &Claim) -> Result<&idempotency::Claim, StoreError> {
+    match &claim.held {
+        Held::Sql(c) => Ok(c),
+        Held::Redis { .. } => Err(StoreError::Backend(
+            "an idempotency claim made by another store".into(),
+        )),
+    }
+}
+
+/// Stores `answer` for `claim` inside `tx`.
+async fn complete(tx: &mut Tx, claim: &Claim, answer: &Answer) -> Result<(), StoreError> {
+    sql_claim(claim)?
+        .complete(
+            tx,
+            answer.status,
+            "application/json",
+            answer.body.as_bytes(),
+            answer.location.as_deref(),
+        )
+        .await?;
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -111,7 +174,11 @@ impl CartRow {
 impl SqlCartStore {
     /// `clock` decides what has expired; give the service's clock.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        SqlCartStore { db, clock }
+        SqlCartStore {
+            idempotency: Idempotency::new(db.clone()).with_stale_after(crate::keyed::STALE_AFTER),
+            db,
+            clock,
+        }
     }
 
     async fn load_impl(&self, id: Uuid) -> Result<Option<Cart>, StoreError> {
@@ -127,7 +194,7 @@ impl SqlCartStore {
         row.map(CartRow::into_cart).transpose()
     }
 
-    async fn save_impl(&self, cart: &Cart) -> Result<(), StoreError> {
+    async fn save_impl(&self, cart: &Cart, with: Commit<'_>) -> Result<(), StoreError> {
         let now = now_ms(&*self.clock);
         let lines = serde_json::to_string(&cart.lines)
             .map_err(|e| StoreError::Corrupt(format!("lines: {e}")))?;
@@ -178,6 +245,10 @@ impl SqlCartStore {
         };
         match written {
             Ok(1) => {
+                if let Err(e) = self.commit_with(&mut tx, with).await {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -192,6 +263,46 @@ impl SqlCartStore {
             Err(e) => {
                 let _ = tx.rollback().await;
                 Err(e.into())
+            }
+        }
+    }
+
+    /// The rest of a save, in its transaction.
+    async fn commit_with(&self, tx: &mut Tx, with: Commit<'_>) -> Result<(), StoreError> {
+        if let Some(id) = with.replaces {
+            tx_run!(tx, |c| sqlx::query("DELETE FROM carts WHERE id = $1")
+                .bind(id)
+                .execute(c)
+                .await
+                .map(|_| ()))?;
+        }
+        if let Some((claim, answer)) = with.answer {
+            complete(tx, claim, answer).await?;
+        }
+        Ok(())
+    }
+
+    async fn begin_impl(&self, scope: &str, key: &str, hash: &str) -> Result<Begin, ApiError> {
+        Ok(match self.idempotency.begin(scope, key, hash).await? {
+            idempotency::Begin::Proceed(c) => Begin::Proceed(Claim { held: Held::Sql(c) }),
+            idempotency::Begin::Replay(r) => Begin::Replay(r),
+        })
+    }
+
+    async fn record_impl(&self, claim: &Claim, answer: &Answer) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        if let Err(e) = complete(&mut tx, claim, answer).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        Ok(tx.commit().await?)
+    }
+
+    async fn release_impl(&self, claim: Claim) {
+        match claim.held {
+            Held::Sql(c) => c.release(&self.idempotency).await,
+            Held::Redis { .. } => {
+                tracing::warn!("cannot release an idempotency claim made by another store")
             }
         }
     }
@@ -231,9 +342,30 @@ impl CartStore for SqlCartStore {
     fn load(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Cart>, StoreError>> {
         Box::pin(self.load_impl(id))
     }
-    fn save(&self, cart: &Cart) -> BoxFuture<'_, Result<(), StoreError>> {
-        let cart = cart.clone();
-        Box::pin(async move { self.save_impl(&cart).await })
+    fn save<'a>(
+        &'a self,
+        cart: &'a Cart,
+        with: Commit<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.save_impl(cart, with))
+    }
+    fn begin<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        request_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Begin, ApiError>> {
+        Box::pin(self.begin_impl(scope, key, request_hash))
+    }
+    fn record<'a>(
+        &'a self,
+        claim: &'a Claim,
+        answer: &'a Answer,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.record_impl(claim, answer))
+    }
+    fn release(&self, claim: Claim) -> BoxFuture<'_, ()> {
+        Box::pin(self.release_impl(claim))
     }
     fn delete(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.delete_impl(id))

@@ -9,8 +9,8 @@ use axum::http::{Request, StatusCode};
 use cart::http::CartState;
 use cart::model::{MAX_LINES, MAX_QUANTITY};
 use cart::{
-    Cart, CartError, CartSettings, CartStore, Carts, Line, PriceBook, PriceChange, PriceInfo,
-    RedisCartStore, SqlCartStore, StoreError,
+    Cart, CartError, CartSettings, CartStore, Carts, Commit, Line, PriceBook, PriceChange,
+    PriceInfo, RedisCartStore, SqlCartStore, StoreError,
 };
 use futures_util::future::BoxFuture;
 use http_body_util::BodyExt;
@@ -96,7 +96,7 @@ struct Env {
     router: Router,
     /// The Redis store, for the checks of its keys.
     redis: Option<RedisCartStore>,
-    /// The service database (the carts on SQL; the idempotency keys always).
+    /// The service database (on SQL: the carts and the keys of their writes; unused with Redis).
     db: TestDb,
 }
 
@@ -161,6 +161,37 @@ async fn as_gateway(
     next.run(req).await
 }
 
+/// The prices every scenario starts with.
+fn catalogue() -> Arc<Prices> {
+    let prices = Arc::new(Prices::default());
+    prices.set("TEE-M", 1990, "EUR", true);
+    prices.set("SOCKS", 500, "EUR", true);
+    prices.set("CAP", 1500, "EUR", true);
+    prices.set("OLD", 900, "EUR", false);
+    prices.set("SWISS", 3000, "CHF", true);
+    prices
+}
+
+/// The cart routes as the gateway reaches them.
+fn app(carts: Arc<Carts>, db: &platform::db::Db) -> Router {
+    let key = InternalKey::new(b"cart-suite-secret");
+    let k2 = key.clone();
+    let service = cart::http::router(CartState::new(carts, db.clone()))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            accept_internal_identity(Some(key.clone()), req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            as_gateway(k2.clone(), req, next)
+        }));
+    with_common_layers(
+        service,
+        &EdgeOptions {
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+        },
+    )
+}
+
 struct Res {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -173,6 +204,29 @@ impl Res {
     }
 }
 
+/// Sends `req` through `router`.
+async fn send(router: &Router, req: Request<Body>) -> Res {
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    res_of(res).await
+}
+
+async fn res_of(res: axum::response::Response) -> Res {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Res {
+        status,
+        headers,
+        body,
+    }
+}
+
 impl Env {
     fn new(
         backend: &'static str,
@@ -181,34 +235,14 @@ impl Env {
         clock: Arc<ManualClock>,
         db: TestDb,
     ) -> Env {
-        let prices = Arc::new(Prices::default());
-        prices.set("TEE-M", 1990, "EUR", true);
-        prices.set("SOCKS", 500, "EUR", true);
-        prices.set("CAP", 1500, "EUR", true);
-        prices.set("OLD", 900, "EUR", false);
-        prices.set("SWISS", 3000, "CHF", true);
+        let prices = catalogue();
         let carts = Arc::new(Carts::new(
             store.clone(),
             prices.clone(),
             clock.clone(),
             CartSettings::default(),
         ));
-        let key = InternalKey::new(b"cart-suite-secret");
-        let k2 = key.clone();
-        let service = cart::http::router(CartState::new(carts.clone(), db.db.clone()))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                accept_internal_identity(Some(key.clone()), req, next)
-            }))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                as_gateway(k2.clone(), req, next)
-            }));
-        let router = with_common_layers(
-            service,
-            &EdgeOptions {
-                request_timeout: Duration::from_secs(30),
-                max_body_bytes: 64 * 1024,
-            },
-        );
+        let router = app(carts.clone(), &db.db);
         Env {
             backend,
             store,
@@ -251,21 +285,7 @@ impl Env {
     }
 
     async fn send(&self, req: Request<Body>) -> Res {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Res {
-            status,
-            headers,
-            body,
-        }
+        send(&self.router, req).await
     }
 
     /// A request as `who` (`None`: anonymous) with a raw body (`None`: no body).
@@ -348,7 +368,7 @@ on_all_backends!(a_cart_is_saved_loaded_and_deleted, |e| Box::pin(
         let b = e.backend;
         let mut c = cart_at(e.clock.ms(), Some("alice"));
         assert_eq!(e.store.load(c.id).await.expect("load"), None, "{b}");
-        e.store.save(&c).await.expect("save v1");
+        e.store.save(&c, Commit::default()).await.expect("save v1");
         assert_eq!(
             e.store.load(c.id).await.expect("load"),
             Some(c.clone()),
@@ -356,7 +376,7 @@ on_all_backends!(a_cart_is_saved_loaded_and_deleted, |e| Box::pin(
         );
         c.version = 2;
         c.lines[0].quantity = 3;
-        e.store.save(&c).await.expect("save v2");
+        e.store.save(&c, Commit::default()).await.expect("save v2");
         let back = e.store.load(c.id).await.expect("load").expect("present");
         assert_eq!((back.version, back.lines[0].quantity), (2, 3), "{b}");
         assert_eq!(
@@ -382,35 +402,51 @@ on_all_backends!(saves_are_compare_and_set_on_the_version, |e| Box::pin(
         let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Conflict));
         c.version = 2;
         assert!(
-            conflict(e.store.save(&c).await),
+            conflict(e.store.save(&c, Commit::default()).await),
             "{b}: v2 of a missing cart"
         );
         c.version = 1;
-        e.store.save(&c).await.expect("v1");
-        assert!(conflict(e.store.save(&c).await), "{b}: v1 twice");
+        e.store.save(&c, Commit::default()).await.expect("v1");
+        assert!(
+            conflict(e.store.save(&c, Commit::default()).await),
+            "{b}: v1 twice"
+        );
         c.version = 3;
-        assert!(conflict(e.store.save(&c).await), "{b}: skipping v2");
+        assert!(
+            conflict(e.store.save(&c, Commit::default()).await),
+            "{b}: skipping v2"
+        );
         c.version = 2;
-        e.store.save(&c).await.expect("v2");
+        e.store.save(&c, Commit::default()).await.expect("v2");
         c.lines.clear();
-        assert!(conflict(e.store.save(&c).await), "{b}: a stale v2");
+        assert!(
+            conflict(e.store.save(&c, Commit::default()).await),
+            "{b}: a stale v2"
+        );
         let back = e.store.load(c.id).await.expect("load").expect("present");
         assert_eq!(back.lines.len(), 1, "{b}: the stale write changed nothing");
 
         // a second cart for an owner who has one is a conflict too
         let first = cart_at(e.clock.ms(), Some("dora"));
-        e.store.save(&first).await.expect("first");
+        e.store
+            .save(&first, Commit::default())
+            .await
+            .expect("first");
         assert!(
-            conflict(e.store.save(&cart_at(e.clock.ms(), Some("dora"))).await),
+            conflict(
+                e.store
+                    .save(&cart_at(e.clock.ms(), Some("dora")), Commit::default())
+                    .await
+            ),
             "{b}: one cart per owner"
         );
 
         // concurrent changes through the service all land, none is lost
-        let (guest, _) = e.carts.create(None, None).await.expect("create");
+        let (guest, _) = e.carts.create(None, None, None).await.expect("create");
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let carts = e.carts.clone();
-                tokio::spawn(async move { carts.add_line(guest.id, None, "SOCKS", 1).await })
+                tokio::spawn(async move { carts.add_line(guest.id, None, "SOCKS", 1, None).await })
             })
             .collect();
         for t in tasks {
@@ -426,10 +462,14 @@ on_all_backends!(carts_expire_and_each_change_pushes_the_expiry_back, |e| {
     Box::pin(async move {
         let b = e.backend;
         let t0 = e.clock.ms();
-        let (guest, created) = e.carts.create(None, None).await.expect("guest");
+        let (guest, created) = e.carts.create(None, None, None).await.expect("guest");
         assert!(created);
         assert_eq!(guest.expires_at, t0 + 2 * DAY_MS, "{b}: guests keep 2 days");
-        let (mine, _) = e.carts.create(Some("alice"), None).await.expect("customer");
+        let (mine, _) = e
+            .carts
+            .create(Some("alice"), None, None)
+            .await
+            .expect("customer");
         assert_eq!(
             mine.expires_at,
             t0 + 7 * DAY_MS,
@@ -450,7 +490,7 @@ on_all_backends!(carts_expire_and_each_change_pushes_the_expiry_back, |e| {
         e.clock.advance(DAY_MS);
         let changed = e
             .carts
-            .add_line(guest.id, None, "TEE-M", 1)
+            .add_line(guest.id, None, "TEE-M", 1, None)
             .await
             .expect("add");
         assert_eq!(changed.expires_at, e.clock.ms() + 2 * DAY_MS, "{b}");
@@ -468,7 +508,7 @@ on_all_backends!(carts_expire_and_each_change_pushes_the_expiry_back, |e| {
         ));
         assert_eq!(e.store.load(guest.id).await.expect("load"), None, "{b}");
         assert!(matches!(
-            e.carts.add_line(guest.id, None, "SOCKS", 1).await,
+            e.carts.add_line(guest.id, None, "SOCKS", 1, None).await,
             Err(CartError::NotFound)
         ));
         assert_eq!(
@@ -489,7 +529,11 @@ on_all_backends!(carts_expire_and_each_change_pushes_the_expiry_back, |e| {
             None,
             "{b}"
         );
-        let (fresh, created) = e.carts.create(Some("alice"), None).await.expect("again");
+        let (fresh, created) = e
+            .carts
+            .create(Some("alice"), None, None)
+            .await
+            .expect("again");
         assert!(created, "{b}: the expired cart does not block a new one");
         assert_ne!(fresh.id, mine.id);
         assert_eq!(
@@ -512,7 +556,7 @@ async fn redis_removes_an_expired_cart_by_itself() {
         .expect("redis");
     let mut c = cart_at(T0, Some("erin"));
     c.expires_at = T0 + 300;
-    store.save(&c).await.expect("save");
+    store.save(&c, Commit::default()).await.expect("save");
     let mut conn = store.connection();
     for key in [store.cart_key(c.id), store.owner_key("erin")] {
         testkit::eventually("the TTL to remove the key", Duration::from_secs(5), || {
@@ -540,10 +584,18 @@ async fn redis_removes_an_expired_cart_by_itself() {
 on_all_backends!(a_customer_has_one_cart_found_by_owner, |e| Box::pin(
     async move {
         let b = e.backend;
-        let (a1, created) = e.carts.create(Some("alice"), None).await.expect("create");
+        let (a1, created) = e
+            .carts
+            .create(Some("alice"), None, None)
+            .await
+            .expect("create");
         assert!(created);
         assert_eq!(a1.owner.as_deref(), Some("alice"));
-        let (a2, created) = e.carts.create(Some("alice"), None).await.expect("again");
+        let (a2, created) = e
+            .carts
+            .create(Some("alice"), None, None)
+            .await
+            .expect("again");
         assert!(!created, "{b}: the existing cart is returned");
         assert_eq!(a1.id, a2.id);
         assert_eq!(
@@ -556,7 +608,7 @@ on_all_backends!(a_customer_has_one_cart_found_by_owner, |e| Box::pin(
         let tasks: Vec<_> = (0..4)
             .map(|_| {
                 let carts = e.carts.clone();
-                tokio::spawn(async move { carts.create(Some("carol"), None).await })
+                tokio::spawn(async move { carts.create(Some("carol"), None, None).await })
             })
             .collect();
         let mut ids = Vec::new();
@@ -574,7 +626,11 @@ on_all_backends!(a_customer_has_one_cart_found_by_owner, |e| Box::pin(
             None,
             "{b}"
         );
-        let (a3, created) = e.carts.create(Some("alice"), None).await.expect("new");
+        let (a3, created) = e
+            .carts
+            .create(Some("alice"), None, None)
+            .await
+            .expect("new");
         assert!(created && a3.id != a1.id, "{b}");
     }
 ));
@@ -587,19 +643,25 @@ on_all_backends!(
         Box::pin(async move {
             let b = e.backend;
             let c = &e.carts;
-            let (mine, _) = c.create(Some("alice"), None).await.expect("alice");
-            c.add_line(mine.id, Some("alice"), "TEE-M", 2)
+            let (mine, _) = c.create(Some("alice"), None, None).await.expect("alice");
+            c.add_line(mine.id, Some("alice"), "TEE-M", 2, None)
                 .await
                 .expect("add");
-            c.add_line(mine.id, Some("alice"), "SOCKS", 98)
+            c.add_line(mine.id, Some("alice"), "SOCKS", 98, None)
                 .await
                 .expect("add");
-            let (guest, _) = c.create(None, None).await.expect("guest");
-            c.add_line(guest.id, None, "TEE-M", 3).await.expect("add");
-            c.add_line(guest.id, None, "SOCKS", 5).await.expect("add");
-            c.add_line(guest.id, None, "CAP", 1).await.expect("add");
+            let (guest, _) = c.create(None, None, None).await.expect("guest");
+            c.add_line(guest.id, None, "TEE-M", 3, None)
+                .await
+                .expect("add");
+            c.add_line(guest.id, None, "SOCKS", 5, None)
+                .await
+                .expect("add");
+            c.add_line(guest.id, None, "CAP", 1, None)
+                .await
+                .expect("add");
 
-            let merged = c.merge(guest.id, "alice").await.expect("merge");
+            let merged = c.merge(guest.id, "alice", None).await.expect("merge");
             assert_eq!(merged.id, mine.id, "{b}");
             let q = |s: &str| merged.line(s).map(|l| l.quantity);
             assert_eq!(q("TEE-M"), Some(5), "{b}: summed");
@@ -612,14 +674,16 @@ on_all_backends!(
                 "{b}: saved"
             );
             assert!(matches!(
-                c.merge(guest.id, "alice").await,
+                c.merge(guest.id, "alice", None).await,
                 Err(CartError::NotFound)
             ));
 
             // a customer without a cart gets the guest cart itself, with a customer's lifetime
-            let (guest2, _) = c.create(None, None).await.expect("guest");
-            c.add_line(guest2.id, None, "CAP", 2).await.expect("add");
-            let bobs = c.merge(guest2.id, "bob").await.expect("merge");
+            let (guest2, _) = c.create(None, None, None).await.expect("guest");
+            c.add_line(guest2.id, None, "CAP", 2, None)
+                .await
+                .expect("add");
+            let bobs = c.merge(guest2.id, "bob", None).await.expect("merge");
             assert_eq!(bobs.id, guest2.id, "{b}");
             assert_eq!(bobs.owner.as_deref(), Some("bob"));
             assert_eq!(bobs.expires_at, e.clock.ms() + 7 * DAY_MS);
@@ -631,18 +695,26 @@ on_all_backends!(
                 matches!(c.get(guest2.id, None).await, Err(CartError::NotFound)),
                 "{b}: now bob's only"
             );
-            assert_eq!(c.merge(guest2.id, "bob").await.expect("again").id, bobs.id);
+            assert_eq!(
+                c.merge(guest2.id, "bob", None).await.expect("again").id,
+                bobs.id
+            );
             assert!(
-                matches!(c.merge(guest2.id, "alice").await, Err(CartError::NotFound)),
+                matches!(
+                    c.merge(guest2.id, "alice", None).await,
+                    Err(CartError::NotFound)
+                ),
                 "{b}: bob's cart is not a guest cart"
             );
 
             // lines in another currency do not mix
-            let (swiss, _) = c.create(None, Some("CHF")).await.expect("CHF cart");
-            c.add_line(swiss.id, None, "SWISS", 1).await.expect("add");
+            let (swiss, _) = c.create(None, Some("CHF"), None).await.expect("CHF cart");
+            c.add_line(swiss.id, None, "SWISS", 1, None)
+                .await
+                .expect("add");
             assert!(
                 matches!(
-                    c.merge(swiss.id, "alice").await,
+                    c.merge(swiss.id, "alice", None).await,
                     Err(CartError::CurrencyMismatch { .. })
                 ),
                 "{b}"
@@ -656,10 +728,16 @@ on_all_backends!(reprice_detects_changed_and_unavailable_lines, |e| Box::pin(
     async move {
         let b = e.backend;
         let c = &e.carts;
-        let (cart, _) = c.create(None, None).await.expect("create");
-        c.add_line(cart.id, None, "TEE-M", 2).await.expect("add");
-        c.add_line(cart.id, None, "SOCKS", 1).await.expect("add");
-        c.add_line(cart.id, None, "CAP", 1).await.expect("add");
+        let (cart, _) = c.create(None, None, None).await.expect("create");
+        c.add_line(cart.id, None, "TEE-M", 2, None)
+            .await
+            .expect("add");
+        c.add_line(cart.id, None, "SOCKS", 1, None)
+            .await
+            .expect("add");
+        c.add_line(cart.id, None, "CAP", 1, None)
+            .await
+            .expect("add");
         let before = c.get(cart.id, None).await.expect("get");
         assert_eq!(before.subtotal(), Some(2 * 1990 + 500 + 1500));
 
@@ -992,7 +1070,7 @@ on_all_backends!(lines_follow_the_catalogue_and_the_limits, |e| Box::pin(
         for i in 0..MAX_LINES {
             e.prices.set(&format!("SKU-{i}"), 100, "EUR", true);
             e.carts
-                .add_line(id, None, &format!("SKU-{i}"), 1)
+                .add_line(id, None, &format!("SKU-{i}"), 1, None)
                 .await
                 .expect("within the limit");
         }
@@ -1026,68 +1104,10 @@ on_all_backends!(lines_follow_the_catalogue_and_the_limits, |e| Box::pin(
     }
 ));
 
-on_all_backends!(an_idempotency_key_replays_the_first_answer, |e| Box::pin(
-    async move {
-        let b = e.backend;
-        let id = e.new_cart(None).await;
-        let lines = format!("/api/carts/{id}/lines");
-        let body = r#"{"sku": "CAP", "quantity": 2}"#;
-        let key = [("idempotency-key", "add-cap-1")];
-        let first = e.call("POST", &lines, None, Some(body), &key).await;
-        assert_eq!(first.status, StatusCode::OK, "{b}: {:?}", first.body);
-        let retry = e.call("POST", &lines, None, Some(body), &key).await;
-        assert_eq!(retry.status, StatusCode::OK, "{b}");
-        assert_eq!(
-            retry
-                .headers
-                .get("idempotent-replayed")
-                .and_then(|v| v.to_str().ok()),
-            Some("true")
-        );
-        assert_eq!(
-            retry.body, first.body,
-            "{b}: the first answer, byte for byte"
-        );
-        let cart = e.carts.get(id, None).await.expect("get");
-        assert_eq!(
-            cart.line("CAP").map(|l| l.quantity),
-            Some(2),
-            "{b}: added once"
-        );
+// ---- keyed writes: tests/suite/keyed.rs -------------------------------------------------------------
 
-        let other = e
-            .call(
-                "POST",
-                &lines,
-                None,
-                Some(r#"{"sku": "CAP", "quantity": 1}"#),
-                &key,
-            )
-            .await;
-        assert_eq!(
-            (other.status, other.code()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
-            "{b}"
-        );
-
-        // a failed request releases its key
-        let k2 = [("idempotency-key", "add-nope")];
-        let bad = r#"{"sku": "NOPE", "quantity": 1}"#;
-        let r = e.call("POST", &lines, None, Some(bad), &k2).await;
-        assert_eq!(r.code(), "unknown_sku");
-        e.prices.set("NOPE", 100, "EUR", true);
-        let r = e.call("POST", &lines, None, Some(bad), &k2).await;
-        assert_eq!(r.status, StatusCode::OK, "{b}: the retry ran");
-
-        // creating a cart twice with one key makes one cart
-        let k3 = [("idempotency-key", "create-1")];
-        let c1 = e.call("POST", "/api/carts", Some("bob"), None, &k3).await;
-        let c2 = e.call("POST", "/api/carts", Some("bob"), None, &k3).await;
-        assert_eq!(c1.status, StatusCode::CREATED, "{b}");
-        assert_eq!(c2.status, StatusCode::CREATED, "{b}: replayed");
-        assert_eq!(c1.body["id"], c2.body["id"]);
-    }
-));
+#[path = "suite/keyed.rs"]
+mod keyed;
 
 // ---- policy and documentation ----------------------------------------------------------------------
 
