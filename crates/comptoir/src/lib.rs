@@ -395,6 +395,16 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
             }
         }
     }
+    // orders consumes what payments publishes (payment.refunded): across processes, only a
+    // broker carries it
+    let orders_here = targets.contains(&Target::Orders);
+    if orders_here != targets.contains(&Target::Payments) && s.bus.transport != "rabbitmq" {
+        return Err(ConfigError::new(
+            "bus.transport",
+            "orders and payments run in different processes, and the in-process bus cannot carry \
+             payments' events to orders: set bus.transport = \"rabbitmq\" in both",
+        ));
+    }
     if !all_local(targets) {
         if s.auth.internal_secret.is_empty() {
             return Err(ConfigError::new(

@@ -672,16 +672,50 @@ async fn the_gateway_answers_like_the_one_process_mode() {
         remote_password = remote_password.or(head_office_password(&lines));
     }
     let remote_password = remote_password.expect("demo-data printed the accounts");
+    // with a broker, orders runs in a process of its own and reaches inventory, payments and
+    // carts over their contracts' HTTP clients; payments' events reach it through RabbitMQ
+    let amqp = testkit::rabbitmq_url();
+    let bus_prefix = format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let bus_env = |c: &mut Command| {
+        if let Some(url) = &amqp {
+            c.env("COMPTOIR_BUS__TRANSPORT", "rabbitmq")
+                .env("COMPTOIR_BUS__RABBITMQ_URL", url)
+                .env("COMPTOIR_BUS__PREFIX", &bus_prefix);
+        }
+    };
     let catalog = Server::start({
         let mut c = comptoir(&remote_dir);
-        c.args(["serve", "--target", "catalog,identity,commerce"]);
+        let here = if amqp.is_some() {
+            "catalog,identity,inventory,cart,payments"
+        } else {
+            eprintln!("orders runs with the other services: no RabbitMQ to carry their events");
+            "catalog,identity,commerce"
+        };
+        c.args(["serve", "--target", here]);
         catalog_env(&mut c);
+        bus_env(&mut c);
         c
     });
     if pg.is_some() {
         assert!(catalog.printed("(schema e2e_"), "{:?}", catalog.stdout);
     }
-    let gw = Server::start(gateway_to(&dir, &catalog.base, secret, issuer));
+    let orders_alone = amqp.as_ref().map(|_| {
+        Server::start({
+            let mut c = comptoir(&remote_dir);
+            c.args(["serve", "--target", "orders"])
+                .envs(ALL_PEERS.iter().map(|(k, _)| (*k, catalog.base.as_str())));
+            catalog_env(&mut c);
+            bus_env(&mut c);
+            c
+        })
+    });
+    let gw = Server::start({
+        let mut c = gateway_to(&dir, &catalog.base, secret, issuer);
+        if let Some(o) = &orders_alone {
+            c.env("COMPTOIR_PEERS__ORDERS_URL", &o.base);
+        }
+        c
+    });
     assert!(
         !gw.printed("data "),
         "the gateway holds no data: {:?}",
@@ -911,6 +945,40 @@ async fn the_gateway_answers_like_the_one_process_mode() {
         .await
         .expect("t");
     assert!(metrics.contains("route=\"/api/catalog/*\""), "{metrics}");
+    if let Some(o) = orders_alone {
+        // the checkouts above went through orders' own process, which held the stock, took
+        // the money and closed the carts over the contracts' HTTP clients
+        let m = c
+            .get(format!("{}/metrics", o.base))
+            .send()
+            .await
+            .expect("orders metrics")
+            .text()
+            .await
+            .expect("t");
+        for peer in ["inventory", "payments", "cart"] {
+            assert!(
+                m.contains(&format!(
+                    "comptoir_peer_calls_total{{outcome=\"ok\",peer=\"{peer}\"}}"
+                )) || m.contains(&format!(
+                    "comptoir_peer_calls_total{{peer=\"{peer}\",outcome=\"ok\"}}"
+                )),
+                "orders called {peer} over HTTP: {m}"
+            );
+        }
+        assert!(o.stop().success());
+        if let Some(url) = &amqp {
+            let _ = platform::rabbit::delete_topology(
+                url,
+                &bus_prefix,
+                &[
+                    orders::consumers::REFUNDS_GROUP,
+                    orders::consumers::NOTIFICATIONS_GROUP,
+                ],
+            )
+            .await;
+        }
+    }
     assert!(catalog.stop().success());
     let r = c
         .get(format!("{}/api/catalog/brands", gw.base))

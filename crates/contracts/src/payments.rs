@@ -181,35 +181,14 @@ pub enum PayError {
     Unavailable { detail: String },
 }
 
-/// The codes of [`PayError::Invalid`], as the payments service emits them.
-pub const INVALID_CODES: &[&str] = &[
-    "already_captured",
-    "invalid_amount",
-    "invalid_email",
-    "invalid_order_ref",
-    "invalid_refund_key",
-    "malformed_event",
-    "not_authorized",
-    "not_capturable",
-    "not_captured",
-    "payment_id_reused",
-    "provider_mismatch",
-    "refund_exceeds_captured",
-    "refund_key_reused",
-    "refund_refused",
-    "unknown_payment",
-];
-
 impl PayError {
-    /// The stable code of an `Invalid` error, as a static string (`payment_refused` for a code
-    /// this build does not know: a newer peer).
+    /// The stable code of an `Invalid` error, from [`kernel::codes`] (`payment_refused` for a
+    /// code the table does not hold: a newer peer, or a reason that is not sent to clients).
     pub fn code(&self) -> Option<&'static str> {
         match self {
             PayError::Invalid { code, .. } => Some(
-                INVALID_CODES
-                    .iter()
-                    .find(|c| **c == code.as_str())
-                    .copied()
+                kernel::codes::find(code)
+                    .map(|c| c.code)
                     .unwrap_or("payment_refused"),
             ),
             PayError::Unavailable { .. } => None,

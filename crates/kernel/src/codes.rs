@@ -123,6 +123,7 @@ pub const CODES: &[Code] = &[
     c("payload_too_large", &[413], Problem, Shared, "The body is larger than this server accepts."),
     c("unauthenticated", &[401], Problem, Shared, "The operation needs a credential: `Authorization: Bearer <token or API key>`."),
     c("invalid_token", &[401], Problem, Shared, "The bearer token or API key was sent but does not verify (expired, revoked, wrong issuer...)."),
+    c("invalid_internal_call", &[401], Problem, Shared, "An internal route was called without a valid signature of a service of this installation (a deployment error: check auth.internal_secret)."),
     c("invalid_identity", &[401], Problem, Shared, "The identity forwarded by the gateway could not be verified (a deployment error)."),
     c("cross_site_request", &[403], Problem, Shared, "A cookie-authenticated unsafe request came from another site."),
     c("forbidden", &[403], Problem, Shared, "The caller is known but lacks the permission (or the route declares none)."),
@@ -235,6 +236,7 @@ pub const CODES: &[Code] = &[
     c("refund_key_reused", &[422], Problem, Payments, "This refund key was used for another amount."),
     c("refund_exceeds_captured", &[422], Problem, Payments, "The refunds would exceed what was captured."),
     c("refund_refused", &[422], Problem, Payments, "The provider refused the refund."),
+    c("payment_refused", &[422], Problem, Payments, "Payments refused the operation with a reason this version does not name; `detail` gives it."),
     c("provider_mismatch", &[422], Problem, Payments, "The payment was made with another provider than this service uses."),
 ];
 
