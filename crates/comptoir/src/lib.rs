@@ -351,7 +351,7 @@ pub enum StartError {
 }
 
 /// The URL of a service that runs in another process, or the setting to set.
-pub fn peer_url<'a>(s: &'a Settings, t: Target) -> Option<&'a str> {
+pub fn peer_url(s: &Settings, t: Target) -> Option<&str> {
     s.peers
         .url_of(t.name())
         .map(|(_, u)| u)
