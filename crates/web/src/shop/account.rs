@@ -1,5 +1,6 @@
 //! The customer's account: the account page with order history, sign-up, sign-in, sign-out and
-//! password reset.
+//! password reset. Identity's errors are read through the API's own mapping (`ApiError::from`),
+//! so a page and the API never disagree on what went wrong.
 
 use super::cart::CartView;
 use super::orders::OrderView;
@@ -14,6 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{Query as Q, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use platform::ApiError;
 use std::collections::HashMap;
 
 #[derive(Template)]
@@ -243,7 +245,8 @@ pub(super) async fn sign_in_post(
             },
             v.ip,
         )
-        .await;
+        .await
+        .map_err(ApiError::from);
     match res {
         Ok(tokens) => signed_in(&st, l, &v, tokens, f.get("next")).await,
         Err(e) => {
@@ -300,7 +303,7 @@ pub(super) async fn sign_up_post(
         password: password.clone(),
         name: name.clone(),
     };
-    let fail = |e: platform::ApiError| {
+    let fail = |e: ApiError| {
         let st = st.clone();
         let v = v.clone();
         let uri = uri.clone();
@@ -333,7 +336,7 @@ pub(super) async fn sign_up_post(
             .await
         }
     };
-    if let Err(e) = st.identity.register(&reg).await {
+    if let Err(e) = st.identity.register(&reg).await.map_err(ApiError::from) {
         return fail(e).await;
     }
     match st
@@ -346,6 +349,7 @@ pub(super) async fn sign_up_post(
             v.ip,
         )
         .await
+        .map_err(ApiError::from)
     {
         Ok(tokens) => signed_in(&st, l, &v, tokens, f.get("next")).await,
         Err(e) => fail(e).await,
@@ -354,7 +358,7 @@ pub(super) async fn sign_up_post(
 
 pub(super) async fn sign_out(State(st): State<WebState>, L(l): L, v: Visitor) -> Response {
     if let Some(p) = &v.principal
-        && let Err(e) = st.identity.sign_out(p).await
+        && let Err(e) = st.identity.sign_out(p).await.map_err(ApiError::from)
     {
         tracing::warn!(error = %e.detail, "sign-out could not end the session");
     }
@@ -382,6 +386,7 @@ pub(super) async fn reset_post(State(st): State<WebState>, L(l): L, body: Bytes)
             email: f.get("email").to_string(),
         })
         .await
+        .map_err(ApiError::from)
     {
         tracing::info!(code = %e.code, "password reset request refused");
     }
@@ -432,6 +437,7 @@ pub(super) async fn reset_confirm_post(
             v.ip,
         )
         .await
+        .map_err(ApiError::from)
     {
         Ok(()) => see_other(&format!("/{}/sign-in?done=reset_done", l.code())),
         Err(e) => {
