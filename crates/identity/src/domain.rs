@@ -14,13 +14,16 @@ pub struct Violation {
     pub message: String,
 }
 
-impl Violation {
-    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Violation {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+/// The violation of a rule by `field`.
+pub fn invalid(
+    field: impl Into<String>,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Violation {
+    Violation {
+        field: field.into(),
+        code,
+        message: message.into(),
     }
 }
 
@@ -137,26 +140,18 @@ pub fn check_email(field: &str, email: &str, errors: &mut Vec<Violation>) {
                 && !domain.ends_with('.')
         });
     if !ok {
-        errors.push(Violation::new(
-            field,
-            "invalid_format",
-            "not an e-mail address",
-        ));
+        errors.push(invalid(field, "invalid_format", "not an e-mail address"));
     }
 }
 
 pub fn check_name(field: &str, name: &str, errors: &mut Vec<Violation>) {
     let n = name.trim().chars().count();
     if n == 0 {
-        errors.push(Violation::new(field, "required", "must not be empty"));
+        errors.push(invalid(field, "required", "must not be empty"));
     } else if n > 100 {
-        errors.push(Violation::new(field, "too_long", "at most 100 characters"));
+        errors.push(invalid(field, "too_long", "at most 100 characters"));
     } else if name.chars().any(char::is_control) {
-        errors.push(Violation::new(
-            field,
-            "invalid_format",
-            "no control characters",
-        ));
+        errors.push(invalid(field, "invalid_format", "no control characters"));
     }
 }
 
@@ -168,7 +163,7 @@ pub fn check_code(field: &str, code: &str, errors: &mut Vec<Violation>) {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok {
-        errors.push(Violation::new(
+        errors.push(invalid(
             field,
             "invalid_format",
             "lower-case letters, digits and dashes, at most 40",

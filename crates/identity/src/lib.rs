@@ -29,8 +29,8 @@ pub mod model {
 }
 
 use jsonwebtoken::jwk::JwkSet;
-use platform::authn::{DirFuture, Directory};
 use platform::ApiError;
+use platform::authn::{DirFuture, Directory};
 use platform::authz::Principal;
 use platform::db::MigrationSet;
 use sqlx::migrate::Migrator;

@@ -7,7 +7,7 @@
 //! few seconds and are then answered 503. A flood of sign-ins thus queues instead of starving
 //! every other request of CPU.
 
-use crate::domain::Violation;
+use crate::domain::{Violation, invalid};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -37,21 +37,21 @@ static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 pub fn check_policy(field: &str, password: &str) -> Result<(), Violation> {
     let n = password.chars().count();
     if n < MIN_CHARS {
-        return Err(Violation::new(
+        return Err(invalid(
             field,
             "too_short",
             format!("at least {MIN_CHARS} characters"),
         ));
     }
     if n > MAX_CHARS {
-        return Err(Violation::new(
+        return Err(invalid(
             field,
             "too_long",
             format!("at most {MAX_CHARS} characters"),
         ));
     }
     if COMMON.contains(password.to_lowercase().as_str()) {
-        return Err(Violation::new(
+        return Err(invalid(
             field,
             "too_common",
             "this password is among the most used ones; choose another",

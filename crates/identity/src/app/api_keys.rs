@@ -2,7 +2,7 @@
 //! for the edge (by prefix, then SHA-256 digest).
 
 use super::{Error, Identity, Result, secret_token};
-use crate::domain::{Violation, check_code, check_name, scopes_from};
+use crate::domain::{check_code, check_name, invalid, scopes_from};
 use crate::http::wire::{ApiKey, ApiKeyCreated, ApiKeyList, NewApiKey, key_view};
 use crate::store::{self, ApiKeyRow};
 use platform::authz::{Principal, PrincipalKind, Role, perm};
@@ -13,18 +13,18 @@ impl Identity {
         let mut errors = Vec::new();
         check_name("name", &k.name, &mut errors);
         if k.scopes.is_empty() {
-            errors.push(Violation::new("scopes", "required", "at least one scope"));
+            errors.push(invalid("scopes", "required", "at least one scope"));
         }
         let mut scopes: Vec<String> = Vec::new();
         for (i, s) in k.scopes.iter().enumerate() {
             if !perm::KEY_SCOPES.contains(&s.as_str()) {
-                errors.push(Violation::new(
+                errors.push(invalid(
                     format!("scopes[{i}]"),
                     "unknown",
                     format!("not a key scope; one of: {}", perm::KEY_SCOPES.join(", ")),
                 ));
             } else if !p.has(s) {
-                errors.push(Violation::new(
+                errors.push(invalid(
                     format!("scopes[{i}]"),
                     "not_yours",
                     "you cannot grant a permission you do not hold",
@@ -48,11 +48,7 @@ impl Identity {
         if let Some(d) = k.expires_in_days
             && !(1..=3650).contains(&d)
         {
-            errors.push(Violation::new(
-                "expires_in_days",
-                "out_of_range",
-                "1 to 3650",
-            ));
+            errors.push(invalid("expires_in_days", "out_of_range", "1 to 3650"));
         }
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));

@@ -2,7 +2,7 @@
 //! listed, read and changed only by those who may see them.
 
 use super::{Error, Identity, Result, generate_password};
-use crate::domain::{Violation, check_code, check_email, check_name, email_key};
+use crate::domain::{check_code, check_email, check_name, email_key, invalid};
 use crate::http::wire::{NewStaff, StaffCreated, User, UserPage, UserPatch, user_view};
 use crate::password;
 use crate::store::{self, UserRow};
@@ -16,7 +16,7 @@ impl Identity {
         check_email("email", &s.email, &mut errors);
         check_name("name", &s.name, &mut errors);
         if !s.role.is_staff() {
-            errors.push(Violation::new(
+            errors.push(invalid(
                 "role",
                 "not_staff",
                 "customers sign up themselves; integrators are API keys",
@@ -37,18 +37,10 @@ impl Identity {
         if s.role.needs_store() {
             match &store_id {
                 Some(code) => check_code("store", code, &mut errors),
-                None => errors.push(Violation::new(
-                    "store",
-                    "required",
-                    "this role needs a store",
-                )),
+                None => errors.push(invalid("store", "required", "this role needs a store")),
             }
         } else if store_id.is_some() && s.store.is_some() {
-            errors.push(Violation::new(
-                "store",
-                "not_allowed",
-                "this role has no store",
-            ));
+            errors.push(invalid("store", "not_allowed", "this role has no store"));
         }
         let organiser = if s.role.needs_organiser() {
             match &s.organiser {
@@ -57,7 +49,7 @@ impl Identity {
                     Some(o.clone())
                 }
                 None => {
-                    errors.push(Violation::new(
+                    errors.push(invalid(
                         "organiser",
                         "required",
                         "this role needs an organiser",
@@ -67,7 +59,7 @@ impl Identity {
             }
         } else {
             if s.organiser.is_some() {
-                errors.push(Violation::new(
+                errors.push(invalid(
                     "organiser",
                     "not_allowed",
                     "this role has no organiser",
@@ -123,13 +115,13 @@ impl Identity {
         if let Some(r) = role
             && Role::parse(r).is_none()
         {
-            errors.push(Violation::new("role", "unknown", "not a role"));
+            errors.push(invalid("role", "unknown", "not a role"));
         }
         let after = match cursor {
             Some(c) => match Uuid::parse_str(c) {
                 Ok(u) => Some(u),
                 Err(_) => {
-                    errors.push(Violation::new("cursor", "invalid_format", "not a cursor"));
+                    errors.push(invalid("cursor", "invalid_format", "not a cursor"));
                     None
                 }
             },
@@ -137,7 +129,7 @@ impl Identity {
         };
         let limit = i64::from(limit.unwrap_or(50));
         if !(1..=200).contains(&limit) {
-            errors.push(Violation::new("limit", "out_of_range", "between 1 and 200"));
+            errors.push(invalid("limit", "out_of_range", "between 1 and 200"));
         }
         if !errors.is_empty() {
             return Err(Error::InvalidParameters(errors));
@@ -217,30 +209,18 @@ impl Identity {
         }
         if let Some(s) = &patch.status {
             if s != "active" && s != "disabled" {
-                errors.push(Violation::new(
-                    "status",
-                    "unknown",
-                    "`active` or `disabled`",
-                ));
+                errors.push(invalid("status", "unknown", "`active` or `disabled`"));
             } else if is_self && s == "disabled" {
-                errors.push(Violation::new(
-                    "status",
-                    "self",
-                    "you cannot disable yourself",
-                ));
+                errors.push(invalid("status", "self", "you cannot disable yourself"));
             }
             user.status = s.clone();
         }
         if let Some(r) = patch.role {
             if is_self {
-                errors.push(Violation::new(
-                    "role",
-                    "self",
-                    "you cannot change your own role",
-                ));
+                errors.push(invalid("role", "self", "you cannot change your own role"));
             }
             if !r.is_staff() && user.role != r.as_str() {
-                errors.push(Violation::new("role", "not_staff", "staff roles only"));
+                errors.push(invalid("role", "not_staff", "staff roles only"));
             }
             user.role = r.as_str().into();
         }
@@ -254,17 +234,13 @@ impl Identity {
         }
         let role = Role::parse(&user.role).unwrap_or(Role::Customer);
         if role.needs_store() && user.store_id.is_none() {
-            errors.push(Violation::new(
-                "store",
-                "required",
-                "this role needs a store",
-            ));
+            errors.push(invalid("store", "required", "this role needs a store"));
         }
         if !role.needs_store() {
             user.store_id = None;
         }
         if role.needs_organiser() && user.organiser_id.is_none() {
-            errors.push(Violation::new(
+            errors.push(invalid(
                 "organiser",
                 "required",
                 "this role needs an organiser",
