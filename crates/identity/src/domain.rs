@@ -179,3 +179,65 @@ pub fn scopes_from(stored: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            refresh_ttl: Duration::from_secs(3600),
+            reset_ttl: Duration::from_secs(3600),
+            failures_before_delay: 3,
+            first_delay: Duration::from_secs(1),
+            max_failures_per_pair: 10,
+            max_failures_per_ip: 100,
+            max_failures_per_account: 50,
+            failure_window: Duration::from_secs(60),
+            public_url: String::new(),
+        }
+    }
+
+    fn after(count: u32, since_last_secs: u64) -> Failures {
+        Failures {
+            count,
+            window_left: Duration::from_secs(40),
+            since_last: Duration::from_secs(since_last_secs),
+        }
+    }
+
+    #[test]
+    fn delays_start_after_a_few_failures_double_and_end_in_refusal() {
+        let p = policy();
+        let wait = |count, since| wait_of(&p, after(count, since), 3, 10);
+        assert_eq!(wait(2, 0), Duration::ZERO, "under the threshold");
+        assert_eq!(wait(3, 0), Duration::from_secs(1));
+        assert_eq!(wait(5, 0), Duration::from_secs(4), "doubling");
+        assert_eq!(
+            wait(5, 3),
+            Duration::from_secs(1),
+            "time already waited counts"
+        );
+        assert_eq!(wait(9, 0), Duration::from_secs(60), "capped at the window");
+        assert_eq!(
+            wait(10, 0),
+            Duration::from_secs(40),
+            "refused for the rest of the window"
+        );
+        assert_eq!(
+            wait_of(&p, after(99, 0), u32::MAX, 100),
+            Duration::ZERO,
+            "a refusal-only counter never delays"
+        );
+    }
+
+    #[test]
+    fn e_mails_are_unique_trimmed_and_in_lower_case() {
+        assert_eq!(email_key("  Anne@Example.ORG "), "anne@example.org");
+        let mut errors = Vec::new();
+        check_email("email", "anne@example.org", &mut errors);
+        check_email("email", "anne@localhost", &mut errors);
+        check_email("email", "an ne@example.org", &mut errors);
+        assert_eq!(errors.len(), 2);
+    }
+}
