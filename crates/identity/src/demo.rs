@@ -2,8 +2,9 @@
 //! generated at first start, shown once, stored hashed. An API key for a legacy till of the
 //! Rennes store, too.
 
-use crate::model::{NewApiKey, NewStaff};
-use crate::service::{Identity, email_key, generate_password};
+use crate::app::{Identity, generate_password};
+use crate::domain::email_key;
+use crate::http::wire::{NewApiKey, NewStaff, Registration};
 use crate::store;
 use platform::ApiError;
 use platform::authz::{Principal, PrincipalKind, Role, perm};
@@ -112,7 +113,7 @@ pub async fn seed(id: &Identity) -> Result<Option<Vec<DemoAccount>>, ApiError> {
         });
     }
     let customer_pw = generate_password();
-    id.register(&crate::model::Registration {
+    id.register(&Registration {
         email: "client@example.org".into(),
         password: customer_pw.clone(),
         name: "Client de démonstration".into(),

@@ -102,6 +102,19 @@ pub struct Signer {
     current: RwLock<Option<(String, EncodingKey)>>,
 }
 
+/// Why the signer could not install a key or sign a token.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("signer lock")]
+    Lock,
+    #[error("no signing key loaded")]
+    NotLoaded,
+    #[error("{0}")]
+    Decode(#[from] base64::DecodeError),
+    #[error("{0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
 /// An issued access token.
 pub struct Issued {
     pub token: String,
@@ -131,17 +144,14 @@ impl Signer {
                     .ok_or_else(|| ApiError::internal("no signing key after creating one"))?
             }
         };
-        self.install(&row)
+        self.install(&row).map_err(ApiError::internal)
     }
 
     /// Signs with this key from now on (tests and benchmarks; `load` and `rotate` otherwise).
-    pub fn install(&self, row: &KeyRow) -> Result<(), ApiError> {
-        let der = B64.decode(&row.private_pkcs8).map_err(ApiError::internal)?;
+    pub fn install(&self, row: &KeyRow) -> Result<(), KeyError> {
+        let der = B64.decode(&row.private_pkcs8)?;
         let key = EncodingKey::from_ed_der(&der);
-        let mut cur = self
-            .current
-            .write()
-            .map_err(|_| ApiError::internal("signer lock"))?;
+        let mut cur = self.current.write().map_err(|_| KeyError::Lock)?;
         *cur = Some((row.kid.clone(), key));
         Ok(())
     }
@@ -158,19 +168,14 @@ impl Signer {
         let row = generate(now_ms);
         let keep_ms = (self.access_ttl.as_secs() + LEEWAY_SECS) as i64 * 1000;
         store::rotate_keys(db, &row, now_ms, now_ms + keep_ms).await?;
-        self.install(&row)?;
+        self.install(&row).map_err(ApiError::internal)?;
         Ok(row.kid)
     }
 
     /// An access token for this user and session.
-    pub fn issue(&self, p: &Principal, session: &str, now_ms: i64) -> Result<Issued, ApiError> {
-        let cur = self
-            .current
-            .read()
-            .map_err(|_| ApiError::internal("signer lock"))?;
-        let (kid, key) = cur
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("no signing key loaded"))?;
+    pub fn issue(&self, p: &Principal, session: &str, now_ms: i64) -> Result<Issued, KeyError> {
+        let cur = self.current.read().map_err(|_| KeyError::Lock)?;
+        let (kid, key) = cur.as_ref().ok_or(KeyError::NotLoaded)?;
         let now = now_ms / 1000;
         let ttl = self.access_ttl.as_secs();
         let claims = AccessClaims {
@@ -189,7 +194,7 @@ impl Signer {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
         header.typ = Some(ACCESS_TOKEN_TYP.into());
-        let token = jsonwebtoken::encode(&header, &claims, key).map_err(ApiError::internal)?;
+        let token = jsonwebtoken::encode(&header, &claims, key)?;
         Ok(Issued {
             token,
             expires_in: ttl,

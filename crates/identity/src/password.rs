@@ -7,10 +7,10 @@
 //! few seconds and are then answered 503. A flood of sign-ins thus queues instead of starving
 //! every other request of CPU.
 
+use crate::domain::{Violation, invalid};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use platform::{ApiError, FieldError};
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -34,30 +34,41 @@ static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 });
 
 /// Checks a new password against the policy; the error names `field`.
-pub fn check_policy(field: &str, password: &str) -> Result<(), FieldError> {
+pub fn check_policy(field: &str, password: &str) -> Result<(), Violation> {
     let n = password.chars().count();
     if n < MIN_CHARS {
-        return Err(FieldError::new(
+        return Err(invalid(
             field,
             "too_short",
             format!("at least {MIN_CHARS} characters"),
         ));
     }
     if n > MAX_CHARS {
-        return Err(FieldError::new(
+        return Err(invalid(
             field,
             "too_long",
             format!("at most {MAX_CHARS} characters"),
         ));
     }
     if COMMON.contains(password.to_lowercase().as_str()) {
-        return Err(FieldError::new(
+        return Err(invalid(
             field,
             "too_common",
             "this password is among the most used ones; choose another",
         ));
     }
     Ok(())
+}
+
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// Every permit stayed taken for the queue timeout: retry in a moment.
+    #[error("too many sign-ins are being checked right now; retry in a moment")]
+    Busy,
+    /// The hashing itself failed (a bug or a dying runtime).
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn hasher() -> Argon2<'static> {
@@ -93,37 +104,33 @@ impl Passwords {
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, PasswordError> {
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
                 metrics::counter!("comptoir_password_hash_rejected_total").increment(1);
-                let mut e = ApiError::unavailable(
-                    "too many sign-ins are being checked right now; retry in a moment",
-                );
-                e.retry_after = Some(1);
-                e
+                PasswordError::Busy
             })?
-            .map_err(ApiError::internal)?;
+            .map_err(|e| PasswordError::Failed(e.to_string()))?;
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f()
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| PasswordError::Failed(e.to_string()))?;
         Ok(out)
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let pw = password.to_string();
         self.run(move || hash_blocking(&pw))
             .await?
-            .map_err(ApiError::internal)
+            .map_err(PasswordError::Failed)
     }
 
     /// Whether `password` matches `phc`; with no hash (unknown account) the dummy is checked
     /// and the answer is always no.
-    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, PasswordError> {
         let pw = password.to_string();
         let (phc, real) = match phc {
             Some(h) => (h.to_string(), true),
@@ -167,7 +174,7 @@ mod tests {
         assert!(check_policy("p", "short").is_err());
         assert_eq!(
             check_policy("p", "1234567").map_err(|e| e.code),
-            Err("too_short".into())
+            Err("too_short")
         );
         assert!(check_policy("p", &"x".repeat(129)).is_err());
         assert!(
@@ -187,7 +194,7 @@ mod tests {
         ] {
             assert_eq!(
                 check_policy("p", common).map_err(|e| e.code),
-                Err("too_common".into()),
+                Err("too_common"),
                 "{common}"
             );
         }

@@ -383,6 +383,7 @@ async fn session(st: &WebState, h: &HeaderMap, v: &Visitor) -> Option<Principal>
             refresh_token: r.to_string(),
         })
         .await
+        .map_err(platform::ApiError::from)
     {
         Ok(t) => {
             v.set_session(

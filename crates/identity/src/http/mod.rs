@@ -1,8 +1,13 @@
 //! Routes of the identity service, their access policy and their OpenAPI description.
+//!
+//! `wire` holds the bodies the routes receive and send; `problem` is the one mapping of the use
+//! cases' errors to problem documents (every handler's `?` goes through it).
 
+mod problem;
+pub mod wire;
+
+use crate::app::Identity;
 use crate::keys;
-use crate::model::*;
-use crate::service::{Identity, user_view};
 use crate::store;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -17,6 +22,7 @@ use platform::{ApiError, Problem};
 use serde::Deserialize;
 use std::sync::Arc;
 use uuid::Uuid;
+use wire::*;
 
 /// What the identity handlers share.
 #[derive(Clone)]

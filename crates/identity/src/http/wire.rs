@@ -1,6 +1,8 @@
 //! What the identity API receives and sends. Request bodies refuse unknown fields, so that a
 //! client cannot slip in `role`, `is_admin` or `store_id` where they are not asked for.
 
+use crate::domain::{iso, scopes_from};
+use crate::store::{ApiKeyRow, UserRow};
 use platform::authz::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -186,4 +188,34 @@ pub struct IntrospectRequest {
     pub api_key: Option<String>,
     #[serde(default)]
     pub session_id: Option<String>,
+}
+
+/// A user as the API shows it.
+pub fn user_view(u: &UserRow) -> User {
+    User {
+        id: u.id,
+        email: u.email.clone(),
+        name: u.name.clone(),
+        role: Role::parse(&u.role).unwrap_or(Role::Customer),
+        store: u.store_id.clone(),
+        organiser: u.organiser_id.clone(),
+        status: u.status.clone(),
+        created_at: iso(u.created_at),
+    }
+}
+
+/// An API key as the API shows it: never its secret.
+pub fn key_view(k: &ApiKeyRow) -> ApiKey {
+    ApiKey {
+        id: k.id,
+        name: k.name.clone(),
+        prefix: format!("ck_{}", k.prefix),
+        scopes: scopes_from(&k.scopes),
+        store: k.store_id.clone(),
+        created_by: k.created_by.clone(),
+        created_at: iso(k.created_at),
+        expires_at: k.expires_at.map(iso),
+        last_used_at: k.last_used_at.map(iso),
+        revoked_at: k.revoked_at.map(iso),
+    }
 }
