@@ -1,7 +1,7 @@
 //! This service's side of [`contracts::inventory`]: [`Inventory`] implements [`StockApi`] (the
 //! in-process implementation), and [`internal_router`] serves it to other processes.
 
-use crate::service::{InvError, Inventory};
+use crate::app::{InvError, Inventory};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;

@@ -1,7 +1,8 @@
 //! The Breizhsport demo: head office, five stores, the logistics centre, and opening stock
 //! (receipts in the ledger, so the check holds from the first second).
 
-use crate::service::{InvError, Inventory, Location, MovementKind};
+use crate::app::{InvError, Inventory};
+use crate::domain::{Location, MovementKind};
 
 /// Head office's location code.
 pub const HEAD_OFFICE: &str = "siege";

@@ -2,7 +2,10 @@
 //! (head office: all; a store's staff: their store; warehouse staff: the logistics centre);
 //! another location answers 404, as if it did not exist for them.
 
-use crate::service::*;
+mod schemas;
+
+use crate::app::{InvError, Inventory};
+use crate::domain::{Location, Mismatch, Movement, MovementKind, Shortage, StockLevel};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

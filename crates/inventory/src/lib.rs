@@ -2,20 +2,41 @@
 //! the movement ledger every change goes through, checkout holds with an expiry, low-stock
 //! alerts. Its own database (`inventory.db` or the PostgreSQL schema `inventory`).
 //!
-//! - `service`: the rules (guarded updates, ledger, holds, sweeper, ledger check)
-//! - `http`: routes under `/api/inventory`, their policy and OpenAPI description
+//! The four rooms of a service crate:
+//! - `domain`: types and rules (quantities, hold lines summed per SKU, locations, what may be
+//!   recorded, low stock, the ledger check's comparison); no IO
+//! - `store`: every SQL statement, one text for SQLite and PostgreSQL, rows mapped to `domain`
+//! - `app`: the use cases on [`Inventory`] (locations, holds and the sweeper, movements and
+//!   transfers, thresholds, levels, the ledger check): transactions, guarded updates, events
+//!   through the outbox; errors are [`InvError`]
+//! - `http`: routes under `/api/inventory`, their policy, OpenAPI description (of the domain
+//!   types too) and the mapping of [`InvError`] to problems
+//!
+//! Beside them:
 //! - `skus`: the catalogue's SKUs, through the [`SkuCatalog`] contract (I10)
 //! - `contract`: this service's side of [`contracts::inventory`]: [`Inventory`] as a
 //!   [`contracts::inventory::StockApi`], and the `/internal/inventory/...` routes
 //! - `demo`: the Breizhsport locations and opening stock
+//! - `service`: the former path of `app` and `domain`, kept for the wiring
 
+pub mod app;
 pub mod contract;
 pub mod demo;
+pub mod domain;
 pub mod http;
-pub mod service;
 pub mod skus;
+pub mod store;
 
-pub use service::{HoldLine, InvError, Inventory, Location, MovementKind, Shortage};
+/// The use cases and their types under their former path (`inventory::service::…`), kept so
+/// that the wiring and the tests of other crates need not change: everything of [`app`] and
+/// of [`domain`].
+pub mod service {
+    pub use crate::app::*;
+    pub use crate::domain::*;
+}
+
+pub use app::{InvError, Inventory};
+pub use domain::{HoldLine, Location, MovementKind, Shortage, StockLevel};
 pub use skus::{FixedSkus, SkuCatalog};
 
 use platform::db::MigrationSet;
@@ -40,27 +61,5 @@ mod tests {
     #[test]
     fn migration_sets_are_in_step() {
         testkit::assert_migrations_in_step(env!("CARGO_MANIFEST_DIR"), super::migrations());
-    }
-
-    #[test]
-    fn lines_of_one_sku_are_summed_before_the_check() {
-        use crate::service::{HoldLine, sum_lines};
-        let l = |s: &str, q| HoldLine {
-            sku: s.into(),
-            quantity: q,
-        };
-        let m = sum_lines(&[l("B", 2), l("A", 1), l("B", 3)]).expect("valid");
-        assert_eq!(
-            m.into_iter().collect::<Vec<_>>(),
-            vec![("A".into(), 1), ("B".into(), 5)]
-        );
-        for bad in [0, -1, i64::MAX, 1_000_001] {
-            assert!(sum_lines(&[l("A", bad)]).is_err(), "{bad}");
-        }
-        assert!(
-            sum_lines(&[l("A", 600_000), l("A", 600_000)]).is_err(),
-            "sum over the cap"
-        );
-        assert!(sum_lines(&[]).is_err());
     }
 }

@@ -3,7 +3,8 @@
 //! catalogue's tables. A SKU is refused before any transaction opens, so a lookup never runs
 //! under a write lock.
 
-use crate::service::{InvError, Inventory};
+use crate::app::{InvError, Inventory};
+use crate::store;
 use futures_util::future::BoxFuture;
 use std::collections::HashSet;
 
@@ -61,11 +62,7 @@ impl Inventory {
     /// SKUs that have stock rows but that the catalogue does not know: left by versions before
     /// this check, reported (by `GET /api/inventory/check` and at start-up), never deleted.
     pub async fn unknown_skus(&self) -> Result<Vec<String>, InvError> {
-        let all: Vec<String> = platform::db_run!(&self.db, |p| sqlx::query_scalar(
-            "SELECT DISTINCT sku FROM stock ORDER BY sku"
-        )
-        .fetch_all(p)
-        .await)?;
+        let all = store::stocked_skus(&self.db).await?;
         let mut unknown = Vec::new();
         for chunk in all.chunks(200) {
             let known = self
