@@ -75,11 +75,42 @@ impl SkuCatalog for CatalogPrices {
     }
 }
 
+/// Every published product, whole, with the categories and brands: what a read model (the
+/// storefront's in-memory catalogue) loads. `GET /internal/catalog/published`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Published {
+    pub products: Vec<crate::model::Product>,
+    pub categories: Vec<crate::model::Category>,
+    pub brands: Vec<crate::model::Brand>,
+}
+
+impl Published {
+    pub async fn load(db: &Db) -> Result<Published, crate::store::StoreError> {
+        Ok(Published {
+            products: store::load_published(db).await?,
+            categories: store::list_categories(db).await?,
+            brands: store::list_brands(db).await?,
+        })
+    }
+
+    /// From the catalogue in another process.
+    pub async fn fetch(peer: &contracts::Peer) -> Result<Published, CatalogUnavailable> {
+        peer.call::<(), _, _>(
+            axum::http::Method::GET,
+            "/internal/catalog/published",
+            None,
+            contracts::rpc::Retry::Safe,
+        )
+        .await
+    }
+}
+
 /// `/internal/catalog/...`, for carts and inventory in other processes (the body limit of the
 /// server bounds a query). The wiring puts it behind [`platform::auth::internal_calls_only`].
 pub fn internal_router(db: Db) -> Router {
     Router::new()
         .route("/internal/catalog/prices", post(prices))
+        .route("/internal/catalog/published", axum::routing::get(published))
         .with_state(CatalogPrices(db))
 }
 
@@ -88,4 +119,12 @@ async fn prices(
     axum::Json(q): axum::Json<PricesQuery>,
 ) -> Response {
     answer(c.lookup(&q.skus).await.map_err(CatalogUnavailable))
+}
+
+async fn published(State(c): State<CatalogPrices>) -> Response {
+    answer(
+        Published::load(&c.0)
+            .await
+            .map_err(|e| CatalogUnavailable(e.to_string())),
+    )
 }

@@ -108,8 +108,8 @@ impl Target {
                  (database: payments)"
             }
             Target::Web => {
-                "the storefront (/fr, /en) and the back office (/{lang}/admin); for now in the \
-                 process that runs every service"
+                "the storefront (/fr, /en) and the back office (/{lang}/admin), acting through \
+                 the services' API as the visitor"
             }
             Target::Gateway => {
                 "the entry point: authenticates every request, applies rate limits, forwards \
@@ -125,15 +125,7 @@ impl Target {
             Target::Inventory | Target::Cart => &[Target::Catalog],
             Target::Orders => &[Target::Inventory, Target::Payments, Target::Cart],
             Target::Gateway => Target::SERVICES,
-            Target::Web => &[
-                Target::Catalog,
-                Target::Identity,
-                Target::Inventory,
-                Target::Cart,
-                Target::Orders,
-                Target::Payments,
-                Target::Gateway,
-            ],
+            Target::Web => Target::SERVICES,
             Target::Catalog | Target::Identity | Target::Payments => &[],
         }
     }
@@ -161,7 +153,6 @@ impl Target {
     /// What `list-targets` prints after the description.
     pub fn needs_text(&self) -> String {
         match self {
-            Target::Web => "needs: every service and the gateway in this process".into(),
             t if t.needs().is_empty() => "needs: nothing else".into(),
             t => format!(
                 "needs: {} (in this process, or at {})",
@@ -374,13 +365,6 @@ fn missing_peer(t: Target, peer: Target) -> ConfigError {
 
 /// Checks the settings against the targets before anything is opened.
 pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), ConfigError> {
-    if targets.contains(&Target::Web) && !all_local(targets) {
-        return Err(ConfigError::new(
-            "--target",
-            "the web target runs, for now, in the process that runs every service and the \
-             gateway (--target all)",
-        ));
-    }
     for t in targets {
         for peer in t.needs() {
             if targets.contains(peer) {
@@ -669,6 +653,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             orders: o.clone(),
             idempotency: idem,
         }));
+        internal_api = internal_api.merge(orders::contract::internal_router(o.clone()));
     }
     let commerce_here = here;
     for r in &relays {
@@ -692,7 +677,31 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
 
     let mut authenticator = None;
     let mut router = api;
-    if targets.contains(&Target::Gateway) {
+    let web_here = settings.web.enabled && targets.contains(&Target::Web);
+    // the edge and the web verify tokens the same way: with identity here, or at its URL
+    let auth = if targets.contains(&Target::Gateway) || web_here {
+        let directory: Arc<dyn Directory> = match &identity_service_here {
+            Some(id) => Arc::new(identity::LocalDirectory(id.clone())),
+            None => Arc::new(RemoteDirectory::new(
+                &settings.peers.identity_url,
+                settings.auth.internal_secret.expose(),
+            )),
+        };
+        let auth = Arc::new(Authenticator::new(
+            &settings.auth.issuer_or(&settings.server.bind),
+            &settings.auth.audience,
+            directory,
+            external_provider(settings)?,
+            Duration::from_secs(settings.auth.revocation_seconds),
+        ));
+        authenticator = Some(auth.clone());
+        Some(auth)
+    } else {
+        None
+    };
+    if targets.contains(&Target::Gateway)
+        && let Some(auth) = &auth
+    {
         let proxy = gateway::Proxy::new(Duration::from_secs(
             settings.gateway.upstream_timeout_seconds.max(1),
         ));
@@ -713,44 +722,37 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             checks.push(u.readiness(&proxy));
         }
         router = router.merge(gateway::router(&proxy, &upstreams, Some(internal.clone())));
-        let directory: Arc<dyn Directory> = match &identity_service_here {
-            Some(id) => Arc::new(identity::LocalDirectory(id.clone())),
-            None => Arc::new(RemoteDirectory::new(
-                &settings.peers.identity_url,
-                settings.auth.internal_secret.expose(),
-            )),
-        };
-        let auth = Arc::new(Authenticator::new(
-            &settings.auth.issuer_or(&settings.server.bind),
-            &settings.auth.audience,
-            directory,
-            external_provider(settings)?,
-            Duration::from_secs(settings.auth.revocation_seconds),
-        ));
-        authenticator = Some(auth.clone());
         let edge = Arc::new(Edge {
             auth: auth.clone(),
             limiter: limiter.clone(),
             limits: edge_limits(settings),
         });
-        let web_here = settings.web.enabled && all_local(targets);
         router = router
             .merge(platform::http::health::router(checks))
             .merge(docs::router(targets, !web_here))
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
             }));
-        if web_here && let (Some(id), Some(cdb)) = (&identity_service_here, &catalog_db) {
-            let c = &commerce_here;
-            let state = web_state(settings, services, auth, id, c, cdb, &limiter)?;
-            // outside the edge: the pages read their own session cookies (and refresh them)
-            router = router.merge(web::router(state));
-            report.web = true;
-        }
     } else {
         router = router
             .merge(platform::http::health::router(checks))
-            .merge(docs::router(targets, true));
+            .merge(docs::router(targets, !web_here));
+    }
+    if web_here && let Some(auth) = auth {
+        let state = web_state(
+            settings,
+            targets,
+            services,
+            auth,
+            &commerce_here,
+            catalog_db.as_ref(),
+            &peers,
+            &limiter,
+            &internal,
+        )?;
+        // outside the edge: the pages read their own session cookies (and refresh them)
+        router = router.merge(web::router(state));
+        report.web = true;
     }
 
     let router = with_common_layers(
@@ -772,17 +774,23 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     })
 }
 
-/// The web pages' state: the services of this process, the session verifier, a cookie key.
+/// The web pages' state: the services of this process (called in process) and of the others
+/// (over HTTP), the session verifier, a cookie key.
+#[allow(clippy::too_many_arguments)]
 fn web_state(
     settings: &Settings,
+    targets: &BTreeSet<Target>,
     services: Router,
     auth: Arc<Authenticator>,
-    identity: &identity::service::Identity,
     c: &commerce::Commerce,
-    catalog_db: &Db,
+    catalog_db: Option<&Db>,
+    peers: &commerce::Peers,
     limiter: &Limiter,
+    internal: &InternalKey,
 ) -> Result<web::WebState, StartError> {
-    let missing = || StartError::Runtime("the web runs with every service in its process".into());
+    use contracts::inventory::{StockApi, StockClient};
+    use contracts::orders::{OrdersApi, OrdersClient};
+    use contracts::payments::{PaymentsApi, PaymentsClient};
     let w = &settings.web;
     let key = if w.cookie_secret.is_empty() {
         web_cookie_key(&settings.data.dir)?
@@ -792,18 +800,59 @@ fn web_state(
             sha2::Sha256::digest(w.cookie_secret.expose().as_bytes()).into(),
         )
     };
+    // the API: the services of this process in process, the others at their URLs
+    let mut remote = Vec::new();
+    for t in Target::SERVICES.iter().filter(|t| !targets.contains(t)) {
+        let url = peer_url(settings, *t).unwrap_or_default();
+        for (prefix, _) in t.routes() {
+            remote.push((*prefix, url.trim_end_matches('/').to_string()));
+        }
+    }
+    let api = if remote.is_empty() {
+        web::api::Api::new(services)
+    } else {
+        web::api::Api::remote(
+            web::api::Remote::new(
+                remote,
+                internal.clone(),
+                Duration::from_secs(settings.server.request_timeout_seconds),
+                Some(services),
+            )
+            .map_err(StartError::Runtime)?,
+        )
+    };
+    let stock: Arc<dyn StockApi> = match &c.inventory {
+        Some(i) => Arc::new(i.clone()),
+        None => Arc::new(StockClient(peers.peer(Target::Inventory)?)),
+    };
+    let orders: Arc<dyn OrdersApi> = match &c.orders {
+        Some(o) => Arc::new(o.clone()),
+        None => Arc::new(OrdersClient(peers.peer(Target::Orders)?)),
+    };
+    let payments: Arc<dyn PaymentsApi> = match &c.payments {
+        Some(p) => Arc::new(p.clone()),
+        None => Arc::new(PaymentsClient(peers.peer(Target::Payments)?)),
+    };
+    let source = match catalog_db {
+        Some(db) => web::catalogue::Source::Local(db.clone()),
+        None => web::catalogue::Source::Remote(peers.peer(Target::Catalog)?),
+    };
     Ok(web::WebState::new(web::Inner {
-        api: web::api::Api::new(services),
+        api,
         auth,
-        identity: identity.clone(),
         catalogue: Arc::new(web::catalogue::Catalogue::new(
-            catalog_db.clone(),
-            c.inventory.clone(),
+            source,
+            Some(stock.clone()),
             Duration::from_secs(w.catalogue_seconds),
         )),
-        inventory: c.inventory.clone().ok_or_else(missing)?,
-        orders: c.orders.clone().ok_or_else(missing)?,
-        payments: c.payments.clone().ok_or_else(missing)?,
+        stock,
+        orders,
+        payments,
+        shipping: web::Shipping {
+            location: settings.orders.shipping_location.clone(),
+            fee: settings.orders.shipping_fee_minor,
+            free_from: settings.orders.free_shipping_from_minor,
+        },
         key,
         limiter: limiter.clone(),
         per_ip: if w.per_ip_per_minute == 0 {

@@ -9,6 +9,8 @@
 //! - `POST /internal/inventory/holds/{id}/restock` with [`RestockRequest`] → whether it was sold
 //! - `GET /internal/inventory/holds/{id}` → its [`HoldState`] or `null`
 //! - `GET /internal/inventory/locations/{code}` → the [`LocationInfo`] or `null`
+//! - `GET /internal/inventory/locations` → every [`LocationInfo`]
+//! - `GET /internal/inventory/available` → every [`Available`] level (the storefront's read model)
 
 use crate::rpc::{Peer, Retry, WireError};
 use axum::http::Method;
@@ -96,6 +98,14 @@ pub struct LocationInfo {
     pub click_and_collect: bool,
 }
 
+/// Units that can be sold now of one SKU at one location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Available {
+    pub location: String,
+    pub sku: String,
+    pub available: i64,
+}
+
 /// The body of `PUT /internal/inventory/holds/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HoldRequest {
@@ -167,6 +177,10 @@ pub trait StockApi: Send + Sync {
     fn hold_state(&self, hold_id: Uuid) -> BoxFuture<'_, StockResult<Option<HoldState>>>;
     /// A location by code.
     fn location<'a>(&'a self, code: &'a str) -> BoxFuture<'a, StockResult<Option<LocationInfo>>>;
+    /// Every location.
+    fn locations(&self) -> BoxFuture<'_, StockResult<Vec<LocationInfo>>>;
+    /// Every (location, SKU) level that has stock recorded, as available now.
+    fn available(&self) -> BoxFuture<'_, StockResult<Vec<Available>>>;
 }
 
 /// Inventory over HTTP.
@@ -262,6 +276,32 @@ impl StockApi for StockClient {
                 .call::<(), _, _>(
                     Method::GET,
                     &format!("/internal/inventory/locations/{}", seg(code)),
+                    None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn locations(&self) -> BoxFuture<'_, StockResult<Vec<LocationInfo>>> {
+        Box::pin(async move {
+            self.0
+                .call::<(), _, _>(
+                    Method::GET,
+                    "/internal/inventory/locations",
+                    None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn available(&self) -> BoxFuture<'_, StockResult<Vec<Available>>> {
+        Box::pin(async move {
+            self.0
+                .call::<(), _, _>(
+                    Method::GET,
+                    "/internal/inventory/available",
                     None,
                     Retry::Safe,
                 )

@@ -6,6 +6,7 @@
 //! - [`inventory`]: stock holds and their commit, release and restock ([`inventory::StockApi`])
 //! - [`payments`]: authorise, capture, void, refund ([`payments::PaymentsApi`])
 //! - [`carts`]: a cart as checkout sees it, and its end ([`carts::CartsApi`])
+//! - [`orders`]: what the storefront asks beyond the public API ([`orders::OrdersApi`])
 //! - [`rpc`]: the wire protocol of `/internal/...` calls: signed calls, answers, the client
 //!   ([`rpc::Peer`]) with timeouts, bounded retries with jitter, request ids and metrics
 //!
@@ -16,6 +17,7 @@
 pub mod carts;
 pub mod catalog;
 pub mod inventory;
+pub mod orders;
 pub mod payments;
 pub mod rpc;
 

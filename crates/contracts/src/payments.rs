@@ -9,6 +9,8 @@
 //! - `POST /internal/payments/{id}/refunds` with [`RefundRequest`] → the [`Payment`]
 //! - `GET /internal/payments/{id}` → the [`Payment`] or `null`; `?sync=true` asks the provider
 //! - `GET /internal/payments/holding-money?older_than_ms=&limit=` → [`Payment`]s
+//! - `POST /internal/payments/{id}/test-action` with [`TestAction`] → `null` (the built-in test
+//!   provider's 3-D Secure page: the shopper's answer)
 
 use crate::rpc::{Peer, Retry, WireError};
 use axum::http::Method;
@@ -167,6 +169,12 @@ pub struct RefundRequest {
     pub key: String,
 }
 
+/// The body of `POST /internal/payments/{id}/test-action`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestAction {
+    pub approved: bool,
+}
+
 /// Why payments did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "snake_case")]
@@ -233,6 +241,13 @@ pub trait PaymentsApi: Send + Sync {
         older_than: Duration,
         limit: i64,
     ) -> BoxFuture<'_, PayResult<Vec<Payment>>>;
+    /// The built-in test provider only: the shopper approved (or refused) the 3-D Secure
+    /// challenge of this payment. `Invalid` with another provider.
+    fn complete_test_action(
+        &self,
+        payment_id: Uuid,
+        approved: bool,
+    ) -> BoxFuture<'_, PayResult<()>>;
 }
 
 /// Payments over HTTP.
@@ -340,6 +355,23 @@ impl PaymentsApi for PaymentsClient {
                         older_than.as_millis()
                     ),
                     None,
+                    Retry::Safe,
+                )
+                .await
+        })
+    }
+
+    fn complete_test_action(
+        &self,
+        payment_id: Uuid,
+        approved: bool,
+    ) -> BoxFuture<'_, PayResult<()>> {
+        Box::pin(async move {
+            self.0
+                .call(
+                    Method::POST,
+                    &format!("/internal/payments/{payment_id}/test-action"),
+                    Some(&TestAction { approved }),
                     Retry::Safe,
                 )
                 .await

@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use contracts::inventory::{
-    HoldLine, HoldRequest, HoldState, LocationInfo, RestockRequest, StockApi, StockError,
-    StockResult,
+    Available, HoldLine, HoldRequest, HoldState, LocationInfo, RestockRequest, StockApi,
+    StockError, StockResult,
 };
 use contracts::rpc::answer;
 use futures_util::future::BoxFuture;
@@ -69,17 +69,39 @@ impl StockApi for Inventory {
         })
     }
     fn location<'a>(&'a self, code: &'a str) -> BoxFuture<'a, StockResult<Option<LocationInfo>>> {
+        Box::pin(async move { Ok(Inventory::location(self, code).await?.map(info)) })
+    }
+    fn locations(&self) -> BoxFuture<'_, StockResult<Vec<LocationInfo>>> {
         Box::pin(async move {
-            Ok(Inventory::location(self, code)
+            Ok(Inventory::locations(self)
                 .await?
-                .map(|l| LocationInfo {
-                    code: l.code,
-                    name: l.name,
-                    kind: l.kind,
-                    ships: l.ships,
-                    click_and_collect: l.click_and_collect,
-                }))
+                .into_iter()
+                .map(info)
+                .collect())
         })
+    }
+    fn available(&self) -> BoxFuture<'_, StockResult<Vec<Available>>> {
+        Box::pin(async move {
+            Ok(Inventory::all_available(self)
+                .await?
+                .into_iter()
+                .map(|(location, sku, available)| Available {
+                    location,
+                    sku,
+                    available,
+                })
+                .collect())
+        })
+    }
+}
+
+fn info(l: crate::Location) -> LocationInfo {
+    LocationInfo {
+        code: l.code,
+        name: l.name,
+        kind: l.kind,
+        ships: l.ships,
+        click_and_collect: l.click_and_collect,
     }
 }
 
@@ -91,7 +113,9 @@ pub fn internal_router(inventory: Inventory) -> Router {
         .route("/internal/inventory/holds/{id}/commit", post(commit))
         .route("/internal/inventory/holds/{id}/release", post(release))
         .route("/internal/inventory/holds/{id}/restock", post(restock))
+        .route("/internal/inventory/locations", get(locations))
         .route("/internal/inventory/locations/{code}", get(location))
+        .route("/internal/inventory/available", get(available))
         .with_state(inventory)
 }
 
@@ -126,4 +150,12 @@ async fn hold_state(State(i): State<Inventory>, Path(id): Path<Uuid>) -> Respons
 
 async fn location(State(i): State<Inventory>, Path(code): Path<String>) -> Response {
     answer(StockApi::location(&i, &code).await)
+}
+
+async fn locations(State(i): State<Inventory>) -> Response {
+    answer(StockApi::locations(&i).await)
+}
+
+async fn available(State(i): State<Inventory>) -> Response {
+    answer(StockApi::available(&i).await)
 }

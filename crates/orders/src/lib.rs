@@ -9,8 +9,11 @@
 //! - `consumers`: `payment.refunded` → order amounts; the notifications mail sink
 //! - `invariants`: the D1 checker (I1, I3–I7) any test can call
 //! - `http`: `/api/checkout` and `/api/orders`
+//! - `contract`: this service's side of [`contracts::orders`] (for the web), in process and as
+//!   `/internal/orders/...` routes
 
 pub mod consumers;
+pub mod contract;
 pub mod http;
 pub mod invariants;
 pub mod model;

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use contracts::payments::{
     AuthOutcome, AuthorizeRequest, CaptureOutcome, PayError, PayResult, Payment, PaymentsApi,
-    RefundRequest,
+    RefundRequest, TestAction,
 };
 use contracts::rpc::answer;
 use futures_util::future::BoxFuture;
@@ -62,6 +62,26 @@ impl PaymentsApi for Payments {
     ) -> BoxFuture<'_, PayResult<Vec<Payment>>> {
         Box::pin(async move { Ok(Payments::holding_money(self, older_than, limit).await?) })
     }
+    fn complete_test_action(
+        &self,
+        payment_id: Uuid,
+        approved: bool,
+    ) -> BoxFuture<'_, PayResult<()>> {
+        Box::pin(async move {
+            if self.provider().name() != "test" {
+                return Err(PayError::Invalid {
+                    code: "provider_mismatch".into(),
+                    message: "only the built-in test provider has a test 3-D Secure page".into(),
+                });
+            }
+            crate::test_provider::TestProvider::complete_action(self.db(), payment_id, approved)
+                .await
+                .map(|_| ())
+                .map_err(|e| PayError::Unavailable {
+                    detail: e.to_string(),
+                })
+        })
+    }
 }
 
 /// `/internal/payments/...`, for the orders service in another process. The wiring puts it
@@ -74,6 +94,7 @@ pub fn internal_router(payments: Payments) -> Router {
         .route("/internal/payments/{id}/capture", post(capture))
         .route("/internal/payments/{id}/void", post(void))
         .route("/internal/payments/{id}/refunds", post(refund))
+        .route("/internal/payments/{id}/test-action", post(test_action))
         .with_state(payments)
 }
 
@@ -133,4 +154,12 @@ async fn holding_money(State(p): State<Payments>, Query(q): Query<HoldingQuery>)
         )
         .await,
     )
+}
+
+async fn test_action(
+    State(p): State<Payments>,
+    Path(id): Path<Uuid>,
+    axum::Json(a): axum::Json<TestAction>,
+) -> Response {
+    answer(PaymentsApi::complete_test_action(&p, id, a.approved).await)
 }

@@ -1,16 +1,20 @@
-//! The pages act through the same HTTP API as any client, called in process: every rule of
-//! the services (validation, roles, object-level checks, idempotency) applies to the web
-//! exactly as to a till or an integrator. The visitor's identity is handed over the way the
-//! edge hands it to a service in this process.
+//! The pages act through the same HTTP API as any client: every rule of the services
+//! (validation, roles, object-level checks, idempotency) applies to the web exactly as to a till
+//! or an integrator. The visitor's identity is handed over the way the edge hands it to a
+//! service: in this process as request extensions ([`Api::local`]); to services in other
+//! processes ([`Api::remote`]) in the `x-comptoir-identity` header signed with the internal
+//! secret, straight to the service that owns the path (the web verified the visitor's session
+//! itself, as the edge would, and applies its own rate limits).
 
 use crate::session::Visitor;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use http_body_util::BodyExt;
-use platform::auth::{ClientIp, EdgeVerified};
+use platform::auth::{ClientIp, EdgeVerified, IDENTITY_HEADER, InternalKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use tower::ServiceExt;
 
 /// A problem answered by the API (or by the call itself).
@@ -54,12 +58,93 @@ impl Problem {
 
 #[derive(Clone)]
 pub struct Api {
-    router: Router,
+    transport: Transport,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Local(Router),
+    Remote(Arc<Remote>),
+}
+
+/// The services of other processes, by the path prefixes they own.
+pub struct Remote {
+    /// `(prefix, base URL)`, e.g. `("/api/orders", "http://orders:8080")`.
+    pub routes: Vec<(&'static str, String)>,
+    pub key: InternalKey,
+    pub http: reqwest::Client,
+    /// The services of this process, for the paths no remote route owns.
+    pub local: Option<Router>,
+}
+
+impl Remote {
+    pub fn new(
+        routes: Vec<(&'static str, String)>,
+        key: InternalKey,
+        timeout: std::time::Duration,
+        local: Option<Router>,
+    ) -> Result<Remote, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(3)))
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| format!("the web's HTTP client: {e}"))?;
+        Ok(Remote {
+            routes,
+            key,
+            http,
+            local,
+        })
+    }
+
+    fn base_of(&self, path: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|(p, _)| {
+                path == *p
+                    || path
+                        .strip_prefix(p)
+                        .is_some_and(|r| r.starts_with('/') || r.starts_with('?'))
+            })
+            .map(|(_, b)| b.as_str())
+    }
+}
+
+impl Problem {
+    /// As a handler's error (the pages reuse the services' messages and field errors). The
+    /// code is the table's (`kernel::codes`), `error` for one this build does not know.
+    pub fn into_api_error(self) -> platform::ApiError {
+        let mut e = platform::ApiError::new(
+            axum::http::StatusCode::from_u16(self.status)
+                .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+            kernel::codes::find(&self.code)
+                .map(|c| c.code)
+                .unwrap_or("unavailable"),
+            self.detail,
+        );
+        e.errors = self
+            .errors
+            .into_iter()
+            .map(|f| platform::FieldError::new(f.field, &f.code, f.message))
+            .collect();
+        e
+    }
 }
 
 impl Api {
+    /// The services of this process, called in process.
     pub fn new(router: Router) -> Self {
-        Api { router }
+        Api {
+            transport: Transport::Local(router),
+        }
+    }
+
+    /// The services of other processes, over HTTP.
+    pub fn remote(remote: Remote) -> Self {
+        Api {
+            transport: Transport::Remote(Arc::new(remote)),
+        }
     }
 
     /// Calls the API as `visitor`; decodes a success as `T` (use `serde_json::Value` or `()`
@@ -125,6 +210,16 @@ impl Api {
         idempotency_key: Option<&str>,
         headers: &[(&'static str, String)],
     ) -> Result<(u16, bytes::Bytes), Problem> {
+        let router = match &self.transport {
+            Transport::Remote(r) if r.base_of(path).is_some() => {
+                return remote_call(r, visitor, method, path, body, idempotency_key, headers).await;
+            }
+            Transport::Remote(r) => r.local.as_ref(),
+            Transport::Local(router) => Some(router),
+        };
+        let Some(router) = router else {
+            return Err(Problem::transport(format!("no service answers {path}")));
+        };
         let mut b = Request::builder().method(method).uri(path);
         if let Some(k) = idempotency_key {
             b = b.header("idempotency-key", k);
@@ -150,8 +245,7 @@ impl Api {
         if let Some(p) = &visitor.principal {
             req.extensions_mut().insert(p.clone());
         }
-        let res = self
-            .router
+        let res = router
             .clone()
             .oneshot(req)
             .await
@@ -165,6 +259,55 @@ impl Api {
             .to_bytes();
         Ok((status, bytes))
     }
+}
+
+/// One call to the service that owns `path`, in another process.
+async fn remote_call(
+    r: &Remote,
+    visitor: &Visitor,
+    method: Method,
+    path: &str,
+    body: Option<&(impl Serialize + ?Sized)>,
+    idempotency_key: Option<&str>,
+    headers: &[(&'static str, String)],
+) -> Result<(u16, bytes::Bytes), Problem> {
+    let base = r
+        .base_of(path)
+        .ok_or_else(|| Problem::transport(format!("no service answers {path}")))?;
+    let now = chrono::Utc::now().timestamp();
+    let mut req = r
+        .http
+        .request(method, format!("{base}{path}"))
+        .header(
+            IDENTITY_HEADER,
+            r.key.sign(visitor.ip, visitor.principal.as_ref(), now),
+        )
+        .header(header::ACCEPT, "application/json");
+    if let Some(id) = platform::http::request_id::current() {
+        req = req.header(platform::http::request_id::HEADER, id);
+    }
+    if let Some(k) = idempotency_key {
+        req = req.header("idempotency-key", k);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    if let Some(v) = body {
+        req = req.header(header::CONTENT_TYPE, "application/json").body(
+            serde_json::to_vec(v)
+                .map_err(|e| Problem::transport(format!("encoding a request: {e}")))?,
+        );
+    }
+    let res = req
+        .send()
+        .await
+        .map_err(|e| Problem::transport(format!("calling {path}: {}", e.without_url())))?;
+    let status = res.status().as_u16();
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| Problem::transport(format!("reading {path}: {}", e.without_url())))?;
+    Ok((status, bytes))
 }
 
 /// Percent-encodes one path segment or query value.

@@ -8,8 +8,9 @@
 //! `stock_ttl`. A stale snapshot is served while one request reloads it. The API stays the
 //! source of truth: a checkout re-checks prices and stock whatever a page showed.
 
+use catalog::contract::Published;
 use catalog::model::{Brand, Category, Product};
-use inventory::Inventory;
+use contracts::inventory::StockApi;
 use platform::db::Db;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -43,7 +44,7 @@ pub struct Snapshot {
 pub struct Stock {
     pub by_sku: HashMap<String, Vec<(String, i64)>>,
     /// The locations (stores first for the product page's list), read with the levels.
-    pub locations: Vec<inventory::Location>,
+    pub locations: Vec<contracts::inventory::LocationInfo>,
     loaded: Instant,
 }
 
@@ -63,11 +64,31 @@ impl Stock {
     }
 }
 
+/// Where the published catalogue is read from.
+pub enum Source {
+    /// The catalogue's database, in this process.
+    Local(Db),
+    /// The catalogue in another process (`/internal/catalog/published`).
+    Remote(contracts::Peer),
+}
+
+impl Source {
+    async fn load(&self) -> Result<Published, platform::ApiError> {
+        match self {
+            Source::Local(db) => Ok(Published::load(db).await?),
+            Source::Remote(peer) => Published::fetch(peer).await.map_err(|e| {
+                tracing::warn!(error = %e, "catalogue unavailable for the storefront");
+                platform::ApiError::unavailable("the catalogue is not answering; retry later")
+            }),
+        }
+    }
+}
+
 pub struct Catalogue {
     /// Whole public pages for anonymous visitors, cleared with the read model.
     pub pages: crate::pagecache::PageCache,
-    db: Db,
-    inventory: Option<Inventory>,
+    source: Source,
+    inventory: Option<Arc<dyn StockApi>>,
     products_ttl: Duration,
     stock_ttl: Duration,
     snap: RwLock<Option<Arc<Snapshot>>>,
@@ -337,10 +358,14 @@ fn sort_sizes(s: BTreeSet<String>) -> Vec<String> {
 }
 
 impl Catalogue {
-    pub fn new(db: Db, inventory: Option<Inventory>, products_ttl: Duration) -> Self {
+    pub fn new(
+        source: Source,
+        inventory: Option<Arc<dyn StockApi>>,
+        products_ttl: Duration,
+    ) -> Self {
         Catalogue {
             pages: Default::default(),
-            db,
+            source,
             inventory,
             products_ttl,
             stock_ttl: Duration::from_secs(3),
@@ -374,10 +399,8 @@ impl Catalogue {
         {
             return Ok(s);
         }
-        let products = catalog::store::load_published(&self.db).await?;
-        let categories = catalog::store::list_categories(&self.db).await?;
-        let brands = catalog::store::list_brands(&self.db).await?;
-        let snap = Arc::new(Snapshot::build(products, categories, brands));
+        let p = self.source.load().await?;
+        let snap = Arc::new(Snapshot::build(p.products, p.categories, p.brands));
         if let Ok(mut w) = self.snap.write() {
             *w = Some(snap.clone());
         }
@@ -423,10 +446,13 @@ impl Catalogue {
                 Ok(l) => locations = l,
                 Err(e) => tracing::warn!(error = %e, "locations unavailable for the storefront"),
             }
-            match inv.all_available().await {
+            match inv.available().await {
                 Ok(levels) => {
-                    for (location, sku, available) in levels {
-                        by_sku.entry(sku).or_default().push((location, available));
+                    for l in levels {
+                        by_sku
+                            .entry(l.sku)
+                            .or_default()
+                            .push((l.location, l.available));
                     }
                 }
                 Err(e) => {

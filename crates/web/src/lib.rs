@@ -3,9 +3,11 @@
 //! time. Every essential step is a plain form that posts and redirects; htmx (served by us,
 //! never from a CDN) only enhances: suggestions while typing, cart updates in place.
 //!
-//! The pages act through the in-process HTTP API ([`api::Api`]) as the signed-in visitor, so
-//! the services' rules apply unchanged; public catalogue pages read an in-memory read model
-//! ([`catalogue::Catalogue`]).
+//! The pages act through the HTTP API ([`api::Api`], in process or over the network) as the
+//! signed-in visitor, so the services' rules apply unchanged; public catalogue pages read an
+//! in-memory read model ([`catalogue::Catalogue`]); the rest goes through the services'
+//! contracts (`contracts::orders`, `inventory`, `payments`), so the web runs with the services
+//! or in a process of its own.
 
 pub mod admin;
 pub mod api;
@@ -34,11 +36,15 @@ pub struct WebState(Arc<Inner>);
 pub struct Inner {
     pub api: api::Api,
     pub auth: Arc<Authenticator>,
-    pub identity: identity::service::Identity,
     pub catalogue: Arc<catalogue::Catalogue>,
-    pub inventory: inventory::Inventory,
-    pub orders: orders::Orders,
-    pub payments: payments::Payments,
+    /// Locations (what the public API does not give in one call).
+    pub stock: Arc<dyn contracts::inventory::StockApi>,
+    /// Checkouts and guests' orders (beyond the public API).
+    pub orders: Arc<dyn contracts::orders::OrdersApi>,
+    /// The test provider's 3-D Secure page.
+    pub payments: Arc<dyn contracts::payments::PaymentsApi>,
+    /// What home delivery costs, shown before checkout (orders' settings).
+    pub shipping: Shipping,
     pub key: session::CookieKey,
     pub limiter: Limiter,
     pub per_ip: Vec<Quota>,
@@ -47,6 +53,16 @@ pub struct Inner {
     /// Whether checkout offers the built-in test provider's cards (no Stripe configured).
     pub test_payments: bool,
     pub assets: assets::Assets,
+}
+
+/// Home delivery as orders prices it (`orders.shipping_*` settings).
+#[derive(Debug, Clone)]
+pub struct Shipping {
+    /// Where home deliveries ship from.
+    pub location: String,
+    /// Minor units, under `free_from`.
+    pub fee: i64,
+    pub free_from: i64,
 }
 
 impl std::ops::Deref for WebState {

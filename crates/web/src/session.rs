@@ -378,12 +378,17 @@ async fn session(st: &WebState, h: &HeaderMap, v: &Visitor) -> Option<Principal>
     }
     let r = refresh?;
     match st
-        .identity
-        .refresh(&identity::model::RefreshRequest {
-            refresh_token: r.to_string(),
-        })
+        .api
+        .call::<identity::model::TokenResponse>(
+            &Visitor::anonymous(),
+            axum::http::Method::POST,
+            "/api/identity/sessions/refresh",
+            Some(&identity::model::RefreshRequest {
+                refresh_token: r.to_string(),
+            }),
+            None,
+        )
         .await
-        .map_err(platform::ApiError::from)
     {
         Ok(t) => {
             v.set_session(

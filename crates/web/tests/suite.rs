@@ -48,7 +48,11 @@ async fn the_shop_search_and_the_api_search_agree() {
             .await
             .expect("seed")
             .expect("empty database gets seeded");
-        let shop = Catalogue::new(t.db.clone(), None, Duration::from_secs(600));
+        let shop = Catalogue::new(
+            web::catalogue::Source::Local(t.db.clone()),
+            None,
+            Duration::from_secs(600),
+        );
         let snap = shop.snapshot().await.expect("snapshot");
         let stock = shop.stock().await;
         let mut found_some = 0;

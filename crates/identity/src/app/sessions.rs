@@ -93,7 +93,7 @@ impl Identity {
             .issue(&principal_of(user), &session.to_string(), now)?;
         Ok(TokenResponse {
             access_token: issued.token,
-            token_type: "Bearer",
+            token_type: "Bearer".into(),
             expires_in: issued.expires_in,
             refresh_token: refresh,
             session_id: session,

@@ -6,7 +6,7 @@ use super::cart::CartView;
 use super::orders::OrderView;
 use super::{Form, L, MsgParams, field_errors, local_path};
 use crate::WebState;
-use crate::api::enc;
+use crate::api::{Problem, enc};
 use crate::i18n::Lang;
 use crate::pages::{Chrome, render};
 use crate::session::{Visitor, see_other};
@@ -236,17 +236,15 @@ pub(super) async fn sign_in_post(
 ) -> Response {
     let f = Form::parse(&body);
     let email = f.get("email").to_string();
-    let res = st
-        .identity
-        .sign_in(
-            &identity::model::SignIn {
-                email: email.clone(),
-                password: f.0.get("password").cloned().unwrap_or_default(),
-            },
-            v.ip,
-        )
-        .await
-        .map_err(ApiError::from);
+    let res = sign_in(
+        &st,
+        &v,
+        &identity::model::SignIn {
+            email: email.clone(),
+            password: f.0.get("password").cloned().unwrap_or_default(),
+        },
+    )
+    .await;
     match res {
         Ok(tokens) => signed_in(&st, l, &v, tokens, f.get("next")).await,
         Err(e) => {
@@ -336,20 +334,30 @@ pub(super) async fn sign_up_post(
             .await
         }
     };
-    if let Err(e) = st.identity.register(&reg).await.map_err(ApiError::from) {
-        return fail(e).await;
-    }
-    match st
-        .identity
-        .sign_in(
-            &identity::model::SignIn {
-                email: email.clone(),
-                password,
-            },
-            v.ip,
+    if let Err(e) = st
+        .api
+        .call::<serde_json::Value>(
+            &v,
+            Method::POST,
+            "/api/identity/customers",
+            Some(&reg),
+            None,
         )
         .await
-        .map_err(ApiError::from)
+        .map_err(Problem::into_api_error)
+    {
+        return fail(e).await;
+    }
+    match sign_in(
+        &st,
+        &v,
+        &identity::model::SignIn {
+            email: email.clone(),
+            password,
+        },
+    )
+    .await
+    .map_err(ApiError::from)
     {
         Ok(tokens) => signed_in(&st, l, &v, tokens, f.get("next")).await,
         Err(e) => fail(e).await,
@@ -358,7 +366,18 @@ pub(super) async fn sign_up_post(
 
 pub(super) async fn sign_out(State(st): State<WebState>, L(l): L, v: Visitor) -> Response {
     if let Some(p) = &v.principal
-        && let Err(e) = st.identity.sign_out(p).await.map_err(ApiError::from)
+        && p.session.is_some()
+        && let Err(e) = st
+            .api
+            .call::<()>(
+                &v,
+                Method::DELETE,
+                "/api/identity/sessions/current",
+                None::<&()>,
+                None,
+            )
+            .await
+            .map_err(Problem::into_api_error)
     {
         tracing::warn!(error = %e.detail, "sign-out could not end the session");
     }
@@ -381,12 +400,18 @@ pub(super) async fn reset_post(State(st): State<WebState>, L(l): L, body: Bytes)
     let f = Form::parse(&body);
     // the same answer whether the account exists or not
     if let Err(e) = st
-        .identity
-        .request_reset(&identity::model::ResetRequest {
-            email: f.get("email").to_string(),
-        })
+        .api
+        .call::<serde_json::Value>(
+            &Visitor::anonymous(),
+            Method::POST,
+            "/api/identity/password-resets",
+            Some(&identity::model::ResetRequest {
+                email: f.get("email").to_string(),
+            }),
+            None,
+        )
         .await
-        .map_err(ApiError::from)
+        .map_err(Problem::into_api_error)
     {
         tracing::info!(code = %e.code, "password reset request refused");
     }
@@ -428,16 +453,20 @@ pub(super) async fn reset_confirm_post(
     let f = Form::parse(&body);
     let token = f.get("token").to_string();
     match st
-        .identity
-        .confirm_reset(
-            &identity::model::ResetConfirm {
+        .api
+        .call::<serde_json::Value>(
+            &v,
+            Method::POST,
+            "/api/identity/password-resets/confirm",
+            Some(&identity::model::ResetConfirm {
                 token: token.clone(),
                 new_password: f.0.get("new_password").cloned().unwrap_or_default(),
-            },
-            v.ip,
+            }),
+            None,
         )
         .await
-        .map_err(ApiError::from)
+        .map(|_| ())
+        .map_err(Problem::into_api_error)
     {
         Ok(()) => see_other(&format!("/{}/sign-in?done=reset_done", l.code())),
         Err(e) => {
@@ -464,4 +493,16 @@ pub(super) async fn reset_confirm_post(
             .await
         }
     }
+}
+
+/// Signs in through identity's API, as the visitor (its address counts for the throttling).
+async fn sign_in(
+    st: &WebState,
+    v: &Visitor,
+    s: &identity::model::SignIn,
+) -> Result<identity::model::TokenResponse, ApiError> {
+    st.api
+        .call(v, Method::POST, "/api/identity/sessions", Some(s), None)
+        .await
+        .map_err(Problem::into_api_error)
 }

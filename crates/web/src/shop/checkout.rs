@@ -59,7 +59,7 @@ async fn checkout_form(
 ) -> Response {
     let t = l.t();
     let stores = st
-        .inventory
+        .stock
         .locations()
         .await
         .unwrap_or_default()
@@ -67,18 +67,18 @@ async fn checkout_form(
         .filter(|x| x.click_and_collect)
         .map(|x| (x.code, x.name))
         .collect();
-    let s = &st.orders.settings;
+    let s = &st.shipping;
     let c = Chrome::new(st, l, v, uri, t.checkout).await;
     let page = CheckoutPage {
         lines: line_rows(l, cart),
         subtotal: l.money(cart.subtotal, &cart.currency),
-        free_from: l.money(s.free_shipping_from, &cart.currency),
+        free_from: l.money(s.free_from, &cart.currency),
         // what home delivery costs for this cart (collection is free)
         fee: l.money(
-            if cart.subtotal >= s.free_shipping_from {
+            if cart.subtotal >= s.free_from {
                 0
             } else {
-                s.shipping_fee
+                s.fee
             },
             &cart.currency,
         ),
@@ -206,7 +206,7 @@ pub(super) async fn checkout_post(
         503 | 409 if status == 503 || is_in_progress(&bytes) => {
             // not finished (a confirmation is awaited, or the saga is still running), or this
             // cart's checkout started in another tab: show the checkout that holds the cart
-            match orders::store::checkout_holding_cart(&st.orders.db, cart.id).await {
+            match st.orders.checkout_holding_cart(cart.id).await {
                 Ok(Some(row)) => see_other(&format!("/{}/checkout/{}", l.code(), row.id)),
                 _ => error_page(&st, l, Some(&v), StatusCode::SERVICE_UNAVAILABLE),
             }
@@ -278,10 +278,14 @@ fn order_placed(v: &Visitor, st: &WebState, l: Lang, body: &[u8]) -> Response {
 }
 
 /// The checkout `id`, if the visitor started it (their account, or their guest cart).
-async fn own_checkout(st: &WebState, v: &Visitor, id: &str) -> Option<orders::store::CheckoutRow> {
+async fn own_checkout(
+    st: &WebState,
+    v: &Visitor,
+    id: &str,
+) -> Option<contracts::orders::CheckoutView> {
     let id = Uuid::parse_str(id).ok()?;
-    let row = orders::store::checkout(&st.orders.db, id).await.ok()??;
-    let plan: serde_json::Value = serde_json::from_str(&row.plan).ok()?;
+    let row = st.orders.checkout(id).await.ok()??;
+    let plan = &row.plan;
     let customer = plan.get("customer").and_then(|c| c.as_str());
     let cart = plan
         .get("cart_id")
@@ -367,7 +371,7 @@ pub(super) async fn confirm_page(
     let Some(row) = own_checkout(&st, &v, &id).await else {
         return error_page(&st, l, Some(&v), StatusCode::NOT_FOUND);
     };
-    let plan: serde_json::Value = serde_json::from_str(&row.plan).unwrap_or_default();
+    let plan = row.plan.clone();
     let amount = l.money(
         plan.get("total").and_then(|x| x.as_i64()).unwrap_or(0),
         plan.get("currency")
@@ -399,14 +403,12 @@ pub(super) async fn confirm_post(
         return error_page(&st, l, Some(&v), StatusCode::NOT_FOUND);
     };
     let approved = Form::parse(&body).get("decision") == "approve";
-    if let Err(e) =
-        payments::TestProvider::complete_action(st.payments.db(), row.id, approved).await
-    {
+    if let Err(e) = st.payments.complete_test_action(row.id, approved).await {
         tracing::warn!(error = %e, "test 3-D Secure confirmation failed");
         return error_page(&st, l, Some(&v), StatusCode::SERVICE_UNAVAILABLE);
     }
     // drive the saga now rather than waiting for the recovery worker's next poll
-    if let Err(e) = st.orders.run(row.id).await {
+    if let Err(e) = st.orders.resume(row.id).await {
         tracing::warn!(error = %e, "checkout saga did not advance yet");
     }
     see_other(&format!("/{}/checkout/{}", l.code(), row.id))

@@ -89,18 +89,19 @@ pub(super) async fn order_page(
     };
     let order = match order {
         Some(o) => Some(o),
-        None if v.may_see_guest_order(oid) => orders::store::get_order(&st.orders.db, oid)
+        None if v.may_see_guest_order(oid) => st
+            .orders
+            .order(oid)
             .await
             .ok()
             .flatten()
-            .and_then(|o| serde_json::to_value(&o).ok())
             .and_then(|j| serde_json::from_value(j).ok()),
         None => None,
     };
     let Some(o) = order else {
         return error_page(&st, l, Some(&v), StatusCode::NOT_FOUND);
     };
-    let locs = st.inventory.locations().await.unwrap_or_default();
+    let locs = st.stock.locations().await.unwrap_or_default();
     let loc_name = locs
         .iter()
         .find(|x| x.code == o.location)

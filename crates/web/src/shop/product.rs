@@ -117,7 +117,7 @@ pub(super) async fn product(
         Some(s) => vec![s.as_str()],
         None => active.iter().map(|v| v.sku.as_str()).collect(),
     };
-    let ship = st.orders.settings.shipping_location.clone();
+    let ship = st.shipping.location.clone();
     let stores = locations
         .iter()
         .filter(|loc| loc.click_and_collect)
