@@ -286,3 +286,39 @@ fn error_response(code: &str, detail: &str, shortages: &[Shortage]) -> (u16, Str
     });
     (status, body.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Failure;
+
+    /// Checkouts stored before the saga's outcome was typed hold these exact bodies; a new
+    /// checkout stores the same bytes, so every stored answer replays alike.
+    #[test]
+    fn a_failed_checkout_renders_the_problem_stored_before() {
+        let declined = CheckoutOutcome::failed(Failure::PaymentDeclined, "card_declined: no");
+        assert_eq!(
+            render_outcome(&declined),
+            (
+                402,
+                r#"{"code":"payment_declined","detail":"the payment was declined (card_declined: no)","errors":[],"status":402,"title":"Payment Required","type":"urn:comptoir:problem:payment_declined"}"#
+                    .to_string()
+            )
+        );
+        let gave_up = CheckoutOutcome::failed(Failure::CheckoutUnavailable, "inventory: down");
+        assert_eq!(
+            render_outcome(&gave_up),
+            (
+                503,
+                r#"{"code":"checkout_unavailable","detail":"the checkout could not be completed (inventory: down)","errors":[],"status":503,"title":"Service Unavailable","type":"urn:comptoir:problem:checkout_unavailable"}"#
+                    .to_string()
+            )
+        );
+        let short = r#"[{"sku":"A-1","requested":3,"available":1}]"#;
+        let (status, body) = render_outcome(&CheckoutOutcome::failed(Failure::OutOfStock, short));
+        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(status, 409);
+        assert_eq!(body["detail"], "some items are out of stock");
+        assert_eq!(body["errors"][0]["field"], "A-1");
+    }
+}

@@ -15,7 +15,7 @@
 //! lease ran out and drives it to `completed` or `compensated`.
 //!
 //! How it ends is a [`CheckoutOutcome`], stored as the answer the checkout's key replays
-//! ([`record_outcome`]).
+//! (`record_outcome`).
 //!
 //! - this file: starting a checkout, the runner's loop, moving between states
 //! - `steps`: the forward steps, hold to capture
@@ -23,7 +23,7 @@
 //! - `recovery`: the worker that takes over stalled sagas, and the orphan-capture refunds
 
 mod compensation;
-pub mod recovery;
+mod recovery;
 mod steps;
 
 use crate::Orders;
