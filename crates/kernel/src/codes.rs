@@ -221,6 +221,7 @@ pub const CODES: &[Code] = &[
     c("unknown_location", &[422], Problem, Checkout, "The fulfilment location does not exist."),
     c("invalid_order", &[422], Problem, Checkout, "The order is not valid (a SKU or a line was refused)."),
     c("checkout_failed", &[503], Problem, Checkout, "The checkout could not be completed and was undone; retry later."),
+    c("checkout_unavailable", &[503], Problem, Checkout, "A service the checkout needs did not answer for too long; everything taken was given back: retry later."),
     // --- payments
     c("payment_provider_unavailable", &[503], Problem, Payments, "The payment provider is not answering; retry later."),
     c("invalid_signature", &[400], Problem, Payments, "A webhook's signature is missing, wrong or stale."),

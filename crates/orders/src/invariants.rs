@@ -6,7 +6,7 @@
 //! as violations too.
 
 use crate::consumers::NOTIFICATIONS_GROUP;
-use crate::model::OrderStatus;
+use crate::domain::OrderStatus;
 use crate::{Orders, store};
 use platform::db_run;
 use serde::Serialize;
@@ -187,7 +187,7 @@ pub async fn check(o: &Orders, books: &Books<'_>, quiescent: bool) -> Result<Rep
     })?;
     let mut per_cart: std::collections::BTreeMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> = Default::default();
     for (id, state, plan, status) in sagas {
-        let Ok(plan) = serde_json::from_str::<crate::model::Plan>(&plan) else {
+        let Ok(plan) = serde_json::from_str::<crate::domain::Plan>(&plan) else {
             continue;
         };
         let e = per_cart.entry(plan.cart_id).or_default();

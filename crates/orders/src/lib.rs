@@ -3,20 +3,28 @@
 //! other services publish, and the invariant checker. Its own database (`orders.db` or the
 //! PostgreSQL schema `orders`).
 //!
-//! - `model`: orders, statuses and transitions, the saga's states
-//! - `saga`: the checkout saga and its recovery
+//! The four rooms every service crate has:
+//! - `domain`: orders, statuses and transitions, the checkout plan and its rules, the saga's
+//!   states and outcomes (no IO)
+//! - `app`: the use cases (a checkout priced into a plan; fulfil, complete, cancel, refund),
+//!   failing with `thiserror` enums
 //! - `store`: SQL
+//! - `http`: `/api/checkout` and `/api/orders`: routes, wire types, OpenAPI, the idempotency
+//!   flow, and the one mapping of the app's errors to problem documents
+//!
+//! And the machinery of this service:
+//! - `saga`: the checkout saga (`saga::recovery`: its recovery worker)
 //! - `consumers`: `payment.refunded` → order amounts; the notifications mail sink
 //! - `invariants`: the D1 checker (I1, I3–I7) any test can call
-//! - `http`: `/api/checkout` and `/api/orders`
 //! - `contract`: this service's side of [`contracts::orders`] (for the web), in process and as
 //!   `/internal/orders/...` routes
 
+pub mod app;
 pub mod consumers;
 pub mod contract;
+pub mod domain;
 pub mod http;
 pub mod invariants;
-pub mod model;
 pub mod saga;
 pub mod store;
 
@@ -84,6 +92,16 @@ pub struct Orders {
 }
 
 impl Orders {
+    /// The clock's time, in the milliseconds every row keeps.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    /// Until when a saga moved at `now` is this process's (its lease).
+    pub(crate) fn lease_until(&self, now: i64) -> i64 {
+        now + self.settings.saga_lease.as_millis() as i64
+    }
+
     pub fn wake(&self) {
         if let Some(r) = &self.relay {
             r.wake();
@@ -97,13 +115,5 @@ mod tests {
     #[test]
     fn migration_sets_are_in_step() {
         testkit::assert_migrations_in_step(env!("CARGO_MANIFEST_DIR"), super::migrations());
-    }
-
-    #[test]
-    fn order_numbers_are_stable_and_short() {
-        let id = uuid::Uuid::now_v7();
-        let n = crate::saga::order_number(id);
-        assert_eq!(n, crate::saga::order_number(id));
-        assert!(n.starts_with("BZH-") && n.len() == 16, "{n}");
     }
 }

@@ -1,6 +1,6 @@
 //! SQL of the orders service, one text for SQLite and PostgreSQL.
 
-use crate::model::*;
+use crate::domain::*;
 use platform::db::{Conn, Db, Tx};
 use platform::{conn_run, db_run};
 use uuid::Uuid;
@@ -168,6 +168,18 @@ pub async fn log_step(
     .execute(&mut *c)
     .await
     .map(|_| ()))
+}
+
+// One logged step of a saga (`saga_steps`); no doc comment: it would become the schema's
+// description on the wire.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SagaStep {
+    pub seq: i32,
+    pub step: String,
+    /// `done`, `failed`, `retry` or `compensated`.
+    pub outcome: String,
+    pub detail: String,
+    pub at: i64,
 }
 
 pub async fn steps(db: &Db, id: Uuid) -> Result<Vec<SagaStep>> {

@@ -830,16 +830,16 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
         let cart = h.cart(&[("A", 1)]).await;
         // a process started the saga, held the stock, then died
         let c = h.carts.get(cart.parse().unwrap(), None).await.unwrap();
-        let plan = orders::model::Plan {
+        let plan = orders::domain::Plan {
             cart_id: c.id,
             customer: None,
             email: "x@example.org".into(),
-            fulfilment: orders::model::Fulfilment::Collect {
+            fulfilment: orders::domain::Fulfilment::Collect {
                 store: "rennes".into(),
             },
             location: "rennes".into(),
             currency: "EUR".into(),
-            lines: vec![orders::model::OrderLine {
+            lines: vec![orders::domain::OrderLine {
                 sku: "A".into(),
                 name: "A".into(),
                 quantity: 1,

@@ -357,7 +357,6 @@ pub(super) async fn sign_up_post(
         },
     )
     .await
-    .map_err(ApiError::from)
     {
         Ok(tokens) => signed_in(&st, l, &v, tokens, f.get("next")).await,
         Err(e) => fail(e).await,

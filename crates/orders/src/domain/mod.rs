@@ -1,4 +1,12 @@
-//! Orders and their state machine, the checkout request, the saga's states.
+//! The rules of orders, with no IO: an order and its state machine, what a checkout is asked
+//! to do (`Plan`) and the rules that build it (`rules`), the saga's states and outcomes
+//! (`saga`). Serde shapes here are the stored and wire ones (the plan column, the order JSON);
+//! their OpenAPI schemas are declared in `http` (`http::schema`).
+
+pub mod rules;
+pub mod saga;
+
+pub use saga::{CheckoutOutcome, Failure, SagaState};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,7 +22,7 @@ use uuid::Uuid;
 /// `pending`: placed, stock held, payment authorised; `awaiting_payment`: stock committed,
 /// capture under way; `paid`: captured. Fulfilled = shipped, or ready at the store for click &
 /// collect; completed = delivered or collected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
@@ -89,7 +97,7 @@ impl OrderStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OrderLine {
     pub sku: String,
     pub name: String,
@@ -98,7 +106,7 @@ pub struct OrderLine {
     pub line_total: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     pub name: String,
@@ -112,14 +120,14 @@ pub struct Address {
 }
 
 /// Home delivery from the logistics centre, or click & collect in a store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fulfilment {
     Delivery { address: Address },
     Collect { store: String },
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Order {
     pub id: Uuid,
     pub number: String,
@@ -159,92 +167,78 @@ pub struct Plan {
     pub payment: contracts::payments::PaymentMethod,
 }
 
-/// The saga's states. Forward: started → stock_held → payment_authorized → order_confirmed →
-/// stock_committed → completed. Backward: compensating → compensated. `failed`: ended before
-/// anything was taken (out of stock). `awaiting_authorization`: the provider needs time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SagaState {
-    Started,
-    StockHeld,
-    AwaitingAuthorization,
-    PaymentAuthorized,
-    OrderConfirmed,
-    StockCommitted,
-    Completed,
-    Compensating,
-    Compensated,
-    Failed,
+/// The human-facing order number, derived from the id.
+pub fn order_number(id: Uuid) -> String {
+    let s = id.simple().to_string().to_uppercase();
+    format!("BZH-{}", &s[20..32])
 }
 
-impl SagaState {
-    pub const ALL: &'static [SagaState] = &[
-        SagaState::Started,
-        SagaState::StockHeld,
-        SagaState::AwaitingAuthorization,
-        SagaState::PaymentAuthorized,
-        SagaState::OrderConfirmed,
-        SagaState::StockCommitted,
-        SagaState::Completed,
-        SagaState::Compensating,
-        SagaState::Compensated,
-        SagaState::Failed,
-    ];
+/// The payload of the order events.
+pub fn order_event(o: &Order, reason: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "order_id": o.id,
+        "number": o.number,
+        "customer": o.customer,
+        "email": o.email,
+        "location": o.location,
+        "fulfilment": o.fulfilment,
+        "currency": o.currency,
+        "total": o.total,
+        "refunded": o.refunded,
+        "lines": o.lines,
+        "reason": reason,
+    })
+}
 
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SagaState::Started => "started",
-            SagaState::StockHeld => "stock_held",
-            SagaState::AwaitingAuthorization => "awaiting_authorization",
-            SagaState::PaymentAuthorized => "payment_authorized",
-            SagaState::OrderConfirmed => "order_confirmed",
-            SagaState::StockCommitted => "stock_committed",
-            SagaState::Completed => "completed",
-            SagaState::Compensating => "compensating",
-            SagaState::Compensated => "compensated",
-            SagaState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SagaState> {
-        Self::ALL.iter().copied().find(|x| x.as_str() == s)
-    }
-
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            SagaState::Completed | SagaState::Compensated | SagaState::Failed
+impl Plan {
+    pub fn summary(&self) -> String {
+        format!(
+            "{} line(s), {} {} from {}",
+            self.lines.len(),
+            self.total,
+            self.currency,
+            self.location
         )
     }
-}
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SagaStep {
-    pub seq: i32,
-    pub step: String,
-    /// `done`, `failed`, `retry` or `compensated`.
-    pub outcome: String,
-    pub detail: String,
-    pub at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SagaView {
-    pub id: Uuid,
-    pub state: SagaState,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_detail: Option<String>,
-    pub attempts: i32,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub steps: Vec<SagaStep>,
+    /// The order this plan places, `pending`, as the saga confirms it at `now`.
+    pub fn to_order(&self, id: Uuid, now: i64) -> Order {
+        let (fulfilment, address) = match &self.fulfilment {
+            Fulfilment::Delivery { address } => ("delivery", Some(address.clone())),
+            Fulfilment::Collect { .. } => ("collect", None),
+        };
+        Order {
+            id,
+            number: order_number(id),
+            customer: self.customer.clone(),
+            email: self.email.clone(),
+            status: OrderStatus::Pending,
+            fulfilment: fulfilment.to_string(),
+            location: self.location.clone(),
+            address,
+            currency: self.currency.clone(),
+            subtotal: self.subtotal,
+            shipping: self.shipping,
+            total: self.total,
+            refunded: 0,
+            lines: self.lines.clone(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_numbers_are_stable_and_short() {
+        let id = Uuid::now_v7();
+        let n = order_number(id);
+        assert_eq!(n, order_number(id));
+        assert!(n.starts_with("BZH-") && n.len() == 16, "{n}");
+    }
 
     #[test]
     fn the_machine_never_skips_a_step() {
@@ -263,14 +257,5 @@ mod tests {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(*s));
             assert!(!s.can_become(Pending), "{s:?} cannot go back to pending");
         }
-    }
-
-    #[test]
-    fn saga_states_round_trip() {
-        for s in SagaState::ALL {
-            assert_eq!(SagaState::parse(s.as_str()), Some(*s));
-        }
-        assert!(SagaState::Completed.is_terminal());
-        assert!(!SagaState::Compensating.is_terminal());
     }
 }
