@@ -26,6 +26,10 @@ mod browser;
 #[path = "e2e/web.rs"]
 mod web;
 
+// every service as its own OS process
+#[path = "e2e/split.rs"]
+mod split;
+
 const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -52,8 +56,13 @@ struct Server {
 
 impl Server {
     /// Starts `comptoir serve` on a free port and waits for its address line.
-    fn start(mut cmd: Command) -> Server {
-        cmd.arg("--bind").arg("127.0.0.1:0");
+    fn start(cmd: Command) -> Server {
+        Server::start_at(cmd, "127.0.0.1:0")
+    }
+
+    /// Starts `comptoir serve` on `bind` (a restart at the address its peers know).
+    fn start_at(mut cmd: Command, bind: &str) -> Server {
+        cmd.arg("--bind").arg(bind);
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn comptoir");
         let out = child.stdout.take().expect("stdout");

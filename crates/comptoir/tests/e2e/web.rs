@@ -47,22 +47,22 @@ async fn start(dir: &Path) -> Site {
 }
 
 /// A browser without a script engine: keeps cookies, follows nothing by itself.
-struct Browser {
+pub(super) struct Browser {
     base: String,
     http: reqwest::Client,
     cookies: BTreeMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(super) struct Page {
+    pub(super) status: u16,
+    pub(super) location: Option<String>,
+    pub(super) headers: reqwest::header::HeaderMap,
+    pub(super) body: String,
 }
 
 impl Page {
     /// The value of the first `name="<field>" value="..."` in the page.
-    fn field(&self, name: &str) -> String {
+    pub(super) fn field(&self, name: &str) -> String {
         let needle = format!("name=\"{name}\" value=\"");
         let at = self
             .body
@@ -73,7 +73,7 @@ impl Page {
     }
 
     /// The page's CSRF token (every page carries it in a meta tag).
-    fn csrf(&self) -> String {
+    pub(super) fn csrf(&self) -> String {
         let needle = "name=\"csrf-token\" content=\"";
         let at = self.body.find(needle).expect("csrf meta");
         let rest = &self.body[at + needle.len()..];
@@ -82,7 +82,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(base: &str) -> Browser {
+    pub(super) fn new(base: &str) -> Browser {
         Browser {
             base: base.to_string(),
             http: reqwest::Client::builder()
@@ -136,13 +136,13 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(super) async fn get(&mut self, path: &str) -> Page {
         let req = self.http.get(format!("{}{path}", self.base));
         self.send(req).await
     }
 
     /// Posts a form as our own page does (same origin).
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(super) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -153,7 +153,7 @@ impl Browser {
     }
 
     /// GET, then follow redirects (as a browser after a 303).
-    async fn follow(&mut self, mut page: Page) -> Page {
+    pub(super) async fn follow(&mut self, mut page: Page) -> Page {
         for _ in 0..5 {
             match (page.status, &page.location) {
                 (301..=308, Some(l)) => {
@@ -417,14 +417,14 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
 }
 
 /// The slug of the first product linked from a page.
-fn first_product(body: &str) -> String {
+pub(super) fn first_product(body: &str) -> String {
     let at = body.find("/p/").expect("a product link");
     let rest = &body[at + 3..];
     rest[..rest.find('"').expect("quote")].to_string()
 }
 
 /// The SKUs offered on a product page, in stock first.
-fn skus(body: &str) -> Vec<String> {
+pub(super) fn skus(body: &str) -> Vec<String> {
     body.split("name=\"sku\" value=\"")
         .skip(1)
         .filter(|s| !s.split('>').next().unwrap_or("").contains("disabled"))
@@ -442,7 +442,7 @@ async fn available(inv: &inventory::Inventory, sku: &str) -> i64 {
 }
 
 /// Adds `sku` from the product page; returns the page after the redirect.
-async fn add(b: &mut Browser, product: &str, sku: &str, qty: &str) -> Page {
+pub(super) async fn add(b: &mut Browser, product: &str, sku: &str, qty: &str) -> Page {
     let p = b.get(&format!("/fr/p/{product}")).await;
     let back = format!("/fr/p/{product}");
     let r = b
@@ -460,7 +460,7 @@ async fn add(b: &mut Browser, product: &str, sku: &str, qty: &str) -> Page {
     b.follow(r).await
 }
 
-async fn checkout(b: &mut Browser, card: &str) -> Page {
+pub(super) async fn checkout(b: &mut Browser, card: &str) -> Page {
     let form = b.get("/fr/checkout").await;
     assert_eq!(form.status, 200, "{}", form.body);
     let (csrf, attempt) = (form.csrf(), form.field("attempt"));
