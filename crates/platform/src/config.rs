@@ -160,7 +160,6 @@ pub struct PeersSettings {
     pub cart_url: String,
     pub orders_url: String,
     pub payments_url: String,
-    pub web_url: String,
     /// Per attempt of a call to a peer's contract.
     pub timeout_ms: u64,
     /// Attempts of an idempotent call whose outcome is not known (1 = no retry).
@@ -177,7 +176,6 @@ impl PeersSettings {
             "cart" => ("peers.cart_url", &self.cart_url),
             "orders" => ("peers.orders_url", &self.orders_url),
             "payments" => ("peers.payments_url", &self.payments_url),
-            "web" => ("peers.web_url", &self.web_url),
             _ => return None,
         })
     }
@@ -549,7 +547,6 @@ impl Settings {
             "cart",
             "orders",
             "payments",
-            "web",
         ] {
             if let Some((setting, url)) = p.url_of(service)
                 && !url.is_empty()
