@@ -12,10 +12,15 @@
    with a finite stock). After every point the load generator checks the invariants through the
    API (stock consumed = units sold by 201 answers, hot SKU never negative nor oversold,
    /api/inventory/check consistent).
+   Mode `split` (issue 12): the same binary as eight processes — catalog, identity, payments,
+   inventory, cart, orders, web, gateway, each `serve --target <one>` — every service on
+   PostgreSQL (one schema each in the scratch database), events through RabbitMQ (BENCH_AMQP_URL,
+   default amqp://guest:guest@127.0.0.1:5672/%2f), the load through the gateway; its server CPU
+   is the sum over the eight processes.
 3. Report: bench/out/checkout.json, bench/out/checkout.md and bench/results/<date>-commerce.md.
 
 Environment: BENCH_SECONDS (per point, default 8), BENCH_PG_URL (default
-postgres://postgres@127.0.0.1:5432/postgres), BENCH_MODES (default sqlite-full,sqlite-normal,postgres),
+postgres://postgres@127.0.0.1:5432/postgres), BENCH_MODES (default sqlite-full,sqlite-normal,postgres,split),
 BENCH_CHECKOUT_C (default 8,32,64), BENCH_FLASH_C (default 32,64).
 """
 import glob, json, os, re, shutil, signal, sqlite3, statistics, subprocess, sys, tempfile, threading, time
@@ -29,7 +34,10 @@ LOADGEN = os.path.join(ROOT, "target", "release", "examples", "loadgen")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 WARMUP = 1.0
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-MODES = os.environ.get("BENCH_MODES", "sqlite-full,sqlite-normal,postgres").split(",")
+MODES = os.environ.get("BENCH_MODES", "sqlite-full,sqlite-normal,postgres,split").split(",")
+AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+# start order of the split topology: a peer before whoever calls it
+SPLIT = ["catalog", "identity", "payments", "inventory", "cart", "orders", "web", "gateway"]
 CHECKOUT_C = [int(c) for c in os.environ.get("BENCH_CHECKOUT_C", "8,32,64").split(",")]
 FLASH_C = [int(c) for c in os.environ.get("BENCH_FLASH_C", "32,64").split(",")]
 PORT = 18500
@@ -276,6 +284,84 @@ class Server:
         return None
 
 
+class SplitServer(Server):
+    """The eight processes; `proc` is the gateway (the address the load generator uses)."""
+
+    def __init__(self, work, mode):
+        super().__init__(work, mode)
+        for svc in ("CATALOG", "IDENTITY", "INVENTORY", "ORDERS", "PAYMENTS", "CART"):
+            self.env[f"COMPTOIR_{svc}__DATABASE_URL"] = db_url(APP_DB)
+        self.env.update(COMPTOIR_AUTH__INTERNAL_SECRET="bench-internal-secret-0123456789abcdef0123",
+                        COMPTOIR_AUTH__ISSUER=f"http://127.0.0.1:{PORT}",
+                        COMPTOIR_BUS__TRANSPORT="rabbitmq", COMPTOIR_BUS__RABBITMQ_URL=AMQP_URL,
+                        COMPTOIR_BUS__PREFIX=f"bench{os.getpid()}")
+        self.procs = []
+
+    def start(self):
+        recreate_db(APP_DB)
+        data = os.path.join(self.dir, "data")
+        for sub in (["migrate"], ["demo-data"]):
+            r = subprocess.run([BIN, "--data-dir", data] + sub, env=self.env, capture_output=True, text=True, timeout=180)
+            if r.returncode != 0:
+                raise RuntimeError(f"comptoir {sub[0]}: {r.stderr}")
+            for line in r.stdout.splitlines():
+                if HEAD_OFFICE in line:
+                    self.password = line.split()[-1]
+        if not self.password:
+            raise RuntimeError("no head office password printed")
+        self.stderr = open(os.path.join(self.dir, "server.log"), "w")
+        for i, target in enumerate(SPLIT):
+            port = PORT if target == "gateway" else PORT + 1 + i
+            p = subprocess.Popen([BIN, "--data-dir", data, "serve", "--target", target, "--bind", f"127.0.0.1:{port}"],
+                                 env=self.env, stdout=subprocess.DEVNULL, stderr=self.stderr, text=True)
+            self.procs.append((target, p))
+            end = time.time() + 60
+            while True:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{target} exited {p.returncode}: {open(self.stderr.name).read()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except Exception:
+                    pass
+                if time.time() > end:
+                    raise RuntimeError(f"{target}: /readyz did not answer 200")
+                time.sleep(0.2)
+            if target != "gateway" and target != "web":
+                self.env[f"COMPTOIR_PEERS__{target.upper()}_URL"] = f"http://127.0.0.1:{port}"
+        self.proc = self.procs[-1][1]
+
+    def stop(self, drop=True):
+        for _, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for _, p in reversed(self.procs):
+            try:
+                p.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if self.procs and not self.stderr.closed:
+            self.stderr.close()
+        if drop:
+            drop_db(APP_DB)
+
+    def pids(self):
+        return [p.pid for _, p in self.procs]
+
+    def rss_mib(self):
+        total = 0.0
+        for pid in self.pids():
+            try:
+                for l in open(f"/proc/{pid}/status"):
+                    if l.startswith("VmRSS"):
+                        total += int(l.split()[1]) / 1024
+            except FileNotFoundError:
+                pass
+        return round(total, 1)
+
+
 def thread_cpu(pid):
     """CPU seconds per thread name (tokio workers, sqlx SQLite workers, ...) of a process."""
     out = {}
@@ -289,16 +375,32 @@ def thread_cpu(pid):
     return out
 
 
+def process_cpu(pid):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / CLK
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+
+
 def loadgen(server, scenario, conns, extra):
+    pids = server.pids() if isinstance(server, SplitServer) else [server.proc.pid]
     cmd = [LOADGEN, "--base", f"http://127.0.0.1:{PORT}", "--scenario", scenario, "--concurrency", str(conns),
            "--duration", str(SECONDS), "--warmup", str(WARMUP), "--email", HEAD_OFFICE,
            "--password", server.password, "--setup", "--server-pid", str(server.proc.pid)] + extra
     before = thread_cpu(server.proc.pid)
+    cpu0 = sum(process_cpu(p) for p in pids)
+    t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 240)
     after = thread_cpu(server.proc.pid)
+    cpu1 = sum(process_cpu(p) for p in pids)
     if r.returncode != 0:
         return {"scenario": scenario, "concurrency": conns, "failed": r.stderr[-2000:]}
     out = json.loads(r.stdout)
+    if len(pids) > 1:
+        # every process of the topology, over the whole loadgen run (setup and checks included)
+        out["all_processes_cpu_s"] = round(cpu1 - cpu0, 2)
+        out["all_processes_wall_s"] = round(time.time() - t0, 2)
     # whole loadgen run (setup and checks included): where the server's CPU went
     out["server_thread_cpu_s"] = {k: round(v - before.get(k, 0), 2) for k, v in after.items() if v - before.get(k, 0) > 0}
     return out
@@ -306,13 +408,13 @@ def loadgen(server, scenario, conns, extra):
 
 def run_mode(work, mode):
     log(f"== Comptoir, {mode}")
-    s = Server(work, mode)
+    s = SplitServer(work, mode) if mode == "split" else Server(work, mode)
     points = []
     pg_before = pg_after = None
     try:
         t0 = time.time()
         s.start()
-        if mode == "postgres":
+        if mode in ("postgres", "split"):
             pg_before = pg_stats()
         log(f"   started in {time.time() - t0:.1f} s (pid {s.proc.pid})")
         for c in CHECKOUT_C:
@@ -337,7 +439,7 @@ def run_mode(work, mode):
         return {"mode": mode, "error": str(e)[-2000:], "points": points,
                 "server": s.problems() if s.proc else None}
     finally:
-        if mode == "postgres" and pg_before:
+        if mode in ("postgres", "split") and pg_before:
             s.stop(drop=False)
             time.sleep(1)
             pg_after = pg_stats()
@@ -489,6 +591,21 @@ def report(rep):
         base = b[key]["tps"]
         r = ratio(v32, base)
         lines.append(f"| G13 embedded, {mode}, c32: orders/s ÷ python sqlite3 {key.split('_')[1].upper()} rate (best of c{'/c'.join(map(str, CHECKOUT_C))}: {fmt(best)}) | {fmt(v32)} | {fmt(base)} | {fmt(r, 2)} | ≥ {aim:g} | {verdict(r, aim)} |")
+    # issue 12: the eight processes against the one process, both on PostgreSQL, same run
+    for c in CHECKOUT_C:
+        one, p1 = rate("postgres", "checkout", c)
+        split, p8 = rate("split", "checkout", c)
+        if one and split:
+            lines.append(f"| issue 12 split c{c}: eight processes ÷ one process, orders/s (PostgreSQL) | {fmt(split)} | {fmt(one)} | "
+                         f"{fmt(ratio(split, one), 2)} | ≥ 0.7 | {verdict(ratio(split, one), 0.7)} |")
+            lines.append(f"| issue 12 split c{c}: checkout p99 ms, eight processes vs one | {fmt(p8['checkout_ms']['p99'])} | "
+                         f"{fmt(p1['checkout_ms']['p99'])} | {fmt(ratio(p8['checkout_ms']['p99'], p1['checkout_ms']['p99']), 2)} | (reported) | — |")
+    for c in FLASH_C:
+        one, _ = rate("postgres", "flash", c)
+        split, _ = rate("split", "flash", c)
+        if one and split:
+            lines.append(f"| issue 12 split flash c{c}: sale rate, eight processes ÷ one | {fmt(split)} | {fmt(one)} | "
+                         f"{fmt(ratio(split, one), 2)} | (reported) | — |")
     # problems
     lines += ["", "## Server behaviour under load", ""]
     any_problem = False
@@ -511,6 +628,11 @@ def report(rep):
                 cpu[k] = cpu.get(k, 0) + v
         total = sum(cpu.values())
         cpu_s = ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])) if total else "—"
+        split_cpu = sum(p.get("all_processes_cpu_s", 0) for p in mres["points"])
+        split_orders = sum(p.get("orders_total", 0) for p in mres["points"])
+        if split_cpu and split_orders:
+            lines.append(f"- **{mres['mode']}**: all eight processes used {split_cpu:.1f} s of CPU for {split_orders} orders over the runs "
+                         f"(setup and checks included): {1e6 * split_cpu / split_orders:.0f} µs per order; the per-thread figures below are the gateway's.")
         lines.append(f"- **{mres['mode']}**: server log: {srv.get('panics', 0)} panics, {srv.get('errors', 0)} ERROR lines, "
                      f"{srv.get('warnings', 0)} WARN lines; resident memory at the end {fmt(mres.get('rss_mib'))} MiB; "
                      f"server CPU by thread over the runs ({total:.1f} s): {cpu_s}.")

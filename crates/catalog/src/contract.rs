@@ -128,3 +128,67 @@ async fn published(State(c): State<CatalogPrices>) -> Response {
             .map_err(|e| CatalogUnavailable(e.to_string())),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use contracts::catalog::CatalogClient;
+    use platform::auth::InternalKey;
+
+    /// The in-process implementation and the HTTP client answer the same, SKU for SKU.
+    #[tokio::test]
+    async fn both_sides_of_the_contract_agree() {
+        let t = testkit::TestDb::sqlite(crate::migrations()).await;
+        crate::demo::seed(&t.db).await.expect("demo");
+        let key = InternalKey::new(b"catalog-contract-test-secret");
+        let k = key.clone();
+        let app =
+            internal_router(t.db.clone()).layer(axum::middleware::from_fn(move |req, next| {
+                platform::auth::internal_calls_only(k.clone(), req, next)
+            }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let local = CatalogPrices(t.db.clone());
+        let peer = contracts::Peer::new("catalog", "test", &url, key, Default::default()).unwrap();
+        let remote = CatalogClient(peer.clone());
+
+        let mut skus = store::all_skus(&t.db).await.unwrap();
+        assert!(
+            skus.len() > MAX_SKUS_PER_CALL,
+            "enough SKUs to need two calls"
+        );
+        skus.push("NO-SUCH-SKU".into());
+        let (a, b) = (
+            local.prices(&skus).await.unwrap(),
+            remote.prices(&skus).await.unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.len(), skus.len() - 1, "unknown SKUs are absent");
+        assert_eq!(
+            local.known(&skus).await.unwrap(),
+            remote.known(&skus).await.unwrap()
+        );
+        let (p, q) = (
+            Published::load(&t.db).await.unwrap(),
+            Published::fetch(&peer).await.unwrap(),
+        );
+        assert_eq!(p.products, q.products);
+        assert_eq!(p.categories, q.categories);
+        assert_eq!(p.brands, q.brands);
+        // a caller without the secret is refused
+        let stranger = CatalogClient(
+            contracts::Peer::new(
+                "catalog",
+                "test",
+                &url,
+                InternalKey::new(b"another-secret"),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        assert!(stranger.prices(&skus).await.is_err());
+        t.cleanup().await;
+    }
+}

@@ -322,3 +322,57 @@ pub fn enc(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_goes_to_the_service_that_owns_its_prefix() {
+        let r = Remote::new(
+            vec![
+                ("/api/orders", "http://orders:1".into()),
+                ("/api/checkout", "http://orders:1".into()),
+                ("/api/carts", "http://cart:2".into()),
+            ],
+            InternalKey::new(b"k"),
+            std::time::Duration::from_secs(1),
+            None,
+        )
+        .expect("remote");
+        assert_eq!(r.base_of("/api/orders"), Some("http://orders:1"));
+        assert_eq!(r.base_of("/api/orders/42/refunds"), Some("http://orders:1"));
+        assert_eq!(
+            r.base_of("/api/orders?status=paid"),
+            Some("http://orders:1")
+        );
+        assert_eq!(r.base_of("/api/checkout"), Some("http://orders:1"));
+        assert_eq!(r.base_of("/api/carts/1/lines"), Some("http://cart:2"));
+        // a longer name is another prefix, and what nobody owns stays in process
+        assert_eq!(r.base_of("/api/ordersx"), None);
+        assert_eq!(r.base_of("/api/catalog/products"), None);
+    }
+
+    #[test]
+    fn a_refused_call_keeps_its_code_when_the_table_knows_it() {
+        let p = Problem {
+            status: 409,
+            code: "email_taken".into(),
+            detail: "taken".into(),
+            errors: vec![FieldProblem {
+                field: "email".into(),
+                code: "taken".into(),
+                message: "already registered".into(),
+            }],
+        };
+        let e = p.into_api_error();
+        assert_eq!((e.status.as_u16(), e.code), (409, "email_taken"));
+        assert_eq!(e.errors[0].field, "email");
+        let unknown = Problem {
+            status: 418,
+            code: "from_a_newer_peer".into(),
+            ..Default::default()
+        };
+        assert_eq!(unknown.into_api_error().code, "unavailable");
+    }
+}
