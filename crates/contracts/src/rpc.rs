@@ -314,6 +314,130 @@ mod tests {
         assert!(check_url("http://").is_err());
     }
 
+    #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+    #[serde(tag = "error", rename_all = "snake_case")]
+    enum TestError {
+        Refused,
+        Unavailable { detail: String },
+    }
+
+    impl WireError for TestError {
+        fn status(&self) -> u16 {
+            match self {
+                TestError::Refused => 409,
+                TestError::Unavailable { .. } => 503,
+            }
+        }
+        fn unavailable(detail: String) -> Self {
+            TestError::Unavailable { detail }
+        }
+    }
+
+    /// A peer that fails the first `failures` calls with a bare 503, then answers `answer`;
+    /// counts the calls and checks each one is signed for its path.
+    async fn peer_that_fails(
+        failures: usize,
+        answer: Result<u32, TestError>,
+    ) -> (Peer, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let key = InternalKey::new(b"rpc-test-secret");
+        let (c, k) = (calls.clone(), key.clone());
+        let answer = std::sync::Arc::new(answer);
+        let app = axum::Router::new().route(
+            "/internal/x/{id}",
+            axum::routing::post(move |req: axum::extract::Request| {
+                let (c, k, answer) = (c.clone(), k.clone(), answer.clone());
+                async move {
+                    let n = c.fetch_add(1, Ordering::SeqCst);
+                    let signed = req
+                        .headers()
+                        .get(CALL_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| {
+                            k.verify_call(
+                                v,
+                                "POST",
+                                req.uri().path(),
+                                chrono::Utc::now().timestamp(),
+                            )
+                        });
+                    assert_eq!(signed.as_deref(), Some("orders"), "signed by the caller");
+                    if n < failures {
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    match answer.as_ref() {
+                        Ok(v) => answer_of::<u32>(Ok(*v)),
+                        Err(TestError::Refused) => answer_of::<u32>(Err(TestError::Refused)),
+                        Err(e) => panic!("unused {e:?}"),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let peer = Peer::new(
+            "x",
+            "orders",
+            &url,
+            key,
+            PeerSettings {
+                timeout: Duration::from_secs(2),
+                attempts: 3,
+                backoff: Duration::from_millis(5),
+            },
+        )
+        .expect("peer");
+        (peer, calls)
+    }
+
+    fn answer_of<T: Serialize>(r: Result<T, TestError>) -> Response {
+        answer(r)
+    }
+
+    #[tokio::test]
+    async fn a_call_not_answered_is_retried_a_bounded_number_of_times() {
+        use std::sync::atomic::Ordering;
+        let (p, calls) = peer_that_fails(2, Ok(7)).await;
+        let r: Result<u32, TestError> = p
+            .call::<(), _, _>(Method::POST, "/internal/x/1", None, Retry::Safe)
+            .await;
+        assert_eq!(r, Ok(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "two 503s, then the answer");
+
+        let (p, calls) = peer_that_fails(5, Ok(7)).await;
+        let r: Result<u32, TestError> = p
+            .call::<(), _, _>(Method::POST, "/internal/x/1", None, Retry::Safe)
+            .await;
+        assert!(matches!(r, Err(TestError::Unavailable { .. })), "{r:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "at most `attempts` calls");
+
+        let (p, calls) = peer_that_fails(1, Ok(7)).await;
+        let r: Result<u32, TestError> = p
+            .call::<(), _, _>(Method::POST, "/internal/x/1", None, Retry::Never)
+            .await;
+        assert!(matches!(r, Err(TestError::Unavailable { .. })));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a call that is not idempotent is sent once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_domain_answer_is_never_retried() {
+        use std::sync::atomic::Ordering;
+        let (p, calls) = peer_that_fails(0, Err(TestError::Refused)).await;
+        let r: Result<u32, TestError> = p
+            .call::<(), _, _>(Method::POST, "/internal/x/1", None, Retry::Safe)
+            .await;
+        assert_eq!(r, Err(TestError::Refused));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn back_off_is_jittered_and_capped() {
         let p = Peer::new(
