@@ -281,13 +281,13 @@ mod tests {
             e.0.first().map(|f| f.code)
         };
         assert_eq!(check("veste-pluie"), None);
-        assert_eq!(check("Veste"), Some("invalid_format".into()));
-        assert_eq!(check("-a"), Some("invalid_format".into()));
-        assert_eq!(check("a--b"), Some("invalid_format".into()));
-        assert_eq!(check(""), Some("invalid_length".into()));
+        assert_eq!(check("Veste"), Some("invalid_format"));
+        assert_eq!(check("-a"), Some("invalid_format"));
+        assert_eq!(check("a--b"), Some("invalid_format"));
+        assert_eq!(check(""), Some("invalid_length"));
         assert_eq!(
             check("0190d4c6-3a4b-7c2d-8e9f-0a1b2c3d4e5f"),
-            Some("invalid_format".into())
+            Some("invalid_format")
         );
     }
 
