@@ -1,7 +1,7 @@
 //! This service's side of [`contracts::carts`]: [`Carts`] implements [`CartsApi`] (the
 //! in-process implementation), and [`internal_router`] serves it to other processes.
 
-use crate::service::{CartError, Carts};
+use crate::app::{CartError, Carts};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;

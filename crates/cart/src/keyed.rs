@@ -10,8 +10,8 @@
 //! ([`crate::RedisCartStore`], one hash per key with a 24-hour TTL). A stored answer therefore
 //! means the change happened, and a claim without one means it did not.
 
-use crate::model::Cart;
-use crate::service::CartError;
+use crate::app::CartError;
+use crate::domain::Cart;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::ApiError;

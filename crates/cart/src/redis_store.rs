@@ -11,8 +11,8 @@
 //! The scripts read the other cart of an owner by a key built from the prefix: fine on a single
 //! Redis (or a primary with replicas), not on Redis Cluster.
 
+use crate::domain::Cart;
 use crate::keyed::{self, Answer, Begin, Claim, Held};
-use crate::model::Cart;
 use crate::store::{CartStore, Commit, StoreError, now_ms};
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;

@@ -12,8 +12,8 @@
 //! the answer of the keyed write it belongs to, and a guest cart it replaces (a merge), and
 //! writes all of it or nothing.
 
+use crate::domain::{Cart, Line};
 use crate::keyed::{Answer, Begin, Claim, Held};
-use crate::model::{Cart, Line};
 use futures_util::future::BoxFuture;
 use kernel::Clock;
 use platform::db::{Db, Tx};
@@ -37,23 +37,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cart store: {0}")]
     Backend(String),
-}
-
-impl From<StoreError> for platform::ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict => platform::ApiError::conflict(
-                "concurrent_update",
-                "the cart was changed by another request at the same time; retry",
-            ),
-            StoreError::Unavailable(m) => {
-                tracing::error!(error = %m, "cart store unavailable");
-                platform::ApiError::unavailable("the cart store is not answering; retry later")
-            }
-            StoreError::Sql(e) => e.into(),
-            StoreError::Corrupt(m) | StoreError::Backend(m) => platform::ApiError::internal(m),
-        }
-    }
 }
 
 /// What a save writes besides the cart, in the same transaction or script.

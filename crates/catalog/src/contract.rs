@@ -79,9 +79,9 @@ impl SkuCatalog for CatalogPrices {
 /// storefront's in-memory catalogue) loads. `GET /internal/catalog/published`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Published {
-    pub products: Vec<crate::model::Product>,
-    pub categories: Vec<crate::model::Category>,
-    pub brands: Vec<crate::model::Brand>,
+    pub products: Vec<crate::http::wire::Product>,
+    pub categories: Vec<crate::http::wire::Category>,
+    pub brands: Vec<crate::http::wire::Brand>,
 }
 
 impl Published {

@@ -2,13 +2,12 @@
 //! every machine), generated through the same service functions as the API, in one transaction.
 //! Pictures are SVGs drawn here: no network.
 
+use crate::app::{self, loc};
 use crate::domain::{Attribute, AttributeType, Localized, Status};
-use crate::model::*;
-use crate::service::{self, loc};
+use crate::http::wire::*;
 use crate::store;
 use chrono::Utc;
 use kernel::Currency;
-use platform::ApiError;
 use platform::db::Db;
 use uuid::Uuid;
 
@@ -436,7 +435,7 @@ fn svg(title: &str, brand: &str, colour: &str, sizing: Sizing, n: usize) -> Vec<
 }
 
 /// Seeds Breizhsport into an empty catalogue. Does nothing (returns `None`) when products exist.
-pub async fn seed(db: &Db) -> Result<Option<Seeded>, ApiError> {
+pub async fn seed(db: &Db) -> Result<Option<Seeded>, app::Error> {
     if store::count_products(db).await? > 0 {
         return Ok(None);
     }
@@ -446,7 +445,7 @@ pub async fn seed(db: &Db) -> Result<Option<Seeded>, ApiError> {
 
     let mut brand_ids = Vec::new();
     for name in BRANDS {
-        let b = service::create_brand(
+        let b = app::create_brand(
             &mut tx,
             &NewBrand {
                 slug: None,
@@ -462,7 +461,7 @@ pub async fn seed(db: &Db) -> Result<Option<Seeded>, ApiError> {
     for (i, (slug, parent, fr, en)) in CATEGORIES.iter().enumerate() {
         let parent_id =
             parent.and_then(|p| cat_ids.iter().find(|(s, _)| *s == p).map(|(_, id)| *id));
-        let k = service::create_category(
+        let k = app::create_category(
             &mut tx,
             &NewCategory {
                 slug: Some((*slug).to_string()),
@@ -591,7 +590,7 @@ pub async fn seed(db: &Db) -> Result<Option<Seeded>, ApiError> {
                 variants,
                 images: vec![],
             };
-            let p = service::create_product(&mut tx, &input, now).await?;
+            let p = app::create_product(&mut tx, &input, now).await?;
             out.variants += p.variants.len();
             out.products += 1;
             let data = svg(&name.fr, brand_name, colours[0].2, *sizing, n);

@@ -1,7 +1,6 @@
 //! Catalogue types and rules. No IO: everything here is checked by unit tests.
 
 use kernel::{Currency, Money, VatRate};
-use platform::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -76,15 +75,28 @@ pub struct Attribute {
     pub value: serde_json::Value,
 }
 
+/// A field that breaks a rule: its path (`variants[2].sku`), a stable code (`too_long`; the
+/// table of error codes lists them all) and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
 /// Collects field errors, then fails once with all of them.
 #[derive(Default, Debug)]
-pub struct Errors(pub Vec<FieldError>);
+pub struct Errors(pub Vec<Violation>);
 
 impl Errors {
-    pub fn add(&mut self, field: impl Into<String>, code: &str, msg: impl Into<String>) {
-        self.0.push(FieldError::new(field, code, msg));
+    pub fn add(&mut self, field: impl Into<String>, code: &'static str, msg: impl Into<String>) {
+        self.0.push(Violation {
+            field: field.into(),
+            code,
+            message: msg.into(),
+        });
     }
-    pub fn into_result(self) -> Result<(), Vec<FieldError>> {
+    pub fn into_result(self) -> Result<(), Vec<Violation>> {
         if self.0.is_empty() {
             Ok(())
         } else {
@@ -266,16 +278,16 @@ mod tests {
         let check = |s: &str| {
             let mut e = Errors::default();
             check_slug(&mut e, "slug", s);
-            e.0.first().map(|f| f.code.clone())
+            e.0.first().map(|f| f.code)
         };
         assert_eq!(check("veste-pluie"), None);
-        assert_eq!(check("Veste"), Some("invalid_format".into()));
-        assert_eq!(check("-a"), Some("invalid_format".into()));
-        assert_eq!(check("a--b"), Some("invalid_format".into()));
-        assert_eq!(check(""), Some("invalid_length".into()));
+        assert_eq!(check("Veste"), Some("invalid_format"));
+        assert_eq!(check("-a"), Some("invalid_format"));
+        assert_eq!(check("a--b"), Some("invalid_format"));
+        assert_eq!(check(""), Some("invalid_length"));
         assert_eq!(
             check("0190d4c6-3a4b-7c2d-8e9f-0a1b2c3d4e5f"),
-            Some("invalid_format".into())
+            Some("invalid_format")
         );
     }
 

@@ -1,7 +1,7 @@
 //! Catalogue persistence: one SQL text per query, run on SQLite or PostgreSQL.
 
 use crate::domain::{Attribute, Localized, Status};
-use crate::model::*;
+use crate::http::wire::*;
 use chrono::{DateTime, Utc};
 use kernel::{Currency, Money, VatRate};
 use platform::db::{Conn, Db, Param, SqlBuilder};
@@ -15,15 +15,6 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("corrupt row: {0}")]
     Corrupt(String),
-}
-
-impl From<StoreError> for platform::ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Sql(e) => e.into(),
-            StoreError::Corrupt(m) => platform::ApiError::internal(m),
-        }
-    }
 }
 
 type Result<T> = std::result::Result<T, StoreError>;

@@ -502,7 +502,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         if settings.demo.seed && matches!(db, Db::Sqlite(_)) {
             report.seeded = catalog::demo::seed(&db)
                 .await
-                .map_err(|e| StartError::Runtime(format!("demo data: {}", e.detail)))?;
+                .map_err(|e| StartError::Runtime(format!("demo data: {e}")))?;
         }
         let idem = Idempotency::new(db.clone());
         idempotency.push(idem.clone());

@@ -196,7 +196,7 @@ async fn demo_data(settings: Settings) -> Result<(), StartError> {
         .map_err(|e| StartError::Runtime(e.to_string()))?;
     match catalog::demo::seed(&db)
         .await
-        .map_err(|e| StartError::Runtime(e.detail))?
+        .map_err(|e| StartError::Runtime(e.to_string()))?
     {
         Some(s) => println!(
             "Seeded Breizhsport into {}: {} products, {} SKUs, {} categories, {} brands.",

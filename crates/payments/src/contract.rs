@@ -1,8 +1,8 @@
 //! This service's side of [`contracts::payments`]: [`Payments`] implements [`PaymentsApi`] (the
 //! in-process implementation), and [`internal_router`] serves it to other processes.
 
-use crate::model::PaymentError;
-use crate::service::Payments;
+use crate::app::Payments;
+use crate::domain::PaymentError;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;

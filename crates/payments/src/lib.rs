@@ -1,20 +1,24 @@
 //! The payments service: authorises, captures, voids and refunds the money of orders through a
 //! payment service provider (PSP), and keeps our view of each payment in step with the PSP's.
 //!
-//! - `model`: the API types: [`AuthorizeRequest`], [`AuthOutcome`], [`CaptureOutcome`],
-//!   [`Payment`] with its [`PaymentStatus`], [`PaymentError`]
+//! The four rooms of a service crate, and the provider's side:
+//! - `domain`: the types it exchanges: [`AuthorizeRequest`], [`AuthOutcome`],
+//!   [`CaptureOutcome`], [`Payment`] with its [`PaymentStatus`], and [`PaymentError`]; no IO
 //! - `provider`: the [`Provider`] port (boxed futures; every call carries an idempotency key)
 //! - `test_provider`: [`TestProvider`], the embedded default: test card numbers only, its own
 //!   books in the payments database, fault injection ([`Faults`]) and [`psp_ledger_totals`]
 //! - `stripe`: [`StripeProvider`], our small PaymentIntents client on `reqwest`, and the
 //!   webhook signature check ([`stripe::verify_signature`])
-//! - `service`: [`Payments`], the use cases the checkout saga calls in process
+//! - `app`: [`Payments`], the use cases the checkout saga calls in process; errors are
+//!   [`PaymentError`], never an HTTP type
 //! - `webhook`: verified provider events, applied once; unverified ones trigger a poll
 //! - `store`: SQL, one text for SQLite and PostgreSQL
 //! - `contract`: this service's side of [`contracts::payments`]: [`Payments`] as a
 //!   [`contracts::payments::PaymentsApi`], and the `/internal/payments/...` routes
 //! - `http`: `GET /api/payments/{id}` and `POST /api/payments/webhooks/stripe`, their
-//!   [`http::policy`] and OpenAPI ([`http::PaymentsApi`])
+//!   [`http::policy`] and OpenAPI ([`http::PaymentsApi`]), and the one mapping of
+//!   [`PaymentError`] to problem documents
+//! - `model` and `service`: the former paths of `domain` and `app`, kept for the wiring
 //!
 //! # Guarantees
 //!
@@ -39,22 +43,27 @@
 //! `refunds`, `webhook_events`, the test PSP's `test_psp_charges` and `test_psp_requests`, and
 //! the shared `outbox`, `processed_events` and `idempotency_keys`.
 
+pub mod app;
 pub mod contract;
+pub mod domain;
 pub mod http;
-pub mod model;
 pub mod provider;
-pub mod service;
 pub mod store;
 pub mod stripe;
 pub mod test_provider;
 pub mod webhook;
 
-pub use model::{
+/// The use cases under their former name.
+pub use app as service;
+/// The types under their former path (`payments::model::…`).
+pub use domain as model;
+
+pub use app::Payments;
+pub use domain::{
     AuthOutcome, AuthorizeRequest, CaptureOutcome, Payment, PaymentError, PaymentMethod,
     PaymentStatus,
 };
 pub use provider::{Failure, Provider, ProviderCharge, ProviderError};
-pub use service::Payments;
 pub use stripe::{StripeConfig, StripeProvider};
 pub use test_provider::{Faults, PspLedgerTotals, TestProvider, psp_ledger_totals};
 pub use webhook::WebhookOutcome;

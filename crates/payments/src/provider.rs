@@ -6,7 +6,7 @@
 //! a retry after a lost response safe (the payment service derives the keys from the payment
 //! id: `<id>` to authorise, `<id>:capture`, `<id>:cancel`, `<id>:refund:<key>`).
 
-use crate::model::{AuthorizeRequest, PaymentError, PaymentMethod, PaymentStatus};
+use crate::domain::{AuthorizeRequest, PaymentError, PaymentMethod, PaymentStatus};
 use futures_util::future::BoxFuture;
 
 /// What a provider says about one charge (a Stripe PaymentIntent, a test-provider charge).

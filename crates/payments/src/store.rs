@@ -1,7 +1,7 @@
 //! Payments persistence: one SQL text per query, run on SQLite or PostgreSQL. Times are
 //! milliseconds since the epoch, passed from Rust.
 
-use crate::model::{AuthorizeRequest, Payment, PaymentStatus};
+use crate::domain::{AuthorizeRequest, Payment, PaymentStatus};
 use crate::provider::Failure;
 use chrono::{DateTime, TimeZone, Utc};
 use platform::conn_run;

@@ -15,9 +15,9 @@
 //!   endpoint secret, compared in constant time; any `v1` may match any configured secret
 //!   (rotation), and `t` must be within 300 s of now.
 
-use crate::model::{AuthorizeRequest, PaymentMethod, PaymentStatus};
+use crate::app::Observation;
+use crate::domain::{AuthorizeRequest, PaymentMethod, PaymentStatus};
 use crate::provider::{Failure, Provider, ProviderCharge, ProviderError, ProviderFuture};
-use crate::service::Observation;
 use hmac::{Hmac, Mac};
 use platform::config::Secret;
 use serde_json::Value;

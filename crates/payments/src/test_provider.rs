@@ -17,7 +17,7 @@
 //! - [`Faults`] make it lose answers after the effect happened (RELIABILITY.md F8), so that
 //!   tests prove a retry finds the effect through the idempotency key.
 
-use crate::model::{AuthorizeRequest, PaymentMethod, PaymentStatus};
+use crate::domain::{AuthorizeRequest, PaymentMethod, PaymentStatus};
 use crate::provider::{Failure, Provider, ProviderCharge, ProviderError, ProviderFuture};
 use platform::conn_run;
 use platform::db::{Db, Tx};

@@ -8,8 +8,8 @@
 //! An event that does not verify is never believed: if it names a payment we know, we ask the
 //! provider how that payment stands ([`Payments::sync`]) instead.
 
-use crate::model::PaymentError;
-use crate::service::{Payments, merge};
+use crate::app::{Payments, merge};
+use crate::domain::PaymentError;
 use crate::store::{self, NewWebhook};
 use crate::stripe;
 use serde_json::Value;

@@ -1,9 +1,13 @@
 //! Routes of `/api/payments` and their OpenAPI description. The checkout saga calls
 //! [`crate::Payments`] in process; over HTTP there is only reading a payment (back office) and
 //! the providers' webhooks.
+//!
+//! `problem` holds the one mapping of [`crate::PaymentError`] to problem documents.
 
-use crate::model::{Payment, PaymentMethod, PaymentStatus};
-use crate::service::Payments;
+mod problem;
+
+use crate::app::Payments;
+use crate::domain::{Payment, PaymentMethod, PaymentStatus};
 use crate::stripe::{self, SignatureError};
 use axum::Router;
 use axum::extract::{Path, State};

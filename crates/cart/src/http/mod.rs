@@ -9,10 +9,17 @@
 //! [`platform::idempotency`]. The key lives in the cart store ([`crate::keyed`]), and a change
 //! stores its answer in the same write as the cart: one transaction on SQL, one Lua script on
 //! Redis. A retry after a crash gets the first answer, never a second effect.
+//!
+//! - `wire`: what the API sends and receives
+//! - `problem`: the one mapping of [`CartError`] and [`StoreError`] to problem documents
 
+mod problem;
+pub mod wire;
+
+use self::wire::{AddLine, CartView, NewCart, SetQuantity, quantity_in};
+use crate::app::{CartError, CartResult, Carts};
+use crate::domain::{Cart, PriceChange};
 use crate::keyed::{Answer, Begin, Claim, Keyed};
-use crate::model::{AddLine, Cart, CartView, NewCart, PriceChange, SetQuantity, quantity_in};
-use crate::service::{CartError, CartResult, Carts};
 use crate::store::StoreError;
 use axum::Router;
 use axum::extract::{Path, State};

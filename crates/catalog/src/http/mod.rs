@@ -1,9 +1,15 @@
 //! Routes of `/api/catalog`, their OpenAPI description, and the write flow shared by every
 //! unsafe route: idempotency claim → one transaction (effect + stored response) → cache
 //! invalidation.
+//!
+//! - `wire`: what the API sends and receives (the former `catalog::model`)
+//! - `problem`: the one mapping of [`app::Error`] to problem documents
 
-use crate::model::*;
-use crate::service;
+mod problem;
+pub mod wire;
+
+use self::wire::*;
+use crate::app;
 use crate::store::{self, ProductKey};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -101,8 +107,8 @@ pub fn router(state: CatalogState) -> Router {
         list_brands,
         create_brand
     ),
-    components(schemas(Problem, platform::FieldError, CategoryNode, crate::model::Sort,
-        crate::model::Lang, crate::model::StatusFilter)),
+    components(schemas(Problem, platform::FieldError, CategoryNode, wire::Sort,
+        wire::Lang, wire::StatusFilter)),
     tags((name = "catalog", description = "Products, variants, categories and brands"))
 )]
 pub struct CatalogApi;
@@ -312,7 +318,7 @@ async fn list_products(
         return Ok(json_bytes(hit, cache_seconds(&st)));
     }
     let generation = st.cache.generation();
-    let spec = service::list_spec(&st.db, &q, caller.has(perm::CATALOG_WRITE)).await?;
+    let spec = app::list_spec(&st.db, &q, caller.has(perm::CATALOG_WRITE)).await?;
     let page = store::list_products(&st.db, &spec).await?;
     let body = Bytes::from(serde_json::to_vec(&page).map_err(ApiError::internal)?);
     if anonymous {
@@ -424,7 +430,7 @@ async fn get_image(
     responses((status = 200, description = "Root categories with their children", body = Vec<CategoryNode>))
 )]
 async fn list_categories(State(st): State<CatalogState>) -> Result<Response, ApiError> {
-    let tree = service::category_tree(store::list_categories(&st.db).await?);
+    let tree = app::category_tree(store::list_categories(&st.db).await?);
     Ok(json_bytes(
         Bytes::from(serde_json::to_vec(&tree).map_err(ApiError::internal)?),
         0,
@@ -483,7 +489,9 @@ async fn create_product(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = service::create_product(&mut tx, &body.value, st.clock.now()).await;
+    let result = app::create_product(&mut tx, &body.value, st.clock.now())
+        .await
+        .map_err(ApiError::from);
     let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     let location = result
         .as_ref()
@@ -532,7 +540,9 @@ async fn update_product(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = service::update_product(&mut tx, id, &body.value, im, st.clock.now()).await;
+    let result = app::update_product(&mut tx, id, &body.value, im, st.clock.now())
+        .await
+        .map_err(ApiError::from);
     let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::OK, None).await
 }
@@ -564,7 +574,9 @@ async fn archive_product(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = service::archive_product(&mut tx, id, im, st.clock.now()).await;
+    let result = app::archive_product(&mut tx, id, im, st.clock.now())
+        .await
+        .map_err(ApiError::from);
     let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::OK, None).await
 }
@@ -604,7 +616,9 @@ async fn add_variant(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = service::add_variant(&mut tx, id, &body.value, st.clock.now()).await;
+    let result = app::add_variant(&mut tx, id, &body.value, st.clock.now())
+        .await
+        .map_err(ApiError::from);
     let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::CREATED, None).await
 }
@@ -644,7 +658,9 @@ async fn update_variant(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = service::update_variant(&mut tx, id, vid, &body.value, st.clock.now()).await;
+    let result = app::update_variant(&mut tx, id, vid, &body.value, st.clock.now())
+        .await
+        .map_err(ApiError::from);
     let result = announce(&mut tx, result, st.clock.now().timestamp_millis()).await;
     finish(&st, tx, claim, result, StatusCode::OK, None).await
 }
@@ -678,7 +694,9 @@ async fn create_category(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = service::create_category(&mut tx, &body.value, st.clock.now()).await;
+    let result = app::create_category(&mut tx, &body.value, st.clock.now())
+        .await
+        .map_err(ApiError::from);
     finish(&st, tx, claim, result, StatusCode::CREATED, None).await
 }
 
@@ -711,6 +729,8 @@ async fn create_brand(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = service::create_brand(&mut tx, &body.value, st.clock.now()).await;
+    let result = app::create_brand(&mut tx, &body.value, st.clock.now())
+        .await
+        .map_err(ApiError::from);
     finish(&st, tx, claim, result, StatusCode::CREATED, None).await
 }

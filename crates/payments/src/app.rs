@@ -7,7 +7,7 @@
 //! total. Whoever learns of a refund first (our own refund call, a webhook, a poll) emits it,
 //! once.
 
-use crate::model::*;
+use crate::domain::*;
 use crate::provider::{Failure, Provider, ProviderCharge, ProviderError};
 use crate::store::{self, Record};
 use kernel::Clock;

@@ -4,11 +4,12 @@
 //! A change made under an `Idempotency-Key` ([`Keyed`]) stores its answer with the cart, in the
 //! same save; a keyed write that finds nothing to change records its answer on its own.
 
+use crate::domain::{
+    Cart, Line, MAX_LINES, MAX_QUANTITY, MAX_SKU, PriceChange, PriceInfo, price_in_range, valid_sku,
+};
 use crate::keyed::Keyed;
-use crate::model::{Cart, Line, MAX_LINES, MAX_QUANTITY, MAX_SKU, PriceChange, PriceInfo};
 use crate::store::{CartStore, Commit, StoreError};
 use kernel::Clock;
-use platform::{ApiError, FieldError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,51 +77,6 @@ impl From<StoreError> for CartError {
     }
 }
 
-impl From<CartError> for ApiError {
-    fn from(e: CartError) -> Self {
-        use axum::http::StatusCode;
-        let unprocessable =
-            |code, detail: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail);
-        match e {
-            CartError::NotFound => ApiError::not_found("cart"),
-            CartError::LineNotFound => ApiError::not_found("cart line"),
-            CartError::InvalidQuantity { min } => unprocessable("invalid_quantity", e.to_string())
-                .with_field(FieldError::new(
-                    "quantity",
-                    "out_of_range",
-                    format!("an integer from {min} to {MAX_QUANTITY}"),
-                )),
-            CartError::TooManyLines => unprocessable("too_many_lines", e.to_string()),
-            CartError::UnknownSku(_) => unprocessable("unknown_sku", e.to_string()).with_field(
-                FieldError::new("sku", "unknown", "no such SKU in the catalogue"),
-            ),
-            CartError::Unavailable(_) => unprocessable("unavailable", e.to_string()),
-            CartError::CurrencyMismatch { .. } => unprocessable("currency_mismatch", e.to_string()),
-            CartError::InvalidCurrency => ApiError::validation(vec![FieldError::new(
-                "currency",
-                "unknown_currency",
-                format!(
-                    "one of {}",
-                    kernel::Currency::all_codes().collect::<Vec<_>>().join(", ")
-                ),
-            )]),
-            CartError::Conflict => ApiError::conflict(
-                "concurrent_update",
-                "the cart was changed by other requests at the same time; retry",
-            ),
-            CartError::PricesUnavailable(m) => {
-                tracing::error!(error = %m, "price lookup failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "upstream_unavailable",
-                    "the catalogue is not answering; retry later",
-                )
-            }
-            CartError::Store(e) => e.into(),
-        }
-    }
-}
-
 pub type CartResult<T> = Result<T, CartError>;
 
 /// The cart service.
@@ -133,14 +89,6 @@ pub struct Carts {
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn valid_sku(sku: &str) -> bool {
-    !sku.is_empty() && sku.len() <= MAX_SKU
-}
-
-fn price_in_range(p: i64) -> bool {
-    (0..=kernel::MAX_AMOUNT_MINOR).contains(&p)
 }
 
 impl Carts {

@@ -1,7 +1,6 @@
 //! What the payments service exchanges with its callers: requests, outcomes, the payment as
-//! stored, and errors.
-
-use platform::ApiError;
+//! stored (the types of [`contracts::payments`]), and its own errors. No IO, no HTTP: `http`
+//! maps [`PaymentError`] to problem documents.
 
 pub use contracts::payments::{
     AuthOutcome, AuthorizeRequest, CaptureOutcome, PayError, Payment, PaymentMethod, PaymentStatus,
@@ -35,32 +34,6 @@ impl PaymentError {
         match self {
             PaymentError::Invalid { code, .. } => Some(code),
             _ => None,
-        }
-    }
-}
-
-impl From<PaymentError> for ApiError {
-    fn from(e: PaymentError) -> Self {
-        use axum::http::StatusCode;
-        match e {
-            PaymentError::Invalid {
-                code: "unknown_payment",
-                message,
-            } => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-            PaymentError::Invalid { code, message } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-            }
-            PaymentError::Provider(m) => {
-                tracing::warn!(error = %m, "payment provider unavailable");
-                let mut e = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "payment_provider_unavailable",
-                    "the payment provider is not answering; retry later",
-                );
-                e.retry_after = Some(5);
-                e
-            }
-            PaymentError::Db(e) => e.into(),
         }
     }
 }
