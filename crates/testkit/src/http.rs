@@ -1,7 +1,7 @@
 //! A service's router called in process, as the gateway calls it: the principal travels in the
 //! signed identity header ([`InternalKey::sign`]) that [`accept_internal_identity`] verifies.
 //!
-//! ```ignore
+//! ```text
 //! let app = TestApp::new(catalog::http::router(state)).with_common_layers(64 * 1024);
 //! let r = app.post("/api/catalog/brands").as_(&principal::head_office())
 //!     .json(&json!({"name": "Glaz"})).idempotency_key("k1").await;

@@ -135,7 +135,7 @@ impl TestDb {
 /// Runs `body` on a fresh, migrated SQLite database, then (when configured) on a fresh
 /// PostgreSQL schema; each is removed once its run ends, passed or failed.
 ///
-/// ```ignore
+/// ```text
 /// testkit::each_backend(catalog::migrations(), |t| Box::pin(async move {
 ///     let h = H::new(t);
 ///     ...

@@ -1,7 +1,7 @@
 //! The principals a test acts as, one constructor per role, shaped as the edge builds them
 //! (a user of ours unless said otherwise; the store or organiser the role needs).
 //!
-//! ```ignore
+//! ```text
 //! use testkit::principal::{self, PrincipalExt};
 //! let manager = principal::store_manager("rennes");
 //! let alice = principal::customer("alice");

@@ -65,7 +65,7 @@ on_all_backends!(
             // the first delay is long enough that no attempt of this test outlasts one
             let mut p = policy();
             p.first_delay = Duration::from_secs(60);
-            let h = H::with_limiter(&t, p, None, limiter).await;
+            let h = H::with_limiter(t, p, None, limiter).await;
             let net = Net::new();
             let (stranger, holder) = (net.ip(1), net.ip(2));
             let (email, _) = h.customer("the real password").await;
@@ -128,7 +128,7 @@ on_all_backends!(a_stranger_is_slowed_down_then_refused, |h, t| {
         // growing delays of 20 ms, 40 ms ... 1.28 s: the seven waits take about 2.5 s here
         let mut p = policy();
         p.first_delay = Duration::from_millis(20);
-        let h = H::with_limiter(&t, p, None, limiter).await;
+        let h = H::with_limiter(t, p, None, limiter).await;
         let net = Net::new();
         let stranger = net.ip(1);
         let (email, _) = h.customer("the real password").await;
@@ -174,7 +174,7 @@ on_all_backends!(a_stranger_is_slowed_down_then_refused, |h, t| {
 on_all_backends!(the_per_address_and_per_account_limits_still_hold, |h, t| {
     for (name, limiter) in limiters().await {
         eprintln!("  limiter: {name}");
-        let h = H::with_limiter(&t, policy(), None, limiter.clone()).await;
+        let h = H::with_limiter(t, policy(), None, limiter.clone()).await;
         let net = Net::new();
         let run = uuid::Uuid::new_v4().simple().to_string();
 
@@ -204,7 +204,7 @@ on_all_backends!(the_per_address_and_per_account_limits_still_hold, |h, t| {
         // reaches its maximum at once): the account's ceiling stops them at 100
         let mut p = policy();
         p.failures_before_delay = p.max_failures_per_pair;
-        let h = H::with_limiter(&t, p, None, limiter).await;
+        let h = H::with_limiter(t, p, None, limiter).await;
         let (email, _) = h.customer("the real password").await;
         let mut unauthorized = 0;
         for i in 0..200u16 {
@@ -262,7 +262,7 @@ on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
     p.max_failures_per_pair = 1000;
     p.max_failures_per_account = 1000;
     p.max_failures_per_ip = 1000;
-    let h = H::with(&t, p, None).await;
+    let h = H::with(t, p, None).await;
     let (email, _) = h.customer("the real password").await;
     let known = json!({"email": email, "password": "not the password"});
     let unknown = json!({"email": "nobody-at-all@test.example", "password": "not the password"});
@@ -296,7 +296,7 @@ on_all_backends!(unknown_accounts_look_like_wrong_passwords, |h, t| {
     // throttled, they still look alike: after three failures each, the same 429
     let mut p = policy();
     p.first_delay = Duration::from_secs(60);
-    let h = H::with(&t, p, None).await;
+    let h = H::with(t, p, None).await;
     let net = Net::new();
     let unknown_email = format!("nobody-{}@test.example", uuid::Uuid::new_v4().simple());
     let mut answers = Vec::new();
@@ -321,7 +321,7 @@ on_all_backends!(
             // the first delay is long enough that the burst cannot outwait it
             let mut p = policy();
             p.first_delay = Duration::from_secs(60);
-            let h = H::with_limiter(&t, p, None, limiter).await;
+            let h = H::with_limiter(t, p, None, limiter).await;
             let net = Net::new();
             let stranger = net.ip(1);
             let (email, _) = h.customer("the real password").await;

@@ -118,7 +118,7 @@ on_all_backends!(
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         let mut p = policy();
         p.reset_ttl = Duration::ZERO;
-        let h0 = H::with(&t, p, None).await;
+        let h0 = H::with(t, p, None).await;
         h0.post(
             "/api/identity/password-resets",
             &json!({"email": email}),
