@@ -3,72 +3,39 @@
 //! routes through the real router, the built-in test provider's books, and (in `stripe`) the
 //! Stripe adapter and webhooks against a fake Stripe on loopback.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
-use http_body_util::BodyExt;
 use payments::http::PaymentsState;
 use payments::*;
-use platform::auth::{InternalKey, accept_internal_identity};
-use platform::authz::{Principal, PrincipalKind, Role};
+use platform::authz::Principal;
 use platform::config::Secret;
 use platform::db::Db;
-use platform::http::{EdgeOptions, with_common_layers};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::TestDb;
-use tower::ServiceExt;
+use testkit::{Res, TestApp, TestDb, principal};
 use uuid::Uuid;
 
-pub const HEAD_OFFICE: &str = "head-office-token";
-pub const CUSTOMER: &str = "customer-token";
-pub const CLERK: &str = "clerk-token";
+/// Head office: reads every payment.
+pub fn head_office() -> Principal {
+    principal::head_office()
+}
+/// A customer: no `orders:read`.
+pub fn customer() -> Principal {
+    principal::customer("Customer")
+}
+/// A clerk of Rennes: `orders:read`, but payments are bound to no store.
+pub fn clerk() -> Principal {
+    principal::clerk("rennes")
+}
 /// The webhook secret the service is configured with.
 pub const WHSEC: &str = "whsec_current_secret_0123456789";
-
-/// Plays the gateway: turns the test tokens into the signed identity header the service
-/// verifies.
-async fn as_gateway(
-    key: InternalKey,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let who = |role: Role, store: Option<&str>| Principal {
-        subject: format!("{role:?}"),
-        kind: PrincipalKind::User,
-        role,
-        store: store.map(str::to_string),
-        organiser: None,
-        scopes: vec![],
-        session: None,
-    };
-    let ip = "127.0.0.1".parse().expect("ip");
-    let now = chrono::Utc::now().timestamp();
-    if let Some(v) = req.headers_mut().remove("authorization") {
-        let p = match v.to_str().unwrap_or("") {
-            x if x == format!("Bearer {HEAD_OFFICE}") => who(Role::HeadOffice, None),
-            x if x == format!("Bearer {CUSTOMER}") => who(Role::Customer, None),
-            x if x == format!("Bearer {CLERK}") => who(Role::Clerk, Some("rennes")),
-            _ => panic!("unknown test token"),
-        };
-        req.headers_mut()
-            .insert(platform::auth::IDENTITY_HEADER, key.sign(ip, Some(&p), now));
-    }
-    next.run(req).await
-}
 
 pub struct H {
     pub db: Db,
     pub payments: Payments,
-    pub router: Router,
+    pub app: TestApp,
     pub faults: Faults,
-}
-
-pub struct Res {
-    pub status: StatusCode,
-    pub body: Value,
 }
 
 impl H {
@@ -85,44 +52,21 @@ impl H {
             payments: payments.clone(),
             stripe_webhook_secrets: Arc::new(vec![Secret::new(WHSEC)]),
         };
-        let key = InternalKey::new(b"payments-suite-secret");
-        let k2 = key.clone();
-        let service = payments::http::router(state)
-            .layer(axum::middleware::from_fn(move |req, next| {
-                accept_internal_identity(Some(key.clone()), req, next)
-            }))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                as_gateway(k2.clone(), req, next)
-            }));
-        let router = with_common_layers(
-            service,
-            &EdgeOptions {
-                request_timeout: Duration::from_secs(30),
-                max_body_bytes: 256 * 1024,
-            },
-        );
+        let app = TestApp::new(payments::http::router(state)).with_common_layers(256 * 1024);
         H {
             db: t.db.clone(),
             payments,
-            router,
+            app,
             faults,
         }
     }
 
-    pub async fn send(&self, req: Request<Body>) -> Res {
-        send(&self.router, req).await
-    }
-
-    pub async fn get_as(&self, uri: &str, token: Option<&str>) -> Res {
-        let mut b = Request::get(uri);
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        self.send(b.body(Body::empty()).expect("request")).await
+    pub async fn get_as(&self, uri: &str, who: Option<&Principal>) -> Res {
+        self.app.get(uri).as_opt(who).await
     }
 
     pub async fn webhook(&self, body: &str, signature: Option<&str>) -> Res {
-        webhook(&self.router, body, signature).await
+        webhook(&self.app, body, signature).await
     }
 
     /// The outbox, oldest first: (topic, payload).
@@ -154,30 +98,16 @@ impl H {
     }
 }
 
-pub async fn send(router: &Router, req: Request<Body>) -> Res {
-    let res = router.clone().oneshot(req).await.expect("infallible");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    Res { status, body }
-}
-
-pub async fn webhook(router: &Router, body: &str, signature: Option<&str>) -> Res {
-    let mut b = Request::post("/api/payments/webhooks/stripe")
-        .header("content-type", "application/json; charset=utf-8");
+/// Stripe delivers `body` to the webhook route, signed with `signature` when given.
+pub async fn webhook(app: &TestApp, body: &str, signature: Option<&str>) -> Res {
+    let mut c = app
+        .post("/api/payments/webhooks/stripe")
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body);
     if let Some(s) = signature {
-        b = b.header("stripe-signature", s);
+        c = c.header("stripe-signature", s);
     }
-    send(
-        router,
-        b.body(Body::from(body.to_string())).expect("request"),
-    )
-    .await
+    c.await
 }
 
 /// Runs a scenario on every backend, each on a fresh database.
@@ -185,13 +115,8 @@ macro_rules! on_all_backends {
     ($name:ident, $body:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            for t in TestDb::all(payments::migrations()).await {
-                {
-                    let f: fn(&TestDb) -> BoxFuture<'_, ()> = $body;
-                    f(&t).await;
-                }
-                t.cleanup().await;
-            }
+            let f: fn(&TestDb) -> BoxFuture<'_, ()> = $body;
+            testkit::each_backend(payments::migrations(), f).await;
         }
     };
 }
@@ -716,7 +641,7 @@ on_all_backends!(reading_a_payment_needs_orders_read_and_scope, |t| {
         authorized(h.payments.authorize(&req).await.expect("authorize"));
         let uri = format!("/api/payments/{}", req.payment_id);
 
-        let r = h.get_as(&uri, Some(HEAD_OFFICE)).await;
+        let r = h.get_as(&uri, Some(&head_office())).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         assert_eq!(r.body["id"], req.payment_id.to_string());
         assert_eq!(r.body["status"], "authorized");
@@ -727,33 +652,26 @@ on_all_backends!(reading_a_payment_needs_orders_read_and_scope, |t| {
 
         let r = h.get_as(&uri, None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-        let r = h.get_as(&uri, Some(CUSTOMER)).await;
+        let r = h.get_as(&uri, Some(&customer())).await;
         assert_eq!(
             (r.status, r.body["code"].as_str()),
             (StatusCode::FORBIDDEN, Some("forbidden"))
         );
         // a store's clerk holds orders:read but payments are not bound to a store: 404
-        let r = h.get_as(&uri, Some(CLERK)).await;
+        let r = h.get_as(&uri, Some(&clerk())).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         for missing in [
             format!("/api/payments/{}", Uuid::now_v7()),
             "/api/payments/nope".into(),
         ] {
-            let r = h.get_as(&missing, Some(HEAD_OFFICE)).await;
+            let r = h.get_as(&missing, Some(&head_office())).await;
             assert_eq!(
                 (r.status, r.body["code"].as_str()),
                 (StatusCode::NOT_FOUND, Some("not_found"))
             );
         }
         // undeclared methods are refused
-        let r = h
-            .send(
-                Request::delete(&uri)
-                    .header("authorization", format!("Bearer {HEAD_OFFICE}"))
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await;
+        let r = h.app.delete(&uri).as_(&head_office()).await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     })
 });

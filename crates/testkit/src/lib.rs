@@ -1,14 +1,30 @@
-//! Helpers shared by the test suites: databases for every backend, the strict-mode rule.
+//! The harness every suite shares: databases for every backend and the loop over them, the
+//! strict-mode rule, requests to a router as a principal, principals per role, a fake price book.
 //!
 //! - SQLite: always, a fresh file per test.
 //! - PostgreSQL: when `COMPTOIR_TEST_POSTGRES_URL` is set, a fresh schema per test (dropped at
 //!   the end). Without the variable the PostgreSQL half is skipped with a printed reason, except
 //!   under `COMPTOIR_TEST_STRICT=1` (CI), where a missing or unreachable database fails the test.
+//! - [`each_backend`] runs a test body on each, and removes each database afterwards, also when
+//!   the body fails.
+//! - [`http::TestApp`]: a service's router called in process, as the gateway calls it (the
+//!   principal in the signed identity header); [`http::Res`] the answer; [`http::serve`] the
+//!   router on a port of its own.
+//! - [`principal`]: customer, clerk, store manager, head office... as the edge builds them.
+//! - [`prices::FakePrices`]: the catalogue's prices as carts and checkouts see them.
 
+pub mod http;
+pub mod prices;
+pub mod principal;
 pub mod proxy;
 
+pub use http::{Res, TestApp};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use platform::config::SqliteSync;
 use platform::db::{Db, DbTarget, MigrationSet};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 
 pub const POSTGRES_ENV: &str = "COMPTOIR_TEST_POSTGRES_URL";
@@ -114,6 +130,49 @@ impl TestDb {
             }
         }
     }
+}
+
+/// Runs `body` on a fresh, migrated SQLite database, then (when configured) on a fresh
+/// PostgreSQL schema; each is removed once its run ends, passed or failed.
+///
+/// ```text
+/// testkit::each_backend(catalog::migrations(), |t| Box::pin(async move {
+///     let h = H::new(t);
+///     ...
+/// })).await;
+/// ```
+pub async fn each_backend<F>(set: MigrationSet, mut body: F)
+where
+    F: for<'a> FnMut(&'a TestDb) -> BoxFuture<'a, ()>,
+{
+    let t = TestDb::sqlite(set).await;
+    eprintln!("backend: {}", t.backend);
+    let run = catching(body(&t)).await;
+    t.cleanup().await;
+    run.resume();
+    if let Some(t) = TestDb::postgres(set).await {
+        eprintln!("backend: {}", t.backend);
+        let run = catching(body(&t)).await;
+        t.cleanup().await;
+        run.resume();
+    }
+}
+
+/// How a test body ended: [`Outcome::resume`] goes on with its panic after the clean-up.
+#[must_use = "resume the outcome, or a failed test passes"]
+pub struct Outcome(std::thread::Result<()>);
+
+impl Outcome {
+    pub fn resume(self) {
+        if let Err(panic) = self.0 {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Awaits `body`, holding a panic until the caller has cleaned up.
+pub async fn catching(body: impl std::future::Future<Output = ()>) -> Outcome {
+    Outcome(AssertUnwindSafe(body).catch_unwind().await)
 }
 
 /// Polls `f` until it returns `Some`, or panics after `deadline`: never sleep to wait.

@@ -2,7 +2,6 @@
 //! the storefront's read model against the catalogue API it mirrors.
 
 use std::time::Duration;
-use testkit::TestDb;
 use web::catalogue::{Catalogue, Query};
 
 use testkit::TRICKY_SEARCH_QUERIES as TRICKY_QUERIES;
@@ -43,48 +42,50 @@ async fn api_search(db: &platform::db::Db, q: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shop_search_and_the_api_search_agree() {
-    for t in TestDb::all(catalog::migrations()).await {
-        catalog::demo::seed(&t.db)
-            .await
-            .expect("seed")
-            .expect("empty database gets seeded");
-        let shop = Catalogue::new(
-            web::catalogue::Source::Local(t.db.clone()),
-            None,
-            Duration::from_secs(600),
-        );
-        let snap = shop.snapshot().await.expect("snapshot");
-        let stock = shop.stock().await;
-        let mut found_some = 0;
-        for q in TRICKY_QUERIES {
-            let mut page = 1;
-            let mut in_shop = Vec::new();
-            loop {
-                let listing = snap.list(
-                    &Query {
-                        text: Some(q.to_string()),
-                        page,
-                        ..Query::default()
-                    },
-                    &stock,
-                );
-                in_shop.extend(listing.items.iter().map(|e| e.product.slug.clone()));
-                if listing.page >= listing.pages {
-                    break;
+    testkit::each_backend(catalog::migrations(), |t| {
+        Box::pin(async move {
+            catalog::demo::seed(&t.db)
+                .await
+                .expect("seed")
+                .expect("empty database gets seeded");
+            let shop = Catalogue::new(
+                web::catalogue::Source::Local(t.db.clone()),
+                None,
+                Duration::from_secs(600),
+            );
+            let snap = shop.snapshot().await.expect("snapshot");
+            let stock = shop.stock().await;
+            let mut found_some = 0;
+            for q in TRICKY_QUERIES {
+                let mut page = 1;
+                let mut in_shop = Vec::new();
+                loop {
+                    let listing = snap.list(
+                        &Query {
+                            text: Some(q.to_string()),
+                            page,
+                            ..Query::default()
+                        },
+                        &stock,
+                    );
+                    in_shop.extend(listing.items.iter().map(|e| e.product.slug.clone()));
+                    if listing.page >= listing.pages {
+                        break;
+                    }
+                    page += 1;
                 }
-                page += 1;
+                in_shop.sort();
+                let in_api = api_search(&t.db, q).await;
+                eprintln!("{}: {q:?}: {} products", t.backend, in_api.len());
+                assert_eq!(in_shop, in_api, "{}: {q:?}", t.backend);
+                if !in_api.is_empty() {
+                    found_some += 1;
+                }
             }
-            in_shop.sort();
-            let in_api = api_search(&t.db, q).await;
-            eprintln!("{}: {q:?}: {} products", t.backend, in_api.len());
-            assert_eq!(in_shop, in_api, "{}: {q:?}", t.backend);
-            if !in_api.is_empty() {
-                found_some += 1;
-            }
-        }
-        assert!(found_some >= 3, "the queries find something");
-        // nothing but punctuation: no product, in either
-        assert!(api_search(&t.db, "' --").await.is_empty());
-        t.cleanup().await;
-    }
+            assert!(found_some >= 3, "the queries find something");
+            // nothing but punctuation: no product, in either
+            assert!(api_search(&t.db, "' --").await.is_empty());
+        })
+    })
+    .await;
 }

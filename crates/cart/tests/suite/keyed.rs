@@ -3,6 +3,8 @@
 //! that answer to the retry (the fail point `cart.after_change`, on every backend).
 
 use super::*;
+use axum::body::Body;
+use axum::http::Request;
 use cart::keyed::{Answer, Begin, Claim};
 use platform::config::SqliteSync;
 use platform::db::{Db, DbTarget};
@@ -146,7 +148,7 @@ enum Said {
 async fn begin(e: &Env, scope: &str, key: &str, hash: &str) -> Said {
     match e.store.begin(scope, key, hash).await {
         Ok(Begin::Proceed(c)) => Said::Proceed(c),
-        Ok(Begin::Replay(r)) => Said::Replay(res_of(r).await),
+        Ok(Begin::Replay(r)) => Said::Replay(testkit::http::read(r).await),
         Err(err) => Said::Refused(err.status, err.code),
     }
 }
@@ -431,7 +433,7 @@ async fn crash_in_child(spec: &str) {
         CartSettings::default(),
     ));
     let cart = spec["cart"].as_str().expect("cart id");
-    let r = send(&app(carts, &db), add_cap(cart)).await;
+    let r = app(carts, &db).send(add_cap(cart)).await;
     panic!(
         "the fail point `{POINT}` was not reached: answered {} {:?}",
         r.status, r.body

@@ -376,8 +376,8 @@ on_all_backends!(webhooks_out_of_order_and_before_the_payment, |t| {
         let (h, fake) = stripe_h(t).await;
         let deliver = |body: String| {
             let sig = sign(WHSEC, now(), &body);
-            let router = h.router.clone();
-            async move { webhook(&router, &body, Some(&sig)).await }
+            let app = h.app.clone();
+            async move { webhook(&app, &body, Some(&sig)).await }
         };
 
         // the refund's event arrives before the capture's, then older news
@@ -467,11 +467,11 @@ on_all_backends!(webhooks_out_of_order_and_before_the_payment, |t| {
         );
 
         // a webhook that beats the API's answer: the payment is known only by its id yet
-        let router = h.router.clone();
+        let app = h.app.clone();
         fake.set_webhook_sink(
             Arc::new(move |body, sig| {
-                let router = router.clone();
-                Box::pin(async move { webhook(&router, &body, Some(&sig)).await.status.as_u16() })
+                let app = app.clone();
+                Box::pin(async move { webhook(&app, &body, Some(&sig)).await.status.as_u16() })
             }),
             WHSEC,
         );
