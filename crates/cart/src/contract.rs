@@ -55,7 +55,7 @@ impl CartsApi for Carts {
 }
 
 /// `/internal/carts/...`, for the orders service in another process. The wiring puts it behind
-/// [`platform::auth::internal_calls_only`].
+/// [`platform::caller::internal_calls_only`].
 pub fn internal_router(carts: Arc<Carts>) -> Router {
     Router::new()
         .route("/internal/carts/{id}/checkout-view", post(checkout_view))

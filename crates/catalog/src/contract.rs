@@ -106,7 +106,7 @@ impl Published {
 }
 
 /// `/internal/catalog/...`, for carts and inventory in other processes (the body limit of the
-/// server bounds a query). The wiring puts it behind [`platform::auth::internal_calls_only`].
+/// server bounds a query). The wiring puts it behind [`platform::caller::internal_calls_only`].
 pub fn internal_router(db: Db) -> Router {
     Router::new()
         .route("/internal/catalog/prices", post(prices))
@@ -134,7 +134,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use contracts::catalog::CatalogClient;
-    use platform::auth::InternalKey;
+    use platform::caller::InternalKey;
 
     /// The in-process implementation and the HTTP client answer the same, SKU for SKU.
     #[tokio::test]
@@ -145,7 +145,7 @@ mod tests {
         let k = key.clone();
         let app =
             internal_router(t.db.clone()).layer(axum::middleware::from_fn(move |req, next| {
-                platform::auth::internal_calls_only(k.clone(), req, next)
+                platform::caller::internal_calls_only(k.clone(), req, next)
             }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

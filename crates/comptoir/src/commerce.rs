@@ -28,7 +28,7 @@ pub struct Commerce {
 
 /// How this process reaches the services that run elsewhere.
 pub struct Peers {
-    key: platform::auth::InternalKey,
+    key: platform::caller::InternalKey,
     settings: contracts::PeerSettings,
     urls: platform::config::PeersSettings,
     /// The name signed into calls (this process's first target).
@@ -36,7 +36,7 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(s: &Settings, key: platform::auth::InternalKey, caller: &'static str) -> Peers {
+    pub fn new(s: &Settings, key: platform::caller::InternalKey, caller: &'static str) -> Peers {
         Peers {
             key,
             settings: contracts::PeerSettings {

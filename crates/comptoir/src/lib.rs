@@ -7,11 +7,11 @@ pub mod docs;
 use axum::Router;
 use catalog::http::CatalogState;
 use kernel::SystemClock;
-use platform::auth::{InternalKey, accept_internal_identity};
 use platform::authn::{
     Authenticator, Directory, Edge, EdgeLimits, ExternalProvider, RemoteDirectory,
 };
 use platform::cache::ResponseCache;
+use platform::caller::{InternalKey, accept_internal_identity};
 use platform::config::{ConfigError, Settings};
 use platform::db::{Db, DbTarget};
 use platform::http::health::Check;
@@ -671,7 +671,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     let key = internal.clone();
     api = api.merge(
         internal_api.layer(axum::middleware::from_fn(move |req, next| {
-            platform::auth::internal_calls_only(key.clone(), req, next)
+            platform::caller::internal_calls_only(key.clone(), req, next)
         })),
     );
 

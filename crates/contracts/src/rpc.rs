@@ -3,8 +3,8 @@
 //! A contract call is an HTTP request to the peer's `/internal/<service>/...` routes:
 //! - **signed**: the `x-comptoir-call` header carries the caller's name and an HMAC over the
 //!   method, the path and the time under the installation's internal secret
-//!   ([`platform::auth::InternalKey::sign_call`]); the peer's guard
-//!   ([`platform::auth::internal_calls_only`]) refuses anything else. The gateway never
+//!   ([`platform::caller::InternalKey::sign_call`]); the peer's guard
+//!   ([`platform::caller::internal_calls_only`]) refuses anything else. The gateway never
 //!   forwards `/internal/...`;
 //! - **answered** as JSON: `2xx` with the value, or a status with the contract's error
 //!   ([`WireError`]) as the body for an answer of the domain (out of stock, hold lost, declined
@@ -21,7 +21,7 @@
 
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use platform::auth::{CALL_HEADER, InternalKey};
+use platform::caller::{CALL_HEADER, InternalKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};

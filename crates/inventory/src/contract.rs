@@ -106,7 +106,7 @@ fn info(l: crate::Location) -> LocationInfo {
 }
 
 /// `/internal/inventory/...`, for the orders service in another process. The wiring puts it
-/// behind [`platform::auth::internal_calls_only`].
+/// behind [`platform::caller::internal_calls_only`].
 pub fn internal_router(inventory: Inventory) -> Router {
     Router::new()
         .route("/internal/inventory/holds/{id}", get(hold_state).put(hold))

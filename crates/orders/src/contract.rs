@@ -65,7 +65,7 @@ impl OrdersApi for Orders {
 }
 
 /// `/internal/orders/...`, for the web in another process. The wiring puts it behind
-/// [`platform::auth::internal_calls_only`].
+/// [`platform::caller::internal_calls_only`].
 pub fn internal_router(orders: Orders) -> Router {
     Router::new()
         .route("/internal/orders/checkouts/{id}", get(checkout))

@@ -14,8 +14,8 @@ use contracts::payments::{PaymentsApi, PaymentsClient};
 use inventory::{Inventory, MovementKind};
 use kernel::SystemClock;
 use orders::{OrderSettings, Orders};
-use platform::auth::InternalKey;
 use platform::bus::{EventBus, InProcessBus, Relay};
+use platform::caller::InternalKey;
 use platform::idempotency::Idempotency;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ async fn serve_contracts(
         .merge(payments::contract::internal_router(payments.clone()))
         .merge(cart::contract::internal_router(carts.clone()))
         .layer(axum::middleware::from_fn(move |req, next| {
-            platform::auth::internal_calls_only(key.clone(), req, next)
+            platform::caller::internal_calls_only(key.clone(), req, next)
         }));
     testkit::http::serve(app).await
 }

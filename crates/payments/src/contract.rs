@@ -85,7 +85,7 @@ impl PaymentsApi for Payments {
 }
 
 /// `/internal/payments/...`, for the orders service in another process. The wiring puts it
-/// behind [`platform::auth::internal_calls_only`].
+/// behind [`platform::caller::internal_calls_only`].
 pub fn internal_router(payments: Payments) -> Router {
     Router::new()
         .route("/internal/payments/authorizations", post(authorize))

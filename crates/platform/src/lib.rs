@@ -1,12 +1,16 @@
 //! Platform: what every Comptoir service shares and none of them owns. Configuration,
 //! telemetry, HTTP glue, the SQLite/PostgreSQL store, idempotency keys,
 //! authentication (edge), authorisation (policy), rate limits and the read cache.
+//!
+//! `authn` proves who is calling (credentials, tokens, keys); `authz` decides what they may do
+//! (roles, permissions, the route policy); `caller` carries the verified caller to the service
+//! (in process, or signed between processes).
 
-pub mod auth;
 pub mod authn;
 pub mod authz;
 pub mod bus;
 pub mod cache;
+pub mod caller;
 pub mod config;
 pub mod db;
 pub mod fail;

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::catalog::PriceBook;
-use platform::auth::Caller;
+use platform::caller::Caller;
 use serde_json::{Value, json};
 use testkit::prices::FakePrices;
 use testkit::principal::{self, PrincipalExt};

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use http_body_util::BodyExt;
-use platform::auth::{ClientIp, EdgeVerified, IDENTITY_HEADER, InternalKey};
+use platform::caller::{ClientIp, EdgeVerified, IDENTITY_HEADER, InternalKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;

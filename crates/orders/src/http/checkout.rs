@@ -10,7 +10,7 @@ use crate::store;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use platform::auth::Caller;
+use platform::caller::Caller;
 use platform::http::extract::HashedJson;
 use platform::idempotency;
 use platform::{ApiError, ApiResult, Problem};

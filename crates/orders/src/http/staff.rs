@@ -8,7 +8,7 @@ use crate::domain::{Order, OrderStatus};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use platform::auth::Caller;
+use platform::caller::Caller;
 use platform::http::extract::HashedJson;
 use platform::idempotency;
 use platform::{ApiError, ApiResult, Problem};

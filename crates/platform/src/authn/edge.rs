@@ -4,8 +4,8 @@
 use super::AuthError;
 use super::authenticator::Authenticator;
 use super::credential::Credential;
-use crate::auth::{ClientIp, EdgeVerified, IDENTITY_HEADER};
 use crate::authz::{Principal, PrincipalKind};
+use crate::caller::{ClientIp, EdgeVerified, IDENTITY_HEADER};
 use crate::http::problem::ApiError;
 use crate::ratelimit::{Decision, Limiter, Quota};
 use axum::extract::{ConnectInfo, Request};

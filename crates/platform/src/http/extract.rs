@@ -124,7 +124,7 @@ fn target(uri: &axum::http::Uri) -> String {
 }
 
 fn caller_scope(ext: &axum::http::Extensions) -> String {
-    crate::auth::Caller(ext.get::<crate::authz::Principal>().cloned()).scope()
+    crate::caller::Caller(ext.get::<crate::authz::Principal>().cloned()).scope()
 }
 
 /// The one definition of "the same request" for idempotency keys: SHA-256 over the method,
