@@ -1,5 +1,5 @@
 //! This service's side of [`contracts::catalog`]: [`CatalogPrices`] implements
-//! [`PriceBook`] and [`SkuCatalog`] over the catalogue's database (the in-process
+//! [`PriceLookup`] (hence `PriceBook` and `SkuCatalog`) over the catalogue's database (the in-process
 //! implementation), and [`internal_router`] serves them to other processes.
 
 use crate::store;
@@ -8,69 +8,41 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use contracts::catalog::{
-    CatalogUnavailable, MAX_SKUS_PER_CALL, PriceBook, PriceInfo, PricesQuery, SkuCatalog,
+    CatalogUnavailable, MAX_SKUS_PER_CALL, PriceInfo, PriceLookup, PricesQuery,
 };
 use contracts::rpc::answer;
 use futures_util::future::BoxFuture;
 use platform::db::Db;
-use std::collections::{HashMap, HashSet};
 
 /// Prices and SKUs from the catalogue's database.
 #[derive(Clone)]
 pub struct CatalogPrices(pub Db);
 
-impl CatalogPrices {
+impl PriceLookup for CatalogPrices {
     /// What the catalogue knows of `skus`, published or not.
-    pub async fn lookup(&self, skus: &[String]) -> Result<Vec<PriceInfo>, String> {
-        let mut out = Vec::with_capacity(skus.len());
-        for chunk in skus.chunks(MAX_SKUS_PER_CALL) {
-            let rows = store::prices_by_sku(&self.0, chunk)
-                .await
-                .map_err(|e| e.to_string())?;
-            out.extend(rows.into_iter().map(|r| {
-                let mut name = r.name_fr;
-                for extra in [r.size, r.colour].into_iter().flatten() {
-                    name.push_str(" — ");
-                    name.push_str(&extra);
-                }
-                PriceInfo {
-                    sku: r.sku,
-                    name,
-                    unit_price: r.price_minor,
-                    currency: r.currency,
-                    active: r.sellable,
-                }
-            }));
-        }
-        Ok(out)
-    }
-}
-
-impl PriceBook for CatalogPrices {
-    fn prices<'a>(
-        &'a self,
-        skus: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, PriceInfo>, String>> {
+    fn lookup<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<Vec<PriceInfo>, String>> {
         Box::pin(async move {
-            Ok(self
-                .lookup(skus)
-                .await?
-                .into_iter()
-                .map(|p| (p.sku.clone(), p))
-                .collect())
-        })
-    }
-}
-
-impl SkuCatalog for CatalogPrices {
-    fn known<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<HashSet<String>, String>> {
-        Box::pin(async move {
-            Ok(self
-                .lookup(skus)
-                .await?
-                .into_iter()
-                .map(|p| p.sku)
-                .collect())
+            let mut out = Vec::with_capacity(skus.len());
+            for chunk in skus.chunks(MAX_SKUS_PER_CALL) {
+                let rows = store::prices_by_sku(&self.0, chunk)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.extend(rows.into_iter().map(|r| {
+                    let mut name = r.name_fr;
+                    for extra in [r.size, r.colour].into_iter().flatten() {
+                        name.push_str(" — ");
+                        name.push_str(&extra);
+                    }
+                    PriceInfo {
+                        sku: r.sku,
+                        name,
+                        unit_price: r.price_minor,
+                        currency: r.currency,
+                        active: r.sellable,
+                    }
+                }));
+            }
+            Ok(out)
         })
     }
 }
@@ -133,7 +105,7 @@ async fn published(State(c): State<CatalogPrices>) -> Response {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use contracts::catalog::CatalogClient;
+    use contracts::catalog::{CatalogClient, PriceBook, SkuCatalog};
     use platform::caller::InternalKey;
 
     /// The in-process implementation and the HTTP client answer the same, SKU for SKU.

@@ -5,13 +5,12 @@
 //! ([`Peers`]) when it runs elsewhere: this is the only place that picks.
 
 use crate::StartError;
-use contracts::catalog::{PriceBook, SkuCatalog};
+use contracts::catalog::PriceLookup;
 use futures_util::future::BoxFuture;
 use kernel::{Clock, SystemClock};
 use platform::bus::{EventBus, InProcessBus, Relay};
 use platform::config::Settings;
 use platform::db::{Db, DbTarget};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -197,26 +196,14 @@ pub enum CatalogSide {
     Remote(contracts::catalog::CatalogClient),
 }
 
-impl PriceBook for CatalogSide {
-    fn prices<'a>(
+impl PriceLookup for CatalogSide {
+    fn lookup<'a>(
         &'a self,
         skus: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, cart::PriceInfo>, String>> {
+    ) -> BoxFuture<'a, Result<Vec<cart::PriceInfo>, String>> {
         match self {
-            CatalogSide::Local(c) => c.prices(skus),
-            CatalogSide::Remote(c) => c.prices(skus),
-        }
-    }
-}
-
-impl SkuCatalog for CatalogSide {
-    fn known<'a>(
-        &'a self,
-        skus: &'a [String],
-    ) -> BoxFuture<'a, Result<std::collections::HashSet<String>, String>> {
-        match self {
-            CatalogSide::Local(c) => c.known(skus),
-            CatalogSide::Remote(c) => c.known(skus),
+            CatalogSide::Local(c) => c.lookup(skus),
+            CatalogSide::Remote(c) => c.lookup(skus),
         }
     }
 }

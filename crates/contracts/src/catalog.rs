@@ -44,6 +44,42 @@ pub trait SkuCatalog: Send + Sync {
     fn known<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<HashSet<String>, String>>;
 }
 
+/// What the catalogue knows of some SKUs, published or not: both sides of the contract (the
+/// catalogue in process, its client) implement this one call, and get [`PriceBook`] and
+/// [`SkuCatalog`] from it.
+pub trait PriceLookup: Send + Sync {
+    fn lookup<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<Vec<PriceInfo>, String>>;
+}
+
+impl<T: PriceLookup> PriceBook for T {
+    fn prices<'a>(
+        &'a self,
+        skus: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, PriceInfo>, String>> {
+        Box::pin(async move {
+            Ok(self
+                .lookup(skus)
+                .await?
+                .into_iter()
+                .map(|p| (p.sku.clone(), p))
+                .collect())
+        })
+    }
+}
+
+impl<T: PriceLookup> SkuCatalog for T {
+    fn known<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<HashSet<String>, String>> {
+        Box::pin(async move {
+            Ok(self
+                .lookup(skus)
+                .await?
+                .into_iter()
+                .map(|p| p.sku)
+                .collect())
+        })
+    }
+}
+
 /// The body of `POST /internal/catalog/prices`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PricesQuery {
@@ -68,54 +104,27 @@ impl WireError for CatalogUnavailable {
 #[derive(Clone, Debug)]
 pub struct CatalogClient(pub Peer);
 
-impl CatalogClient {
-    async fn lookup(&self, skus: &[String]) -> Result<Vec<PriceInfo>, String> {
-        let mut out = Vec::with_capacity(skus.len());
-        for chunk in skus.chunks(MAX_SKUS_PER_CALL) {
-            let q = PricesQuery {
-                skus: chunk.to_vec(),
-            };
-            let rows: Vec<PriceInfo> = self
-                .0
-                .call::<_, _, CatalogUnavailable>(
-                    Method::POST,
-                    "/internal/catalog/prices",
-                    Some(&q),
-                    Retry::Safe,
-                )
-                .await
-                .map_err(|e| e.0)?;
-            out.extend(rows);
-        }
-        Ok(out)
-    }
-}
-
-impl PriceBook for CatalogClient {
-    fn prices<'a>(
-        &'a self,
-        skus: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, PriceInfo>, String>> {
+impl PriceLookup for CatalogClient {
+    fn lookup<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<Vec<PriceInfo>, String>> {
         Box::pin(async move {
-            Ok(self
-                .lookup(skus)
-                .await?
-                .into_iter()
-                .map(|p| (p.sku.clone(), p))
-                .collect())
-        })
-    }
-}
-
-impl SkuCatalog for CatalogClient {
-    fn known<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<HashSet<String>, String>> {
-        Box::pin(async move {
-            Ok(self
-                .lookup(skus)
-                .await?
-                .into_iter()
-                .map(|p| p.sku)
-                .collect())
+            let mut out = Vec::with_capacity(skus.len());
+            for chunk in skus.chunks(MAX_SKUS_PER_CALL) {
+                let q = PricesQuery {
+                    skus: chunk.to_vec(),
+                };
+                let rows: Vec<PriceInfo> = self
+                    .0
+                    .call::<_, _, CatalogUnavailable>(
+                        Method::POST,
+                        "/internal/catalog/prices",
+                        Some(&q),
+                        Retry::Safe,
+                    )
+                    .await
+                    .map_err(|e| e.0)?;
+                out.extend(rows);
+            }
+            Ok(out)
         })
     }
 }
