@@ -9,11 +9,11 @@ use crate::domain::{
 };
 use crate::keyed::Keyed;
 use crate::store::{CartStore, Commit, StoreError};
+use kernel::CartId;
 use kernel::Clock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 pub use contracts::catalog::PriceBook;
 
@@ -27,7 +27,7 @@ pub struct CartSettings {
     /// Attempts of a change that keeps meeting concurrent changes, then 409.
     pub max_attempts: u32,
     /// The currency of a cart created without one.
-    pub default_currency: String,
+    pub default_currency: kernel::Currency,
 }
 
 impl Default for CartSettings {
@@ -36,7 +36,7 @@ impl Default for CartSettings {
             guest_ttl: Duration::from_secs(2 * 24 * 3600),
             customer_ttl: Duration::from_secs(7 * 24 * 3600),
             max_attempts: 10,
-            default_currency: "EUR".to_string(),
+            default_currency: kernel::Currency::EUR,
         }
     }
 }
@@ -57,7 +57,10 @@ pub enum CartError {
     #[error("{0} is not sold at the moment")]
     Unavailable(String),
     #[error("the cart is in {cart}; this is priced in {other}")]
-    CurrencyMismatch { cart: String, other: String },
+    CurrencyMismatch {
+        cart: kernel::Currency,
+        other: kernel::Currency,
+    },
     #[error("unknown currency")]
     InvalidCurrency,
     #[error("the cart kept changing; retry")]
@@ -140,7 +143,7 @@ impl Carts {
         cart: &Cart,
         keyed: Option<&Keyed<'_>>,
         created: bool,
-        replaces: Option<Uuid>,
+        replaces: Option<CartId>,
     ) -> Result<(), StoreError> {
         let answer = keyed
             .map(|k| (k.answer)(cart, created).map(|a| (k.claim, a)))
@@ -170,11 +173,10 @@ impl Carts {
         currency: Option<&str>,
         keyed: Option<&Keyed<'_>>,
     ) -> CartResult<(Cart, bool)> {
-        let currency = currency.unwrap_or(&self.settings.default_currency);
-        let currency = kernel::Currency::parse(currency)
-            .map_err(|_| CartError::InvalidCurrency)?
-            .code()
-            .to_string();
+        let currency = match currency {
+            Some(c) => kernel::Currency::parse(c).map_err(|_| CartError::InvalidCurrency)?,
+            None => self.settings.default_currency,
+        };
         for _ in 0..self.settings.max_attempts {
             if let Some(o) = owner
                 && let Some(existing) = self.find_for(o).await?
@@ -184,9 +186,9 @@ impl Carts {
             }
             let now = self.now_ms();
             let cart = Cart {
-                id: Uuid::new_v4(),
+                id: CartId::new(),
                 owner: owner.map(str::to_string),
-                currency: currency.clone(),
+                currency,
                 lines: Vec::new(),
                 version: 1,
                 created_at: now,
@@ -216,7 +218,7 @@ impl Carts {
     }
 
     /// The cart, if `viewer` may see it (see [`Cart::visible_to`]); otherwise `NotFound`.
-    pub async fn get(&self, id: Uuid, viewer: Option<&str>) -> CartResult<Cart> {
+    pub async fn get(&self, id: CartId, viewer: Option<&str>) -> CartResult<Cart> {
         self.store
             .load(id)
             .await?
@@ -228,7 +230,7 @@ impl Carts {
     /// returns whether it changed anything (nothing changed: nothing saved).
     async fn mutate<F>(
         &self,
-        id: Uuid,
+        id: CartId,
         viewer: Option<&str>,
         keyed: Option<&Keyed<'_>>,
         mut f: F,
@@ -274,7 +276,7 @@ impl Carts {
     /// within 99.
     pub async fn add_line(
         &self,
-        id: Uuid,
+        id: CartId,
         viewer: Option<&str>,
         sku: &str,
         quantity: i64,
@@ -290,10 +292,10 @@ impl Carts {
         self.get(id, viewer).await?;
         let info = self.price_of(sku).await?;
         self.mutate(id, viewer, keyed, |cart| {
-            if info.currency != cart.currency {
+            if info.unit_price.currency() != cart.currency {
                 return Err(CartError::CurrencyMismatch {
-                    cart: cart.currency.clone(),
-                    other: info.currency.clone(),
+                    cart: cart.currency,
+                    other: info.unit_price.currency(),
                 });
             }
             if let Some(line) = cart.lines.iter_mut().find(|l| l.sku == sku) {
@@ -313,7 +315,6 @@ impl Carts {
                     name: info.name.clone(),
                     quantity,
                     unit_price: info.unit_price,
-                    currency: info.currency.clone(),
                 });
             }
             Ok(true)
@@ -324,7 +325,7 @@ impl Carts {
     /// Sets the quantity of a line (0 to 99; 0 removes it).
     pub async fn set_quantity(
         &self,
-        id: Uuid,
+        id: CartId,
         viewer: Option<&str>,
         sku: &str,
         quantity: i64,
@@ -353,7 +354,7 @@ impl Carts {
     /// Removes a line.
     pub async fn remove_line(
         &self,
-        id: Uuid,
+        id: CartId,
         viewer: Option<&str>,
         sku: &str,
         keyed: Option<&Keyed<'_>>,
@@ -376,7 +377,7 @@ impl Carts {
     /// another customer's is `NotFound`.
     pub async fn merge(
         &self,
-        guest_id: Uuid,
+        guest_id: CartId,
         customer: &str,
         keyed: Option<&Keyed<'_>>,
     ) -> CartResult<Cart> {
@@ -436,7 +437,7 @@ impl Carts {
     /// customer sees what they would pay.
     pub async fn refresh_prices(
         &self,
-        id: Uuid,
+        id: CartId,
         viewer: Option<&str>,
     ) -> CartResult<(Cart, Vec<PriceChange>)> {
         let current = self.get(id, viewer).await?;
@@ -462,7 +463,7 @@ impl Carts {
     }
 
     /// The order was placed: the cart is gone.
-    pub async fn checked_out(&self, id: Uuid) -> CartResult<()> {
+    pub async fn checked_out(&self, id: CartId) -> CartResult<()> {
         Ok(self.store.delete(id).await?)
     }
 
@@ -480,11 +481,11 @@ fn merge_lines(target: &mut Cart, guest: &Cart) -> CartResult<()> {
     if target.currency != guest.currency {
         if !target.lines.is_empty() {
             return Err(CartError::CurrencyMismatch {
-                cart: target.currency.clone(),
-                other: guest.currency.clone(),
+                cart: target.currency,
+                other: guest.currency,
             });
         }
-        target.currency = guest.currency.clone();
+        target.currency = guest.currency;
     }
     for g in &guest.lines {
         if let Some(line) = target.lines.iter_mut().find(|l| l.sku == g.sku) {
@@ -511,13 +512,15 @@ fn apply_prices(
     out.lines.retain_mut(|line| match map.get(&line.sku) {
         _ if !asked.contains(&line.sku) => true,
         Some(info)
-            if info.active && info.currency == cart.currency && price_in_range(info.unit_price) =>
+            if info.active
+                && info.unit_price.currency() == cart.currency
+                && price_in_range(info.unit_price) =>
         {
             if info.unit_price != line.unit_price {
                 changes.push(PriceChange::Changed {
                     sku: line.sku.clone(),
-                    old: line.unit_price,
-                    new: info.unit_price,
+                    old: line.unit_price.minor(),
+                    new: info.unit_price.minor(),
                 });
                 line.unit_price = info.unit_price;
             }

@@ -9,8 +9,8 @@ use axum::routing::post;
 use contracts::carts::{CartLine, CartsApi, CartsError, CartsResult, CheckoutCart, ViewRequest};
 use contracts::rpc::answer;
 use futures_util::future::BoxFuture;
+use kernel::CartId;
 use std::sync::Arc;
-use uuid::Uuid;
 
 fn wire(e: CartError) -> CartsError {
     match e {
@@ -24,7 +24,7 @@ fn wire(e: CartError) -> CartsError {
 impl CartsApi for Carts {
     fn for_checkout<'a>(
         &'a self,
-        cart_id: Uuid,
+        cart_id: CartId,
         viewer: Option<&'a str>,
     ) -> BoxFuture<'a, CartsResult<CheckoutCart>> {
         Box::pin(async move {
@@ -49,7 +49,7 @@ impl CartsApi for Carts {
         })
     }
 
-    fn checked_out(&self, cart_id: Uuid) -> BoxFuture<'_, CartsResult<()>> {
+    fn checked_out(&self, cart_id: CartId) -> BoxFuture<'_, CartsResult<()>> {
         Box::pin(async move { Carts::checked_out(self, cart_id).await.map_err(wire) })
     }
 }
@@ -65,12 +65,12 @@ pub fn internal_router(carts: Arc<Carts>) -> Router {
 
 async fn checkout_view(
     State(c): State<Arc<Carts>>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<CartId>,
     axum::Json(q): axum::Json<ViewRequest>,
 ) -> Response {
     answer(c.for_checkout(id, q.viewer.as_deref()).await)
 }
 
-async fn checked_out(State(c): State<Arc<Carts>>, Path(id): Path<Uuid>) -> Response {
+async fn checked_out(State(c): State<Arc<Carts>>, Path(id): Path<CartId>) -> Response {
     answer(CartsApi::checked_out(c.as_ref(), id).await)
 }

@@ -1,8 +1,8 @@
 //! The cart and its lines (stored whole by a [`crate::store::CartStore`]) and the rules that
 //! hold on them: the limits, what a SKU and a price may be, who sees a cart. No IO, no HTTP.
 
+use kernel::{CartId, Currency, Money};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 pub use contracts::carts::PriceChange;
 pub use contracts::catalog::PriceInfo;
@@ -17,11 +17,11 @@ pub const MAX_SKU: usize = 64;
 /// A cart, as stored. Times are milliseconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cart {
-    pub id: Uuid,
+    pub id: CartId,
     /// The customer's subject; `None` for a guest cart.
     pub owner: Option<String>,
-    /// ISO 4217 code; every line is in this currency.
-    pub currency: String,
+    /// Every line is in this currency.
+    pub currency: Currency,
     pub lines: Vec<Line>,
     /// 1 when created, +1 on every saved change (optimistic concurrency).
     pub version: i64,
@@ -30,30 +30,69 @@ pub struct Cart {
     pub expires_at: i64,
 }
 
-/// One SKU in a cart, with the price it had when it was added.
+/// One SKU in a cart, with the price it had when it was added. Stored as [`LineRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "LineRecord", into = "LineRecord")]
 pub struct Line {
     pub sku: String,
     pub name: String,
     pub quantity: i64,
-    /// Price of one unit in minor units, as the catalogue gave it when the line was added.
+    /// Price of one unit, as the catalogue gave it when the line was added.
+    pub unit_price: Money,
+}
+
+/// A line as stored in the cart's JSON: the price in minor units beside its currency code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LineRecord {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
     pub unit_price: i64,
-    pub currency: String,
+    pub currency: Currency,
+}
+
+impl From<LineRecord> for Line {
+    fn from(r: LineRecord) -> Self {
+        Line {
+            sku: r.sku,
+            name: r.name,
+            quantity: r.quantity,
+            unit_price: Money::new(r.unit_price, r.currency),
+        }
+    }
+}
+
+impl From<Line> for LineRecord {
+    fn from(l: Line) -> Self {
+        LineRecord {
+            sku: l.sku,
+            name: l.name,
+            quantity: l.quantity,
+            unit_price: l.unit_price.minor(),
+            currency: l.unit_price.currency(),
+        }
+    }
 }
 
 impl Line {
     /// `quantity × unit_price`, `None` on overflow.
-    pub fn total(&self) -> Option<i64> {
-        self.quantity.checked_mul(self.unit_price)
+    pub fn total(&self) -> Option<Money> {
+        self.unit_price.times(self.quantity).ok()
     }
 }
 
 impl Cart {
-    /// The sum of the lines, `None` on overflow (never with the limits enforced on adding).
-    pub fn subtotal(&self) -> Option<i64> {
-        self.lines
-            .iter()
-            .try_fold(0i64, |acc, l| acc.checked_add(l.total()?))
+    /// The sum of the lines, `None` on overflow or a line in another currency (never with the
+    /// rules enforced on adding).
+    pub fn subtotal(&self) -> Option<Money> {
+        Money::sum(
+            self.currency,
+            self.lines
+                .iter()
+                .map(Line::total)
+                .collect::<Option<Vec<_>>>()?,
+        )
+        .ok()
     }
 
     /// Number of items (sum of quantities).
@@ -82,8 +121,8 @@ pub fn valid_sku(sku: &str) -> bool {
 }
 
 /// A unit price a cart may hold: 0 to the kernel's largest amount.
-pub fn price_in_range(p: i64) -> bool {
-    (0..=kernel::MAX_AMOUNT_MINOR).contains(&p)
+pub fn price_in_range(p: Money) -> bool {
+    (0..=kernel::MAX_AMOUNT_MINOR).contains(&p.minor())
 }
 
 #[cfg(test)]
@@ -93,9 +132,9 @@ mod tests {
     #[test]
     fn an_owned_cart_is_visible_to_its_owner_only() {
         let mut c = Cart {
-            id: Uuid::new_v4(),
+            id: CartId::new(),
             owner: None,
-            currency: "EUR".into(),
+            currency: Currency::EUR,
             lines: vec![],
             version: 1,
             created_at: 0,

@@ -16,11 +16,11 @@ use crate::keyed::{self, Answer, Begin, Claim, Held};
 use crate::store::{CartStore, Commit, StoreError, now_ms};
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
+use kernel::CartId;
 use kernel::Clock;
 use platform::ApiError;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// A Lua function shared by the scripts that answer a keyed write: `answer(key, request hash,
 /// status, body, location or '', retention ms)` marks the key done with its answer.
@@ -190,7 +190,7 @@ impl RedisCartStore {
     }
 
     /// The key of a cart's JSON value.
-    pub fn cart_key(&self, id: Uuid) -> String {
+    pub fn cart_key(&self, id: CartId) -> String {
         format!("{}cart:{id}", self.prefix)
     }
 
@@ -215,7 +215,7 @@ impl RedisCartStore {
         self.conn.clone()
     }
 
-    async fn load_impl(&self, id: Uuid) -> Result<Option<Cart>, StoreError> {
+    async fn load_impl(&self, id: CartId) -> Result<Option<Cart>, StoreError> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = redis::cmd("GET")
             .arg(self.cart_key(id))
@@ -352,7 +352,7 @@ impl RedisCartStore {
         }
     }
 
-    async fn delete_impl(&self, id: Uuid) -> Result<(), StoreError> {
+    async fn delete_impl(&self, id: CartId) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         self.delete
             .key(self.cart_key(id))
@@ -364,14 +364,14 @@ impl RedisCartStore {
         Ok(())
     }
 
-    async fn find_by_owner_impl(&self, owner: &str) -> Result<Option<Uuid>, StoreError> {
+    async fn find_by_owner_impl(&self, owner: &str) -> Result<Option<CartId>, StoreError> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = redis::cmd("GET")
             .arg(self.owner_key(owner))
             .query_async(&mut conn)
             .await
             .map_err(redis_err)?;
-        let Some(id) = raw.and_then(|s| Uuid::parse_str(&s).ok()) else {
+        let Some(id) = raw.and_then(|s| s.parse::<CartId>().ok()) else {
             return Ok(None);
         };
         Ok(self
@@ -383,7 +383,7 @@ impl RedisCartStore {
 }
 
 impl CartStore for RedisCartStore {
-    fn load(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Cart>, StoreError>> {
+    fn load(&self, id: CartId) -> BoxFuture<'_, Result<Option<Cart>, StoreError>> {
         Box::pin(self.load_impl(id))
     }
     fn save<'a>(
@@ -411,10 +411,10 @@ impl CartStore for RedisCartStore {
     fn release(&self, claim: Claim) -> BoxFuture<'_, ()> {
         Box::pin(self.release_impl(claim))
     }
-    fn delete(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn delete(&self, id: CartId) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.delete_impl(id))
     }
-    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<Uuid>, StoreError>> {
+    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<CartId>, StoreError>> {
         let owner = owner.to_string();
         Box::pin(async move { self.find_by_owner_impl(&owner).await })
     }

@@ -15,12 +15,12 @@
 use crate::domain::{Cart, Line};
 use crate::keyed::{Answer, Begin, Claim, Held};
 use futures_util::future::BoxFuture;
+use kernel::CartId;
 use kernel::Clock;
 use platform::db::{Db, Tx};
 use platform::idempotency::{self, Idempotency};
 use platform::{ApiError, db_run, tx_run};
 use std::sync::Arc;
-use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -45,13 +45,13 @@ pub struct Commit<'a> {
     /// The answer of the keyed write the save belongs to, stored for its retries.
     pub answer: Option<(&'a Claim, &'a Answer)>,
     /// A cart this one replaces (a guest cart merged into it): removed.
-    pub replaces: Option<Uuid>,
+    pub replaces: Option<CartId>,
 }
 
 /// Where carts are kept.
 pub trait CartStore: Send + Sync {
     /// The cart, `None` when it does not exist or has expired.
-    fn load(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Cart>, StoreError>>;
+    fn load(&self, id: CartId) -> BoxFuture<'_, Result<Option<Cart>, StoreError>>;
     /// Saves if the stored version equals `cart.version - 1` (or absent for version 1): optimistic
     /// concurrency; Err(StoreError::Conflict) otherwise. Also a conflict: giving an owner a second
     /// cart. The cart lives until `cart.expires_at`. What `with` names is written with the cart,
@@ -80,9 +80,9 @@ pub trait CartStore: Send + Sync {
     /// stays answered. Errors are logged: the claim is then taken over once stale.
     fn release(&self, claim: Claim) -> BoxFuture<'_, ()>;
     /// Removes the cart (nothing happens when it does not exist).
-    fn delete(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn delete(&self, id: CartId) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The id of the owner's unexpired cart.
-    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<Uuid>, StoreError>>;
+    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<CartId>, StoreError>>;
     /// Removes expired carts, returns how many (Redis: its TTL does it, returns 0).
     fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
@@ -127,7 +127,7 @@ async fn complete(tx: &mut Tx, claim: &Claim, answer: &Answer) -> Result<(), Sto
 
 #[derive(sqlx::FromRow)]
 struct CartRow {
-    id: Uuid,
+    id: uuid::Uuid,
     owner: Option<String>,
     currency: String,
     lines: String,
@@ -141,10 +141,12 @@ impl CartRow {
     fn into_cart(self) -> Result<Cart, StoreError> {
         let lines: Vec<Line> = serde_json::from_str(&self.lines)
             .map_err(|e| StoreError::Corrupt(format!("lines of {}: {e}", self.id)))?;
+        let currency = kernel::Currency::parse(&self.currency)
+            .map_err(|e| StoreError::Corrupt(format!("currency of {}: {e}", self.id)))?;
         Ok(Cart {
-            id: self.id,
+            id: CartId::from_uuid(self.id),
             owner: self.owner,
-            currency: self.currency,
+            currency,
             lines,
             version: self.version,
             created_at: self.created_at,
@@ -164,13 +166,13 @@ impl SqlCartStore {
         }
     }
 
-    async fn load_impl(&self, id: Uuid) -> Result<Option<Cart>, StoreError> {
+    async fn load_impl(&self, id: CartId) -> Result<Option<Cart>, StoreError> {
         let now = now_ms(&*self.clock);
         let row: Option<CartRow> = db_run!(&self.db, |p| sqlx::query_as(
             "SELECT id, owner, currency, lines, version, created_at, updated_at, expires_at \
              FROM carts WHERE id = $1 AND expires_at > $2"
         )
-        .bind(id)
+        .bind(id.uuid())
         .bind(now)
         .fetch_optional(p)
         .await)?;
@@ -187,7 +189,7 @@ impl SqlCartStore {
         tx_run!(&mut tx, |c| sqlx::query(
             "DELETE FROM carts WHERE (id = $1 OR owner = $2) AND expires_at <= $3"
         )
-        .bind(cart.id)
+        .bind(cart.id.uuid())
         .bind(cart.owner.as_deref())
         .bind(now)
         .execute(c)
@@ -198,9 +200,9 @@ impl SqlCartStore {
                 "INSERT INTO carts (id, owner, currency, lines, version, created_at, updated_at, \
                  expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             )
-            .bind(cart.id)
+            .bind(cart.id.uuid())
             .bind(cart.owner.as_deref())
-            .bind(&cart.currency)
+            .bind(cart.currency.code())
             .bind(&lines)
             .bind(cart.version)
             .bind(cart.created_at)
@@ -215,12 +217,12 @@ impl SqlCartStore {
                  updated_at = $5, expires_at = $6 WHERE id = $7 AND version = $8"
             )
             .bind(cart.owner.as_deref())
-            .bind(&cart.currency)
+            .bind(cart.currency.code())
             .bind(&lines)
             .bind(cart.version)
             .bind(cart.updated_at)
             .bind(cart.expires_at)
-            .bind(cart.id)
+            .bind(cart.id.uuid())
             .bind(cart.version - 1)
             .execute(c)
             .await
@@ -254,7 +256,7 @@ impl SqlCartStore {
     async fn commit_with(&self, tx: &mut Tx, with: Commit<'_>) -> Result<(), StoreError> {
         if let Some(id) = with.replaces {
             tx_run!(tx, |c| sqlx::query("DELETE FROM carts WHERE id = $1")
-                .bind(id)
+                .bind(id.uuid())
                 .execute(c)
                 .await
                 .map(|_| ()))?;
@@ -290,24 +292,25 @@ impl SqlCartStore {
         }
     }
 
-    async fn delete_impl(&self, id: Uuid) -> Result<(), StoreError> {
+    async fn delete_impl(&self, id: CartId) -> Result<(), StoreError> {
         db_run!(&self.db, |p| sqlx::query("DELETE FROM carts WHERE id = $1")
-            .bind(id)
+            .bind(id.uuid())
             .execute(p)
             .await
             .map(|_| ()))?;
         Ok(())
     }
 
-    async fn find_by_owner_impl(&self, owner: &str) -> Result<Option<Uuid>, StoreError> {
+    async fn find_by_owner_impl(&self, owner: &str) -> Result<Option<CartId>, StoreError> {
         let now = now_ms(&*self.clock);
-        Ok(db_run!(&self.db, |p| sqlx::query_scalar(
+        Ok(db_run!(&self.db, |p| sqlx::query_scalar::<_, uuid::Uuid>(
             "SELECT id FROM carts WHERE owner = $1 AND expires_at > $2"
         )
         .bind(owner)
         .bind(now)
         .fetch_optional(p)
-        .await)?)
+        .await)?
+        .map(CartId::from_uuid))
     }
 
     async fn purge_impl(&self, now_ms: i64) -> Result<u64, StoreError> {
@@ -322,7 +325,7 @@ impl SqlCartStore {
 }
 
 impl CartStore for SqlCartStore {
-    fn load(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Cart>, StoreError>> {
+    fn load(&self, id: CartId) -> BoxFuture<'_, Result<Option<Cart>, StoreError>> {
         Box::pin(self.load_impl(id))
     }
     fn save<'a>(
@@ -350,10 +353,10 @@ impl CartStore for SqlCartStore {
     fn release(&self, claim: Claim) -> BoxFuture<'_, ()> {
         Box::pin(self.release_impl(claim))
     }
-    fn delete(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn delete(&self, id: CartId) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.delete_impl(id))
     }
-    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<Uuid>, StoreError>> {
+    fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<CartId>, StoreError>> {
         let owner = owner.to_string();
         Box::pin(async move { self.find_by_owner_impl(&owner).await })
     }

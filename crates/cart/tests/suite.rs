@@ -194,7 +194,7 @@ impl Env {
     }
 
     /// Creates a cart through the API and returns its id.
-    async fn new_cart(&self, who: Option<&str>) -> Uuid {
+    async fn new_cart(&self, who: Option<&str>) -> kernel::CartId {
         let r = self.call("POST", "/api/carts", who, None, &[]).await;
         assert!(r.status.is_success(), "{}: {:?}", self.backend, r.body);
         r.body["id"].as_str().expect("id").parse().expect("uuid")
@@ -218,15 +218,14 @@ macro_rules! on_all_backends {
 
 fn cart_at(now: i64, owner: Option<&str>) -> Cart {
     Cart {
-        id: Uuid::new_v4(),
+        id: kernel::CartId::new(),
         owner: owner.map(str::to_string),
-        currency: "EUR".into(),
+        currency: kernel::Currency::EUR,
         lines: vec![Line {
             sku: "TEE-M".into(),
             name: "Tee".into(),
             quantity: 2,
-            unit_price: 1990,
-            currency: "EUR".into(),
+            unit_price: kernel::Money::new(1990, kernel::Currency::EUR),
         }],
         version: 1,
         created_at: now,

@@ -27,20 +27,21 @@ impl PriceLookup for CatalogPrices {
                 let rows = store::prices_by_sku(&self.0, chunk)
                     .await
                     .map_err(|e| e.to_string())?;
-                out.extend(rows.into_iter().map(|r| {
+                for r in rows {
+                    let currency = kernel::Currency::parse(&r.currency)
+                        .map_err(|e| format!("the price of {}: {e}", r.sku))?;
                     let mut name = r.name_fr;
                     for extra in [r.size, r.colour].into_iter().flatten() {
                         name.push_str(" — ");
                         name.push_str(&extra);
                     }
-                    PriceInfo {
+                    out.push(PriceInfo {
                         sku: r.sku,
                         name,
-                        unit_price: r.price_minor,
-                        currency: r.currency,
+                        unit_price: kernel::Money::new(r.price_minor, currency),
                         active: r.sellable,
-                    }
-                }));
+                    });
+                }
             }
             Ok(out)
         })

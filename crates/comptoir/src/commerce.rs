@@ -328,8 +328,14 @@ pub async fn start_orders(
             hold_ttl: Duration::from_secs(s.orders.hold_minutes * 60),
             saga_lease: Duration::from_secs(s.orders.saga_lease_seconds),
             shipping_location: s.orders.shipping_location.clone(),
-            shipping_fee: s.orders.shipping_fee_minor,
-            free_shipping_from: s.orders.free_shipping_from_minor,
+            // the shop's currency: carts are created in euros
+            delivery: orders::domain::rules::DeliveryRate {
+                fee: kernel::Money::new(s.orders.shipping_fee_minor, kernel::Currency::EUR),
+                free_from: kernel::Money::new(
+                    s.orders.free_shipping_from_minor,
+                    kernel::Currency::EUR,
+                ),
+            },
             orphan_after: Duration::from_secs(s.orders.orphan_refund_seconds),
         },
     };

@@ -8,8 +8,8 @@
 use crate::rpc::{Peer, Retry, WireError};
 use axum::http::Method;
 use futures_util::future::BoxFuture;
+use kernel::{CartId, Currency, Money};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// A line whose snapshot no longer matches the catalogue (carts reprice at checkout).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -36,19 +36,19 @@ pub struct CartLine {
     pub sku: String,
     pub name: String,
     pub quantity: i64,
-    /// Minor units.
-    pub unit_price: i64,
+    /// In the cart's currency.
+    pub unit_price: Money,
 }
 
 /// A cart as checkout sees it: the lines that can be bought now, at today's prices, and what
 /// changed since they were added (checkout refuses a cart with changes: the shopper reviews it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckoutCart {
-    pub id: Uuid,
+    pub id: CartId,
     /// The customer's subject; `None` for a guest cart.
     pub owner: Option<String>,
-    /// ISO 4217 code of every line.
-    pub currency: String,
+    /// The currency of every line.
+    pub currency: Currency,
     pub lines: Vec<CartLine>,
     pub changes: Vec<PriceChange>,
 }
@@ -90,11 +90,11 @@ pub trait CartsApi: Send + Sync {
     /// The cart repriced for checkout, if `viewer` may see it.
     fn for_checkout<'a>(
         &'a self,
-        cart_id: Uuid,
+        cart_id: CartId,
         viewer: Option<&'a str>,
     ) -> BoxFuture<'a, CartsResult<CheckoutCart>>;
     /// The order was placed: the cart is gone. Idempotent.
-    fn checked_out(&self, cart_id: Uuid) -> BoxFuture<'_, CartsResult<()>>;
+    fn checked_out(&self, cart_id: CartId) -> BoxFuture<'_, CartsResult<()>>;
 }
 
 /// Carts over HTTP.
@@ -104,7 +104,7 @@ pub struct CartsClient(pub Peer);
 impl CartsApi for CartsClient {
     fn for_checkout<'a>(
         &'a self,
-        cart_id: Uuid,
+        cart_id: CartId,
         viewer: Option<&'a str>,
     ) -> BoxFuture<'a, CartsResult<CheckoutCart>> {
         Box::pin(async move {
@@ -121,7 +121,7 @@ impl CartsApi for CartsClient {
         })
     }
 
-    fn checked_out(&self, cart_id: Uuid) -> BoxFuture<'_, CartsResult<()>> {
+    fn checked_out(&self, cart_id: CartId) -> BoxFuture<'_, CartsResult<()>> {
         Box::pin(async move {
             self.0
                 .call::<(), _, _>(

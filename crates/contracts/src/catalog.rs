@@ -19,10 +19,8 @@ pub struct PriceInfo {
     pub sku: String,
     /// The product's name, with the variant's size and colour.
     pub name: String,
-    /// Minor units.
-    pub unit_price: i64,
-    /// ISO 4217 code.
-    pub currency: String,
+    /// The price of one unit, in the variant's currency.
+    pub unit_price: kernel::Money,
     /// Sold now (variant active, product published).
     pub active: bool,
 }

@@ -12,13 +12,19 @@
 use crate::rpc::{Peer, Retry, WireError};
 use axum::http::Method;
 use futures_util::future::BoxFuture;
+use kernel::{CartId, OrderId, PaymentId};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-/// A checkout attempt as its owner's pages show it.
+/// The payment of a checkout: it has the checkout's (and so the order's) id, on which the
+/// authorisation is idempotent. The stock hold has it too.
+pub fn payment_of(checkout: OrderId) -> PaymentId {
+    PaymentId::from_uuid(checkout.uuid())
+}
+
+/// A checkout attempt as its owner's pages show it. Its id is the order's it places.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckoutView {
-    pub id: Uuid,
+    pub id: OrderId,
     /// The saga's state (`started`, `awaiting_authorization`, `completed`, ...).
     pub state: String,
     /// The plan the checkout runs (cart, customer, lines, amounts), as recorded.
@@ -48,16 +54,16 @@ pub type OrdersResult<T> = Result<T, OrdersError>;
 
 /// What the web asks of orders.
 pub trait OrdersApi: Send + Sync {
-    fn checkout(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>>;
+    fn checkout(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>>;
     /// The checkout that holds this cart (I9): running, or ended with an order.
     fn checkout_holding_cart(
         &self,
-        cart_id: Uuid,
+        cart_id: CartId,
     ) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>>;
     /// An order, whoever it belongs to: the caller decides who may see it.
-    fn order(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<Option<serde_json::Value>>>;
+    fn order(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<Option<serde_json::Value>>>;
     /// Drives the checkout saga as far as it can go now.
-    fn resume(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<()>>;
+    fn resume(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<()>>;
 }
 
 /// Orders over HTTP.
@@ -73,22 +79,22 @@ impl OrdersClient {
 }
 
 impl OrdersApi for OrdersClient {
-    fn checkout(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>> {
+    fn checkout(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>> {
         Box::pin(self.get(format!("/internal/orders/checkouts/{id}")))
     }
 
     fn checkout_holding_cart(
         &self,
-        cart_id: Uuid,
+        cart_id: CartId,
     ) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>> {
         Box::pin(self.get(format!("/internal/orders/carts/{cart_id}/checkout")))
     }
 
-    fn order(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<Option<serde_json::Value>>> {
+    fn order(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<Option<serde_json::Value>>> {
         Box::pin(self.get(format!("/internal/orders/{id}")))
     }
 
-    fn resume(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<()>> {
+    fn resume(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<()>> {
         Box::pin(async move {
             self.0
                 .call::<(), _, _>(

@@ -16,9 +16,9 @@ use crate::rpc::{Peer, Retry, WireError};
 use axum::http::Method;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use kernel::{Currency, Money, PaymentId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Where a payment is in its life. Stored and sent as snake_case strings.
 ///
@@ -102,11 +102,10 @@ pub enum PaymentMethod {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
     /// Chosen by the caller (the checkout saga); the authorisation is idempotent on it.
-    pub payment_id: Uuid,
+    pub payment_id: PaymentId,
     pub order_ref: String,
-    /// Minor units, > 0.
-    pub amount: i64,
-    pub currency: kernel::Currency,
+    /// More than zero.
+    pub amount: Money,
     pub method: PaymentMethod,
     pub customer_email: Option<String>,
 }
@@ -136,10 +135,36 @@ pub enum CaptureOutcome {
     },
 }
 
-/// A payment as we know it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A payment as we know it. Its amounts are all in its currency; on the wire they are bare
+/// minor units beside one `currency` field ([`PaymentRecord`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "PaymentRecord", from = "PaymentRecord")]
 pub struct Payment {
-    pub id: Uuid,
+    pub id: PaymentId,
+    pub order_ref: String,
+    /// `test` or `stripe`.
+    pub provider: String,
+    /// The provider's id (`tch_…` for the test provider, `pi_…` for Stripe).
+    pub provider_ref: Option<String>,
+    pub currency: Currency,
+    /// Authorised amount.
+    pub amount: Money,
+    pub status: PaymentStatus,
+    /// Captured amount.
+    pub captured: Money,
+    /// Refunded so far.
+    pub refunded: Money,
+    /// Last 4 digits of the card, when the provider says.
+    pub last4: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A payment as written in JSON (the API's `Payment` schema, and the internal calls).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Payment)]
+pub struct PaymentRecord {
+    pub id: PaymentId,
     pub order_ref: String,
     /// `test` or `stripe`.
     pub provider: String,
@@ -147,8 +172,8 @@ pub struct Payment {
     pub provider_ref: Option<String>,
     /// Authorised amount, minor units.
     pub amount: i64,
-    /// ISO 4217 code.
-    pub currency: String,
+    /// ISO 4217 code of every amount.
+    pub currency: Currency,
     pub status: PaymentStatus,
     /// Captured amount, minor units.
     pub captured: i64,
@@ -160,11 +185,69 @@ pub struct Payment {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<Payment> for PaymentRecord {
+    fn from(p: Payment) -> Self {
+        PaymentRecord {
+            id: p.id,
+            order_ref: p.order_ref,
+            provider: p.provider,
+            provider_ref: p.provider_ref,
+            amount: p.amount.minor(),
+            currency: p.currency,
+            status: p.status,
+            captured: p.captured.minor(),
+            refunded: p.refunded.minor(),
+            last4: p.last4,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+impl From<PaymentRecord> for Payment {
+    fn from(r: PaymentRecord) -> Self {
+        let m = |a| Money::new(a, r.currency);
+        Payment {
+            id: r.id,
+            order_ref: r.order_ref,
+            provider: r.provider,
+            provider_ref: r.provider_ref,
+            currency: r.currency,
+            amount: m(r.amount),
+            status: r.status,
+            captured: m(r.captured),
+            refunded: m(r.refunded),
+            last4: r.last4,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl utoipa::PartialSchema for Payment {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <PaymentRecord as utoipa::PartialSchema>::schema()
+    }
+}
+impl utoipa::ToSchema for Payment {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Payment".into()
+    }
+}
+
+impl Payment {
+    /// Captured and not refunded: what the customer has paid and not been given back.
+    pub fn kept(&self) -> Money {
+        self.captured
+            .with_minor(self.captured.minor() - self.refunded.minor())
+    }
+}
+
 /// The body of `POST /internal/payments/{id}/refunds`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefundRequest {
-    /// Minor units.
-    pub amount: i64,
+    /// In the payment's currency.
+    pub amount: Money,
     /// The refund's idempotency key (the same key and amount answer the payment again).
     pub key: String,
 }
@@ -222,18 +305,18 @@ pub type PayResult<T> = Result<T, PayError>;
 /// What the checkout saga, refunds and reconciliation ask of payments.
 pub trait PaymentsApi: Send + Sync {
     fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, PayResult<AuthOutcome>>;
-    fn capture(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<CaptureOutcome>>;
-    fn void(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<()>>;
-    /// Refunds `amount`; idempotent on `key`.
+    fn capture(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<CaptureOutcome>>;
+    fn void(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<()>>;
+    /// Refunds `amount` (in the payment's currency: another is refused); idempotent on `key`.
     fn refund<'a>(
         &'a self,
-        payment_id: Uuid,
-        amount: i64,
+        payment_id: PaymentId,
+        amount: Money,
         key: &'a str,
     ) -> BoxFuture<'a, PayResult<Payment>>;
-    fn get(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>>;
+    fn get(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<Option<Payment>>>;
     /// Asks the provider for the current state and records it.
-    fn sync(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>>;
+    fn sync(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<Option<Payment>>>;
     /// Payments that still keep captured money and were last changed before `older_than`
     /// (oldest first, at most `limit`).
     fn holding_money(
@@ -245,7 +328,7 @@ pub trait PaymentsApi: Send + Sync {
     /// challenge of this payment. `Invalid` with another provider.
     fn complete_test_action(
         &self,
-        payment_id: Uuid,
+        payment_id: PaymentId,
         approved: bool,
     ) -> BoxFuture<'_, PayResult<()>>;
 }
@@ -268,7 +351,7 @@ impl PaymentsApi for PaymentsClient {
         })
     }
 
-    fn capture(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<CaptureOutcome>> {
+    fn capture(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<CaptureOutcome>> {
         Box::pin(async move {
             self.0
                 .call::<(), _, _>(
@@ -281,7 +364,7 @@ impl PaymentsApi for PaymentsClient {
         })
     }
 
-    fn void(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<()>> {
+    fn void(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<()>> {
         Box::pin(async move {
             self.0
                 .call::<(), _, _>(
@@ -296,8 +379,8 @@ impl PaymentsApi for PaymentsClient {
 
     fn refund<'a>(
         &'a self,
-        payment_id: Uuid,
-        amount: i64,
+        payment_id: PaymentId,
+        amount: Money,
         key: &'a str,
     ) -> BoxFuture<'a, PayResult<Payment>> {
         Box::pin(async move {
@@ -315,7 +398,7 @@ impl PaymentsApi for PaymentsClient {
         })
     }
 
-    fn get(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+    fn get(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<Option<Payment>>> {
         Box::pin(async move {
             self.0
                 .call::<(), _, _>(
@@ -328,7 +411,7 @@ impl PaymentsApi for PaymentsClient {
         })
     }
 
-    fn sync(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+    fn sync(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<Option<Payment>>> {
         Box::pin(async move {
             self.0
                 .call::<(), _, _>(
@@ -363,7 +446,7 @@ impl PaymentsApi for PaymentsClient {
 
     fn complete_test_action(
         &self,
-        payment_id: Uuid,
+        payment_id: PaymentId,
         approved: bool,
     ) -> BoxFuture<'_, PayResult<()>> {
         Box::pin(async move {

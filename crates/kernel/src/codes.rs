@@ -183,7 +183,7 @@ pub const CODES: &[Code] = &[
     c("barcode_taken", &[409], Both, Catalog, "Another variant has this barcode."),
     c("invalid_barcode", &[422], Field, Catalog, "Not a GTIN (EAN-8, UPC-A, EAN-13, GTIN-14) with a valid check digit."),
     c("invalid_url", &[422], Field, Catalog, "An `https://` URL or a path on this server, at most 2000 characters."),
-    c("currency_mismatch", &[422], Both, Catalog, "All prices of a product, or all lines of a cart, are in one currency."),
+    c("currency_mismatch", &[422], Both, Catalog, "All prices of a product, all lines of a cart, and every refund of a payment are in one currency."),
     c("invalid_if_match", &[400], Problem, Catalog, "`If-Match` must be the product's ETag, e.g. `\"v3\"`."),
     c("version_mismatch", &[412], Problem, Catalog, "The product is at another version than `If-Match` says: reload it."),
     c("product_archived", &[409], Problem, Catalog, "An archived product cannot be changed back."),

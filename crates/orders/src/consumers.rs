@@ -3,9 +3,9 @@
 
 use crate::Orders;
 use crate::store;
+use kernel::{Currency, Money, OrderId};
 use platform::bus::{self, Event, EventBus, topic};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Consumer group that keeps orders in step with refunds made at the provider.
 pub const REFUNDS_GROUP: &str = "orders";
@@ -54,9 +54,13 @@ fn s(v: &serde_json::Value, k: &str) -> String {
     }
 }
 
+/// The amount `k` of an event, written by its currency's exponent (`49.90 EUR`, `1500 JPY`).
 fn money(v: &serde_json::Value, k: &str, currency: &str) -> String {
     let minor = v.get(k).and_then(|x| x.as_i64()).unwrap_or(0);
-    format!("{}.{:02} {currency}", minor / 100, (minor % 100).abs())
+    match Currency::parse(currency) {
+        Ok(c) => Money::new(minor, c).to_string(),
+        Err(_) => format!("{minor} {currency}"),
+    }
 }
 
 impl Orders {
@@ -69,13 +73,18 @@ impl Orders {
         if !bus::first_delivery(tx.conn(), REFUNDS_GROUP, e.id, now).await? {
             return tx.rollback().await;
         }
+        // a checkout's payment has the order's id
         let order_id = v
             .get("payment_id")
             .and_then(|x| x.as_str())
-            .and_then(|x| Uuid::parse_str(x).ok());
+            .and_then(|x| x.parse::<OrderId>().ok());
+        let currency = v
+            .get("currency")
+            .and_then(|x| x.as_str())
+            .and_then(|c| Currency::parse(c).ok());
         let total = v.get("refunded_total").and_then(|x| x.as_i64());
-        if let (Some(id), Some(total)) = (order_id, total) {
-            store::set_refunded(&mut tx, id, total, "payments", now).await?;
+        if let (Some(id), Some(currency), Some(total)) = (order_id, currency, total) {
+            store::set_refunded(&mut tx, id, Money::new(total, currency), "payments", now).await?;
         }
         tx.commit().await
     }

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use contracts::orders::{CheckoutView, OrdersApi, OrdersError, OrdersResult};
 use contracts::rpc::answer;
 use futures_util::future::BoxFuture;
-use uuid::Uuid;
+use kernel::OrderId;
 
 fn unavailable(e: sqlx::Error) -> OrdersError {
     OrdersError::Unavailable {
@@ -28,7 +28,7 @@ fn view(row: store::CheckoutRow) -> CheckoutView {
 }
 
 impl OrdersApi for Orders {
-    fn checkout(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>> {
+    fn checkout(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>> {
         Box::pin(async move {
             Ok(store::checkout(&self.db, id)
                 .await
@@ -39,7 +39,7 @@ impl OrdersApi for Orders {
 
     fn checkout_holding_cart(
         &self,
-        cart_id: Uuid,
+        cart_id: kernel::CartId,
     ) -> BoxFuture<'_, OrdersResult<Option<CheckoutView>>> {
         Box::pin(async move {
             Ok(store::checkout_holding_cart(&self.db, cart_id)
@@ -49,14 +49,14 @@ impl OrdersApi for Orders {
         })
     }
 
-    fn order(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<Option<serde_json::Value>>> {
+    fn order(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<Option<serde_json::Value>>> {
         Box::pin(async move {
             let o = store::get_order(&self.db, id).await.map_err(unavailable)?;
             Ok(o.and_then(|o| serde_json::to_value(&o).ok()))
         })
     }
 
-    fn resume(&self, id: Uuid) -> BoxFuture<'_, OrdersResult<()>> {
+    fn resume(&self, id: OrderId) -> BoxFuture<'_, OrdersResult<()>> {
         Box::pin(async move {
             self.run(id).await.map_err(unavailable)?;
             Ok(())
@@ -75,18 +75,18 @@ pub fn internal_router(orders: Orders) -> Router {
         .with_state(orders)
 }
 
-async fn checkout(State(o): State<Orders>, Path(id): Path<Uuid>) -> Response {
+async fn checkout(State(o): State<Orders>, Path(id): Path<OrderId>) -> Response {
     answer(OrdersApi::checkout(&o, id).await)
 }
 
-async fn holding(State(o): State<Orders>, Path(id): Path<Uuid>) -> Response {
+async fn holding(State(o): State<Orders>, Path(id): Path<kernel::CartId>) -> Response {
     answer(o.checkout_holding_cart(id).await)
 }
 
-async fn order(State(o): State<Orders>, Path(id): Path<Uuid>) -> Response {
+async fn order(State(o): State<Orders>, Path(id): Path<OrderId>) -> Response {
     answer(OrdersApi::order(&o, id).await)
 }
 
-async fn resume(State(o): State<Orders>, Path(id): Path<Uuid>) -> Response {
+async fn resume(State(o): State<Orders>, Path(id): Path<OrderId>) -> Response {
     answer(o.resume(id).await)
 }

@@ -61,13 +61,14 @@ pub async fn check(o: &Orders, books: &Books<'_>, quiescent: bool) -> Result<Rep
     for (id, captured, refunded) in &pays {
         let net = captured - refunded;
         ours_net += net;
-        let order = store::get_order(&o.db, *id).await?;
+        // a checkout's payment has the order's id
+        let order = store::get_order(&o.db, kernel::OrderId::from_uuid(*id)).await?;
         match order {
-            Some(ord) if ord.status.is_paid() && ord.total - ord.refunded != net => {
+            Some(ord) if ord.status.is_paid() && ord.refundable().minor() != net => {
                 r.violations.push(format!(
                     "I3 order {}: kept {} but the payment kept {net}",
                     ord.number,
-                    ord.total - ord.refunded
+                    ord.refundable()
                 ));
             }
             Some(ord) if ord.status.is_paid() => {}
@@ -185,7 +186,8 @@ pub async fn check(o: &Orders, books: &Books<'_>, quiescent: bool) -> Result<Rep
     .fetch_all(p)
     .await
     })?;
-    let mut per_cart: std::collections::BTreeMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> = Default::default();
+    let mut per_cart: std::collections::BTreeMap<kernel::CartId, (Vec<Uuid>, Vec<Uuid>)> =
+        Default::default();
     for (id, state, plan, status) in sagas {
         let Ok(plan) = serde_json::from_str::<crate::domain::Plan>(&plan) else {
             continue;

@@ -58,9 +58,8 @@ pub struct OrderSettings {
     pub saga_lease: Duration,
     /// Where home deliveries ship from.
     pub shipping_location: String,
-    /// Flat delivery fee (minor units) under the free-delivery threshold.
-    pub shipping_fee: i64,
-    pub free_shipping_from: i64,
+    /// Flat home delivery fee under the free-delivery threshold, in the shop's currency.
+    pub delivery: domain::rules::DeliveryRate,
     /// Captured money with no paid order is refunded once this old (I4's T_orphan).
     pub orphan_after: Duration,
 }
@@ -71,8 +70,10 @@ impl Default for OrderSettings {
             hold_ttl: Duration::from_secs(15 * 60),
             saga_lease: Duration::from_secs(10),
             shipping_location: "logistique".into(),
-            shipping_fee: 490,
-            free_shipping_from: 5000,
+            delivery: domain::rules::DeliveryRate {
+                fee: kernel::Money::new(490, kernel::Currency::EUR),
+                free_from: kernel::Money::new(5000, kernel::Currency::EUR),
+            },
             orphan_after: Duration::from_secs(15 * 60),
         }
     }

@@ -1,6 +1,7 @@
 //! SQL of the orders service, one text for SQLite and PostgreSQL.
 
 use crate::domain::*;
+use kernel::{CartId, Currency, Money, OrderId};
 use platform::db::{Conn, Db, Tx};
 use platform::{conn_run, db_run};
 use uuid::Uuid;
@@ -9,7 +10,8 @@ type Result<T> = std::result::Result<T, sqlx::Error>;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CheckoutRow {
-    pub id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub id: OrderId,
     pub request_hash: String,
     pub state: String,
     pub plan: String,
@@ -37,21 +39,21 @@ pub async fn checkout_by_key(db: &Db, scope: &str, key: &str) -> Result<Option<C
 
 /// The checkout that holds a cart (I9): running, or ended with an order. `None` when the cart is
 /// free (never checked out, or every attempt ended without an order).
-pub async fn checkout_holding_cart(db: &Db, cart_id: Uuid) -> Result<Option<CheckoutRow>> {
+pub async fn checkout_holding_cart(db: &Db, cart_id: CartId) -> Result<Option<CheckoutRow>> {
     let sql = format!(
         "SELECT {CHECKOUT_COLS} FROM checkouts WHERE cart_id = $1 \
          AND state NOT IN ('compensated', 'failed')"
     );
     db_run!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(cart_id)
+        .bind(cart_id.uuid())
         .fetch_optional(p)
         .await)
 }
 
-pub async fn checkout(db: &Db, id: Uuid) -> Result<Option<CheckoutRow>> {
+pub async fn checkout(db: &Db, id: OrderId) -> Result<Option<CheckoutRow>> {
     let sql = format!("SELECT {CHECKOUT_COLS} FROM checkouts WHERE id = $1");
     db_run!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
+        .bind(id.uuid())
         .fetch_optional(p)
         .await)
 }
@@ -59,11 +61,11 @@ pub async fn checkout(db: &Db, id: Uuid) -> Result<Option<CheckoutRow>> {
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_checkout(
     tx: &mut Tx,
-    id: Uuid,
+    id: OrderId,
     scope: &str,
     key: &str,
     request_hash: &str,
-    cart_id: Uuid,
+    cart_id: CartId,
     plan: &str,
     locked_until: i64,
     now: i64,
@@ -73,11 +75,11 @@ pub async fn insert_checkout(
         "INSERT INTO checkouts (id, scope, idem_key, request_hash, cart_id, state, plan, attempts, \
          locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'started', $6, 0, $7, $8, $8)"
     )
-    .bind(id)
+    .bind(id.uuid())
     .bind(scope)
     .bind(key)
     .bind(request_hash)
-    .bind(cart_id)
+    .bind(cart_id.uuid())
     .bind(plan)
     .bind(locked_until)
     .bind(now)
@@ -90,7 +92,7 @@ pub async fn insert_checkout(
 /// Guarded state change: true when the saga was in `from`.
 pub async fn advance(
     tx: &mut Tx,
-    id: Uuid,
+    id: OrderId,
     from: SagaState,
     to: SagaState,
     now: i64,
@@ -103,45 +105,45 @@ pub async fn advance(
     .bind(to.as_str())
     .bind(now)
     .bind(locked_until)
-    .bind(id)
+    .bind(id.uuid())
     .bind(from.as_str())
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected() == 1))
 }
 
-pub async fn set_error(tx: &mut Tx, id: Uuid, code: &str, detail: &str) -> Result<()> {
+pub async fn set_error(tx: &mut Tx, id: OrderId, code: &str, detail: &str) -> Result<()> {
     conn_run!(tx.conn(), |c| sqlx::query(
         "UPDATE checkouts SET error_code = $1, error_detail = $2 WHERE id = $3"
     )
     .bind(code)
     .bind(detail)
-    .bind(id)
+    .bind(id.uuid())
     .execute(&mut *c)
     .await
     .map(|_| ()))
 }
 
-pub async fn set_response(tx: &mut Tx, id: Uuid, status: u16, body: &str) -> Result<()> {
+pub async fn set_response(tx: &mut Tx, id: OrderId, status: u16, body: &str) -> Result<()> {
     conn_run!(tx.conn(), |c| sqlx::query(
         "UPDATE checkouts SET response_status = $1, response_body = $2 WHERE id = $3"
     )
     .bind(i32::from(status))
     .bind(body)
-    .bind(id)
+    .bind(id.uuid())
     .execute(&mut *c)
     .await
     .map(|_| ()))
 }
 
-pub async fn bump_attempts(tx: &mut Tx, id: Uuid, locked_until: i64, now: i64) -> Result<()> {
+pub async fn bump_attempts(tx: &mut Tx, id: OrderId, locked_until: i64, now: i64) -> Result<()> {
     conn_run!(tx.conn(), |c| {
         sqlx::query(
         "UPDATE checkouts SET attempts = attempts + 1, locked_until = $1, updated_at = $2 WHERE id = $3"
     )
     .bind(locked_until)
     .bind(now)
-    .bind(id)
+    .bind(id.uuid())
     .execute(&mut *c)
     .await
     .map(|_| ())
@@ -150,7 +152,7 @@ pub async fn bump_attempts(tx: &mut Tx, id: Uuid, locked_until: i64, now: i64) -
 
 pub async fn log_step(
     tx: &mut Tx,
-    id: Uuid,
+    id: OrderId,
     step: &str,
     outcome: &str,
     detail: &str,
@@ -160,7 +162,7 @@ pub async fn log_step(
         "INSERT INTO saga_steps (saga_id, seq, step, outcome, detail, at) VALUES ($1, \
          (SELECT COALESCE(MAX(seq), 0) + 1 FROM saga_steps WHERE saga_id = $1), $2, $3, $4, $5)"
     )
-    .bind(id)
+    .bind(id.uuid())
     .bind(step)
     .bind(outcome)
     .bind(detail.chars().take(1000).collect::<String>())
@@ -182,7 +184,7 @@ pub struct SagaStep {
     pub at: i64,
 }
 
-pub async fn steps(db: &Db, id: Uuid) -> Result<Vec<SagaStep>> {
+pub async fn steps(db: &Db, id: OrderId) -> Result<Vec<SagaStep>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         seq: i32,
@@ -194,7 +196,7 @@ pub async fn steps(db: &Db, id: Uuid) -> Result<Vec<SagaStep>> {
     let rows: Vec<Row> = db_run!(db, |p| sqlx::query_as(
         "SELECT seq, step, outcome, detail, at FROM saga_steps WHERE saga_id = $1 ORDER BY seq"
     )
-    .bind(id)
+    .bind(id.uuid())
     .fetch_all(p)
     .await)?;
     Ok(rows
@@ -210,8 +212,8 @@ pub async fn steps(db: &Db, id: Uuid) -> Result<Vec<SagaStep>> {
 }
 
 /// Unfinished sagas whose lease ran out, oldest first.
-pub async fn due_checkouts(db: &Db, now: i64, limit: i64) -> Result<Vec<(Uuid, i64)>> {
-    db_run!(db, |p| {
+pub async fn due_checkouts(db: &Db, now: i64, limit: i64) -> Result<Vec<(OrderId, i64)>> {
+    let rows: Vec<(Uuid, i64)> = db_run!(db, |p| {
         sqlx::query_as(
         "SELECT id, locked_until FROM checkouts WHERE state NOT IN ('completed', 'compensated', 'failed') \
          AND locked_until <= $1 ORDER BY locked_until LIMIT $2"
@@ -220,16 +222,20 @@ pub async fn due_checkouts(db: &Db, now: i64, limit: i64) -> Result<Vec<(Uuid, i
     .bind(limit)
     .fetch_all(p)
     .await
-    })
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, until)| (OrderId::from_uuid(id), until))
+        .collect())
 }
 
 /// Takes a saga's lease if nobody took it since it was read.
-pub async fn claim(db: &Db, id: Uuid, seen: i64, until: i64) -> Result<bool> {
+pub async fn claim(db: &Db, id: OrderId, seen: i64, until: i64) -> Result<bool> {
     db_run!(db, |p| sqlx::query(
         "UPDATE checkouts SET locked_until = $1 WHERE id = $2 AND locked_until = $3"
     )
     .bind(until)
-    .bind(id)
+    .bind(id.uuid())
     .bind(seen)
     .execute(p)
     .await
@@ -278,39 +284,56 @@ struct OrderRow {
 const ORDER_COLS: &str = "id, number, customer, email, status, fulfilment, location, address, \
     currency, subtotal, shipping, total, refunded, lines, created_at, updated_at";
 
-impl From<OrderRow> for Order {
-    fn from(r: OrderRow) -> Order {
-        Order {
-            id: r.id,
+fn corrupt(what: String) -> sqlx::Error {
+    sqlx::Error::Decode(what.into())
+}
+
+impl TryFrom<OrderRow> for Order {
+    type Error = sqlx::Error;
+    fn try_from(r: OrderRow) -> Result<Order> {
+        let currency =
+            Currency::parse(&r.currency).map_err(|e| corrupt(format!("order {}: {e}", r.id)))?;
+        let status = OrderStatus::parse(&r.status)
+            .ok_or_else(|| corrupt(format!("order {}: status {}", r.id, r.status)))?;
+        let lines = lines_from_json(&r.lines, currency)
+            .map_err(|e| corrupt(format!("order {}: lines: {e}", r.id)))?;
+        let address = r
+            .address
+            .map(|a| serde_json::from_str(&a))
+            .transpose()
+            .map_err(|e| corrupt(format!("order {}: address: {e}", r.id)))?;
+        let money = |a| Money::new(a, currency);
+        Ok(Order {
+            id: OrderId::from_uuid(r.id),
             number: r.number,
             customer: r.customer,
             email: r.email,
-            status: OrderStatus::parse(&r.status).unwrap_or(OrderStatus::Pending),
+            status,
             fulfilment: r.fulfilment,
             location: r.location,
-            address: r.address.and_then(|a| serde_json::from_str(&a).ok()),
-            currency: r.currency,
-            subtotal: r.subtotal,
-            shipping: r.shipping,
-            total: r.total,
-            refunded: r.refunded,
-            lines: serde_json::from_str(&r.lines).unwrap_or_default(),
+            address,
+            currency,
+            subtotal: money(r.subtotal),
+            shipping: money(r.shipping),
+            total: money(r.total),
+            refunded: money(r.refunded),
+            lines,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
-pub async fn order(conn: Conn<'_>, id: Uuid) -> Result<Option<Order>> {
+pub async fn order(conn: Conn<'_>, id: OrderId) -> Result<Option<Order>> {
     let sql = format!("SELECT {ORDER_COLS} FROM orders WHERE id = $1");
     let row: Option<OrderRow> = conn_run!(conn, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
+        .bind(id.uuid())
         .fetch_optional(&mut *c)
         .await)?;
-    Ok(row.map(Order::from))
+    row.map(Order::try_from).transpose()
 }
 
-pub async fn get_order(db: &Db, id: Uuid) -> Result<Option<Order>> {
+pub async fn get_order(db: &Db, id: OrderId) -> Result<Option<Order>> {
     let mut c = db.acquire().await?;
     order(c.conn(), id).await
 }
@@ -326,7 +349,7 @@ pub async fn insert_order(tx: &mut Tx, o: &Order) -> Result<()> {
          currency, subtotal, shipping, total, refunded, lines, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
     )
-    .bind(o.id)
+    .bind(o.id.uuid())
     .bind(&o.number)
     .bind(&o.customer)
     .bind(&o.email)
@@ -334,11 +357,11 @@ pub async fn insert_order(tx: &mut Tx, o: &Order) -> Result<()> {
     .bind(&o.fulfilment)
     .bind(&o.location)
     .bind(address)
-    .bind(&o.currency)
-    .bind(o.subtotal)
-    .bind(o.shipping)
-    .bind(o.total)
-    .bind(o.refunded)
+    .bind(o.currency.code())
+    .bind(o.subtotal.minor())
+    .bind(o.shipping.minor())
+    .bind(o.total.minor())
+    .bind(o.refunded.minor())
     .bind(lines)
     .bind(o.created_at)
     .execute(&mut *c)
@@ -349,7 +372,7 @@ pub async fn insert_order(tx: &mut Tx, o: &Order) -> Result<()> {
 /// Appends to an order's history.
 pub async fn history(
     tx: &mut Tx,
-    id: Uuid,
+    id: OrderId,
     from: Option<OrderStatus>,
     to: OrderStatus,
     actor: &str,
@@ -361,7 +384,7 @@ pub async fn history(
         "INSERT INTO order_history (order_id, seq, from_status, to_status, actor, note, at) VALUES \
          ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_history WHERE order_id = $1), $2, $3, $4, $5, $6)"
     )
-    .bind(id)
+    .bind(id.uuid())
     .bind(from.map(|f| f.as_str()))
     .bind(to.as_str())
     .bind(actor)
@@ -377,7 +400,7 @@ pub async fn history(
 /// transition is not allowed or the order was not in `from` any more.
 pub async fn transition(
     tx: &mut Tx,
-    id: Uuid,
+    id: OrderId,
     from: OrderStatus,
     to: OrderStatus,
     actor: &str,
@@ -392,7 +415,7 @@ pub async fn transition(
     )
     .bind(to.as_str())
     .bind(now)
-    .bind(id)
+    .bind(id.uuid())
     .bind(from.as_str())
     .execute(&mut *c)
     .await
@@ -406,18 +429,21 @@ pub async fn transition(
 /// Raises the refunded amount to `refunded` (never lowers it) and sets the status to match.
 pub async fn set_refunded(
     tx: &mut Tx,
-    id: Uuid,
-    refunded: i64,
+    id: OrderId,
+    refunded: Money,
     actor: &str,
     now: i64,
 ) -> Result<bool> {
     let Some(o) = order(tx.conn(), id).await? else {
         return Ok(false);
     };
-    if refunded <= o.refunded || refunded > o.total {
+    if refunded.currency() != o.currency
+        || refunded.minor() <= o.refunded.minor()
+        || refunded.minor() > o.total.minor()
+    {
         return Ok(false);
     }
-    let to = if refunded == o.total {
+    let to = if refunded.minor() == o.total.minor() {
         OrderStatus::Refunded
     } else {
         OrderStatus::PartiallyRefunded
@@ -426,9 +452,9 @@ pub async fn set_refunded(
     conn_run!(tx.conn(), |c| sqlx::query(
         "UPDATE orders SET refunded = $1, updated_at = $2 WHERE id = $3 AND refunded < $1"
     )
-    .bind(refunded)
+    .bind(refunded.minor())
     .bind(now)
-    .bind(id)
+    .bind(id.uuid())
     .execute(&mut *c)
     .await
     .map(|_| ()))?;
@@ -449,7 +475,13 @@ pub async fn set_refunded(
 
 /// Cancels a paid order refunded in full (guarded on `paid`, or `refunded` when the refund's
 /// event got there first); false when it was in neither.
-pub async fn cancel_paid(tx: &mut Tx, id: Uuid, actor: &str, note: &str, now: i64) -> Result<bool> {
+pub async fn cancel_paid(
+    tx: &mut Tx,
+    id: OrderId,
+    actor: &str,
+    note: &str,
+    now: i64,
+) -> Result<bool> {
     // read, then update guarded on what was read; the refund consumer may move the order
     // from `paid` to `refunded` in between, so look again when the guard misses
     for _ in 0..3 {
@@ -464,7 +496,7 @@ pub async fn cancel_paid(tx: &mut Tx, id: Uuid, actor: &str, note: &str, now: i6
              WHERE id = $2 AND status = $3"
         )
         .bind(now)
-        .bind(id)
+        .bind(id.uuid())
         .bind(o.status.as_str())
         .execute(&mut *c)
         .await
@@ -516,7 +548,7 @@ pub async fn list_orders(db: &Db, f: &OrderFilter) -> Result<Vec<Order>> {
     q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .bind(Param::I64(f.limit.clamp(1, 200)));
     let rows: Vec<OrderRow> = q.fetch_all(db).await?;
-    Ok(rows.into_iter().map(Order::from).collect())
+    rows.into_iter().map(Order::try_from).collect()
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -529,12 +561,12 @@ pub struct HistoryEntry {
     pub at: i64,
 }
 
-pub async fn order_history(db: &Db, id: Uuid) -> Result<Vec<HistoryEntry>> {
+pub async fn order_history(db: &Db, id: OrderId) -> Result<Vec<HistoryEntry>> {
     db_run!(db, |p| sqlx::query_as(
         "SELECT seq, from_status, to_status, actor, note, at FROM order_history \
          WHERE order_id = $1 ORDER BY seq"
     )
-    .bind(id)
+    .bind(id.uuid())
     .fetch_all(p)
     .await)
 }

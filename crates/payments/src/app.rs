@@ -11,11 +11,11 @@ use crate::domain::*;
 use crate::provider::{Failure, Provider, ProviderCharge, ProviderError};
 use crate::store::{self, Record};
 use kernel::Clock;
+use kernel::{Money, PaymentId};
 use platform::bus::{self, Event, Relay};
 use platform::db::{Db, Tx};
 use serde_json::json;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// How many times a change is retried when another writer changed the row meanwhile.
 const MAX_ATTEMPTS: usize = 8;
@@ -95,22 +95,22 @@ pub fn merge(cur: &Record, obs: &Observation) -> Record {
     if p.last4.is_none() {
         p.last4.clone_from(&obs.last4);
     }
-    p.captured = p.captured.max(obs.captured);
-    p.refunded = p.refunded.max(obs.refunded);
+    p.captured = p.captured.with_minor(p.captured.minor().max(obs.captured));
+    p.refunded = p.refunded.with_minor(p.refunded.minor().max(obs.refunded));
     let mut status = if obs.status.rank() > p.status.rank() {
         obs.status
     } else {
         p.status
     };
-    if p.captured > 0 && !status.is_captured() {
+    if p.captured.minor() > 0 && !status.is_captured() {
         status = Captured;
     }
-    if status.is_captured() && p.captured == 0 {
+    if status.is_captured() && p.captured.is_zero() {
         // captured without an amount said: we only ever capture the whole authorisation
         p.captured = p.amount;
     }
-    if status.is_captured() && p.refunded > 0 {
-        let derived = if p.refunded >= p.captured {
+    if status.is_captured() && p.refunded.minor() > 0 {
+        let derived = if p.refunded.minor() >= p.captured.minor() {
             Refunded
         } else {
             PartiallyRefunded
@@ -150,7 +150,7 @@ fn outcome(rec: &Record) -> AuthOutcome {
 }
 
 fn validate(req: &AuthorizeRequest) -> Result<(), PaymentError> {
-    if req.amount <= 0 || req.amount > kernel::MAX_AMOUNT_MINOR {
+    if req.amount.minor() <= 0 || req.amount.minor() > kernel::MAX_AMOUNT_MINOR {
         return Err(PaymentError::invalid(
             "invalid_amount",
             format!(
@@ -181,7 +181,7 @@ fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
-fn unknown(id: Uuid) -> PaymentError {
+fn unknown(id: PaymentId) -> PaymentError {
     PaymentError::invalid("unknown_payment", format!("payment {id} not found"))
 }
 
@@ -217,7 +217,7 @@ impl Payments {
         self.clock.now().timestamp_millis()
     }
 
-    async fn load(&self, id: Uuid) -> Result<Option<Record>, PaymentError> {
+    async fn load(&self, id: PaymentId) -> Result<Option<Record>, PaymentError> {
         Ok(store::load_db(&self.db, id).await?)
     }
 
@@ -248,10 +248,7 @@ impl Payments {
         store::insert_pending(&self.db, req, self.provider.name(), self.now_ms()).await?;
         let rec = self.load(id).await?.ok_or_else(|| unknown(id))?;
         let p = &rec.payment;
-        if p.amount != req.amount
-            || p.currency != req.currency.code()
-            || p.order_ref != req.order_ref
-        {
+        if p.amount != req.amount || p.order_ref != req.order_ref {
             return Err(PaymentError::invalid(
                 "payment_id_reused",
                 "this payment id was used for another amount, currency or order",
@@ -302,7 +299,7 @@ impl Payments {
 
     /// Captures the whole authorised amount, once: a retry after a lost answer finds the
     /// capture that happened (the provider key is `<payment_id>:capture`).
-    pub async fn capture(&self, payment_id: Uuid) -> Result<CaptureOutcome, PaymentError> {
+    pub async fn capture(&self, payment_id: PaymentId) -> Result<CaptureOutcome, PaymentError> {
         let mut rec = self
             .load(payment_id)
             .await?
@@ -335,7 +332,7 @@ impl Payments {
             ));
         };
         let key = format!("{payment_id}:capture");
-        match self.provider.capture(&pref, p.amount, &key).await {
+        match self.provider.capture(&pref, p.amount.minor(), &key).await {
             Ok(charge) => {
                 let obs = Observation::from(&charge);
                 let rec = self
@@ -383,7 +380,7 @@ impl Payments {
 
     /// Cancels an authorisation. `Ok` without effect when the payment is unknown, already
     /// voided or failed; `Invalid` (`already_captured`) once money was taken: refund instead.
-    pub async fn void(&self, payment_id: Uuid) -> Result<(), PaymentError> {
+    pub async fn void(&self, payment_id: PaymentId) -> Result<(), PaymentError> {
         let Some(mut rec) = self.load(payment_id).await? else {
             return Ok(());
         };
@@ -438,8 +435,8 @@ impl Payments {
     /// the refunded total is announced as `payment.refunded` in the same transaction.
     pub async fn refund(
         &self,
-        payment_id: Uuid,
-        amount: i64,
+        payment_id: PaymentId,
+        amount: Money,
         key: &str,
     ) -> Result<Payment, PaymentError> {
         if !valid_key(key) {
@@ -448,7 +445,7 @@ impl Payments {
                 "the refund key must be 1 to 255 printable ASCII characters without spaces",
             ));
         }
-        if amount <= 0 || amount > kernel::MAX_AMOUNT_MINOR {
+        if amount.minor() <= 0 || amount.minor() > kernel::MAX_AMOUNT_MINOR {
             return Err(PaymentError::invalid(
                 "invalid_amount",
                 "the refund amount must be positive",
@@ -459,6 +456,17 @@ impl Payments {
             .await?
             .ok_or_else(|| unknown(payment_id))?;
         self.check_provider(&rec.payment)?;
+        if amount.currency() != rec.payment.currency {
+            return Err(PaymentError::invalid(
+                "currency_mismatch",
+                format!(
+                    "the payment is in {}; the refund is in {}",
+                    rec.payment.currency,
+                    amount.currency()
+                ),
+            ));
+        }
+        let amount = amount.minor();
         let mut reserved = false;
         for _ in 0..MAX_ATTEMPTS {
             match self.reserve_refund(payment_id, amount, key).await? {
@@ -513,7 +521,7 @@ impl Payments {
 
     async fn reserve_refund(
         &self,
-        id: Uuid,
+        id: PaymentId,
         amount: i64,
         key: &str,
     ) -> Result<Reservation, PaymentError> {
@@ -535,7 +543,7 @@ impl Payments {
     async fn reserve_in(
         &self,
         tx: &mut Tx,
-        id: Uuid,
+        id: PaymentId,
         amount: i64,
         key: &str,
         now: i64,
@@ -569,17 +577,16 @@ impl Payments {
             .filter(|r| r.state == "pending")
             .map(|r| r.amount)
             .sum();
-        let available = p.captured - p.refunded - in_flight;
+        let available = p.captured.minor() - p.refunded.minor() - in_flight;
         if amount > available {
             return Err(PaymentError::invalid(
                 "refund_exceeds_captured",
                 format!(
-                    "at most {} {} can be refunded (captured {}, refunded {}, in flight {})",
-                    available.max(0),
-                    p.currency,
+                    "at most {} can be refunded (captured {}, refunded {}, in flight {})",
+                    p.captured.with_minor(available.max(0)),
                     p.captured,
                     p.refunded,
-                    in_flight
+                    p.captured.with_minor(in_flight)
                 ),
             ));
         }
@@ -590,13 +597,13 @@ impl Payments {
         Ok(Reservation::Go)
     }
 
-    pub async fn get(&self, payment_id: Uuid) -> Result<Option<Payment>, PaymentError> {
+    pub async fn get(&self, payment_id: PaymentId) -> Result<Option<Payment>, PaymentError> {
         Ok(self.load(payment_id).await?.map(|r| r.payment))
     }
 
     /// Asks the provider for the current state and records it (the recovery worker; webhooks
     /// that do not verify). `None` for an unknown payment.
-    pub async fn sync(&self, payment_id: Uuid) -> Result<Option<Payment>, PaymentError> {
+    pub async fn sync(&self, payment_id: PaymentId) -> Result<Option<Payment>, PaymentError> {
         let Some(rec) = self.load(payment_id).await? else {
             return Ok(None);
         };
@@ -614,7 +621,7 @@ impl Payments {
         limit: i64,
     ) -> Result<Vec<Payment>, PaymentError> {
         let before = self.now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-        let ids: Vec<Uuid> = platform::db_run!(&self.db, |p| sqlx::query_scalar(
+        let ids: Vec<uuid::Uuid> = platform::db_run!(&self.db, |p| sqlx::query_scalar(
             "SELECT id FROM payments WHERE captured > refunded AND updated_at <= $1 \
              ORDER BY updated_at LIMIT $2"
         )
@@ -624,7 +631,7 @@ impl Payments {
         .await)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(p) = self.get(id).await? {
+            if let Some(p) = self.get(PaymentId::from_uuid(id)).await? {
                 out.push(p);
             }
         }
@@ -637,7 +644,7 @@ impl Payments {
         &self,
         older_than: std::time::Duration,
         limit: i64,
-    ) -> Result<Vec<Uuid>, PaymentError> {
+    ) -> Result<Vec<PaymentId>, PaymentError> {
         let before = self.now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         Ok(store::pending_before(&self.db, before, limit).await?)
     }
@@ -682,7 +689,7 @@ impl Payments {
     /// Reads, transforms and writes one payment (see the module doc); `None` when unknown.
     pub(crate) async fn change(
         &self,
-        id: Uuid,
+        id: PaymentId,
         f: impl Fn(&Record) -> Record,
         complete_refund: Option<&str>,
     ) -> Result<Option<Record>, PaymentError> {
@@ -691,7 +698,7 @@ impl Payments {
 
     async fn change_marking(
         &self,
-        id: Uuid,
+        id: PaymentId,
         f: impl Fn(&Record) -> Record,
         complete_refund: Option<&str>,
         webhook_applied: Option<&str>,
@@ -741,15 +748,15 @@ impl Payments {
         }
         next.version = cur.version + 1;
         let p = &next.payment;
-        if p.refunded > cur.payment.refunded {
+        if p.refunded.minor() > cur.payment.refunded.minor() {
             let payload = json!({
                 "payment_id": p.id,
                 "order_ref": p.order_ref,
-                "amount": p.refunded - cur.payment.refunded,
+                "amount": p.refunded.minor() - cur.payment.refunded.minor(),
                 "currency": p.currency,
-                "refunded_total": p.refunded,
-                "captured": p.captured,
-                "full": p.refunded >= p.captured,
+                "refunded_total": p.refunded.minor(),
+                "captured": p.captured.minor(),
+                "full": p.refunded.minor() >= p.captured.minor(),
             });
             bus::enqueue(
                 tx.conn(),
@@ -765,7 +772,7 @@ impl Payments {
             tracing::info!(payment = %next.payment.id, from = cur.payment.status.as_str(),
                 to = next.payment.status.as_str(), "payment status changed");
         }
-        if next.payment.refunded > cur.payment.refunded
+        if next.payment.refunded.minor() > cur.payment.refunded.minor()
             && let Some(r) = &self.relay
         {
             r.wake();
@@ -790,15 +797,15 @@ mod tests {
     fn rec(status: PaymentStatus, captured: i64, refunded: i64) -> Record {
         Record {
             payment: Payment {
-                id: Uuid::nil(),
+                id: PaymentId::from_uuid(uuid::Uuid::nil()),
                 order_ref: "o".into(),
                 provider: "test".into(),
                 provider_ref: Some("x".into()),
-                amount: 1000,
-                currency: "EUR".into(),
+                currency: kernel::Currency::EUR,
+                amount: Money::new(1000, kernel::Currency::EUR),
                 status,
-                captured,
-                refunded,
+                captured: Money::new(captured, kernel::Currency::EUR),
+                refunded: Money::new(refunded, kernel::Currency::EUR),
                 last4: None,
                 created_at: store::time(0),
                 updated_at: store::time(0),
@@ -830,7 +837,10 @@ mod tests {
         let a = rec(Authorized, 0, 0);
         let m = merge(&a, &obs(Captured, 1000, 300));
         assert_eq!(m.payment.status, PartiallyRefunded);
-        assert_eq!((m.payment.captured, m.payment.refunded), (1000, 300));
+        assert_eq!(
+            (m.payment.captured.minor(), m.payment.refunded.minor()),
+            (1000, 300)
+        );
         // then the older "succeeded" changes nothing
         assert_eq!(merge(&m, &obs(Captured, 1000, 0)), m);
         // full refund

@@ -13,8 +13,8 @@ use contracts::payments::{
 };
 use contracts::rpc::answer;
 use futures_util::future::BoxFuture;
+use kernel::PaymentId;
 use std::time::Duration;
-use uuid::Uuid;
 
 impl From<PaymentError> for PayError {
     fn from(e: PaymentError) -> Self {
@@ -35,24 +35,24 @@ impl PaymentsApi for Payments {
     fn authorize<'a>(&'a self, req: &'a AuthorizeRequest) -> BoxFuture<'a, PayResult<AuthOutcome>> {
         Box::pin(async move { Ok(Payments::authorize(self, req).await?) })
     }
-    fn capture(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<CaptureOutcome>> {
+    fn capture(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<CaptureOutcome>> {
         Box::pin(async move { Ok(Payments::capture(self, payment_id).await?) })
     }
-    fn void(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<()>> {
+    fn void(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<()>> {
         Box::pin(async move { Ok(Payments::void(self, payment_id).await?) })
     }
     fn refund<'a>(
         &'a self,
-        payment_id: Uuid,
-        amount: i64,
+        payment_id: PaymentId,
+        amount: kernel::Money,
         key: &'a str,
     ) -> BoxFuture<'a, PayResult<Payment>> {
         Box::pin(async move { Ok(Payments::refund(self, payment_id, amount, key).await?) })
     }
-    fn get(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+    fn get(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<Option<Payment>>> {
         Box::pin(async move { Ok(Payments::get(self, payment_id).await?) })
     }
-    fn sync(&self, payment_id: Uuid) -> BoxFuture<'_, PayResult<Option<Payment>>> {
+    fn sync(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<Option<Payment>>> {
         Box::pin(async move { Ok(Payments::sync(self, payment_id).await?) })
     }
     fn holding_money(
@@ -64,7 +64,7 @@ impl PaymentsApi for Payments {
     }
     fn complete_test_action(
         &self,
-        payment_id: Uuid,
+        payment_id: PaymentId,
         approved: bool,
     ) -> BoxFuture<'_, PayResult<()>> {
         Box::pin(async move {
@@ -105,17 +105,17 @@ async fn authorize(
     answer(PaymentsApi::authorize(&p, &req).await)
 }
 
-async fn capture(State(p): State<Payments>, Path(id): Path<Uuid>) -> Response {
+async fn capture(State(p): State<Payments>, Path(id): Path<PaymentId>) -> Response {
     answer(PaymentsApi::capture(&p, id).await)
 }
 
-async fn void(State(p): State<Payments>, Path(id): Path<Uuid>) -> Response {
+async fn void(State(p): State<Payments>, Path(id): Path<PaymentId>) -> Response {
     answer(PaymentsApi::void(&p, id).await)
 }
 
 async fn refund(
     State(p): State<Payments>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<PaymentId>,
     axum::Json(r): axum::Json<RefundRequest>,
 ) -> Response {
     answer(PaymentsApi::refund(&p, id, r.amount, &r.key).await)
@@ -129,7 +129,7 @@ struct GetQuery {
 
 async fn get_payment(
     State(p): State<Payments>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<PaymentId>,
     Query(q): Query<GetQuery>,
 ) -> Response {
     if q.sync {
@@ -158,7 +158,7 @@ async fn holding_money(State(p): State<Payments>, Query(q): Query<HoldingQuery>)
 
 async fn test_action(
     State(p): State<Payments>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<PaymentId>,
     axum::Json(a): axum::Json<TestAction>,
 ) -> Response {
     answer(PaymentsApi::complete_test_action(&p, id, a.approved).await)

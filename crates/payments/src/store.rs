@@ -4,6 +4,7 @@
 use crate::domain::{AuthorizeRequest, Payment, PaymentStatus};
 use crate::provider::Failure;
 use chrono::{DateTime, TimeZone, Utc};
+use kernel::{Currency, Money, PaymentId};
 use platform::conn_run;
 use platform::db::{Conn, Db};
 use uuid::Uuid;
@@ -66,17 +67,20 @@ impl TryFrom<PaymentRow> for Record {
             code,
             message: r.failure_message.unwrap_or_default(),
         });
+        let currency =
+            Currency::parse(&r.currency).map_err(|e| corrupt(format!("payment {}: {e}", r.id)))?;
+        let money = |a| Money::new(a, currency);
         Ok(Record {
             payment: Payment {
-                id: r.id,
+                id: PaymentId::from_uuid(r.id),
                 order_ref: r.order_ref,
                 provider: r.provider,
                 provider_ref: r.provider_ref,
-                amount: r.amount,
-                currency: r.currency,
+                currency,
+                amount: money(r.amount),
                 status,
-                captured: r.captured,
-                refunded: r.refunded,
+                captured: money(r.captured),
+                refunded: money(r.refunded),
                 last4: r.last4,
                 created_at: time(r.created_at),
                 updated_at: time(r.updated_at),
@@ -87,15 +91,15 @@ impl TryFrom<PaymentRow> for Record {
     }
 }
 
-pub async fn load(conn: Conn<'_>, id: Uuid) -> Result<Option<Record>, sqlx::Error> {
+pub async fn load(conn: Conn<'_>, id: PaymentId) -> Result<Option<Record>, sqlx::Error> {
     let row: Option<PaymentRow> = conn_run!(conn, |c| sqlx::query_as(select_payment!("id = $1"))
-        .bind(id)
+        .bind(id.uuid())
         .fetch_optional(&mut *c)
         .await)?;
     row.map(Record::try_from).transpose()
 }
 
-pub async fn load_db(db: &Db, id: Uuid) -> Result<Option<Record>, sqlx::Error> {
+pub async fn load_db(db: &Db, id: PaymentId) -> Result<Option<Record>, sqlx::Error> {
     let mut c = db.acquire().await?;
     load(c.conn(), id).await
 }
@@ -129,11 +133,11 @@ pub async fn insert_pending(
          VALUES ($1, $2, $3, NULL, $4, $5, 'pending', 0, 0, NULL, NULL, NULL, $6, 1, $7, $7) \
          ON CONFLICT (id) DO NOTHING"
     )
-    .bind(req.payment_id)
+    .bind(req.payment_id.uuid())
     .bind(&req.order_ref)
     .bind(provider)
-    .bind(req.amount)
-    .bind(req.currency.code())
+    .bind(req.amount.minor())
+    .bind(req.amount.currency().code())
     .bind(req.customer_email.as_deref())
     .bind(now)
     .execute(p)
@@ -157,13 +161,13 @@ pub async fn update(
     )
     .bind(p.provider_ref.as_deref())
     .bind(p.status.as_str())
-    .bind(p.captured)
-    .bind(p.refunded)
+    .bind(p.captured.minor())
+    .bind(p.refunded.minor())
     .bind(p.last4.as_deref())
     .bind(next.failure.as_ref().map(|f| f.code.as_str()))
     .bind(next.failure.as_ref().map(|f| f.message.as_str()))
     .bind(now)
-    .bind(p.id)
+    .bind(p.id.uuid())
     .bind(version)
     .execute(&mut *c)
     .await
@@ -171,12 +175,17 @@ pub async fn update(
 }
 
 /// Bumps the version only: serialises a decision taken on the row (a refund reservation).
-pub async fn touch(conn: Conn<'_>, id: Uuid, version: i64, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn touch(
+    conn: Conn<'_>,
+    id: PaymentId,
+    version: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     conn_run!(conn, |c| sqlx::query(
         "UPDATE payments SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3"
     )
     .bind(now)
-    .bind(id)
+    .bind(id.uuid())
     .bind(version)
     .execute(&mut *c)
     .await
@@ -184,15 +193,20 @@ pub async fn touch(conn: Conn<'_>, id: Uuid, version: i64, now: i64) -> Result<b
 }
 
 /// Payments still pending since before `before` (for the recovery worker).
-pub async fn pending_before(db: &Db, before: i64, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    platform::db_run!(db, |p| sqlx::query_scalar(
+pub async fn pending_before(
+    db: &Db,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<PaymentId>, sqlx::Error> {
+    let ids: Vec<Uuid> = platform::db_run!(db, |p| sqlx::query_scalar(
         "SELECT id FROM payments WHERE status = 'pending' AND updated_at < $1 \
          ORDER BY updated_at, id LIMIT $2"
     )
     .bind(before)
     .bind(limit)
     .fetch_all(p)
-    .await)
+    .await)?;
+    Ok(ids.into_iter().map(PaymentId::from_uuid).collect())
 }
 
 // ---- refunds ------------------------------------------------------------------------------
@@ -204,18 +218,18 @@ pub struct RefundRow {
     pub state: String,
 }
 
-pub async fn refunds_of(conn: Conn<'_>, id: Uuid) -> Result<Vec<RefundRow>, sqlx::Error> {
+pub async fn refunds_of(conn: Conn<'_>, id: PaymentId) -> Result<Vec<RefundRow>, sqlx::Error> {
     conn_run!(conn, |c| sqlx::query_as(
         "SELECT idem_key, amount, state FROM refunds WHERE payment_id = $1"
     )
-    .bind(id)
+    .bind(id.uuid())
     .fetch_all(&mut *c)
     .await)
 }
 
 pub async fn insert_refund(
     conn: Conn<'_>,
-    id: Uuid,
+    id: PaymentId,
     key: &str,
     amount: i64,
     now: i64,
@@ -224,7 +238,7 @@ pub async fn insert_refund(
         "INSERT INTO refunds (payment_id, idem_key, amount, state, created_at, completed_at) \
          VALUES ($1, $2, $3, 'pending', $4, NULL)"
     )
-    .bind(id)
+    .bind(id.uuid())
     .bind(key)
     .bind(amount)
     .bind(now)
@@ -235,7 +249,7 @@ pub async fn insert_refund(
 
 pub async fn complete_refund(
     conn: Conn<'_>,
-    id: Uuid,
+    id: PaymentId,
     key: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
@@ -244,7 +258,7 @@ pub async fn complete_refund(
          WHERE payment_id = $2 AND idem_key = $3 AND state = 'pending'"
     )
     .bind(now)
-    .bind(id)
+    .bind(id.uuid())
     .bind(key)
     .execute(&mut *c)
     .await
@@ -252,11 +266,11 @@ pub async fn complete_refund(
 }
 
 /// Forgets a refund the provider refused, so that its amount is available again.
-pub async fn delete_pending_refund(db: &Db, id: Uuid, key: &str) -> Result<(), sqlx::Error> {
+pub async fn delete_pending_refund(db: &Db, id: PaymentId, key: &str) -> Result<(), sqlx::Error> {
     platform::db_run!(db, |p| sqlx::query(
         "DELETE FROM refunds WHERE payment_id = $1 AND idem_key = $2 AND state = 'pending'"
     )
-    .bind(id)
+    .bind(id.uuid())
     .bind(key)
     .execute(p)
     .await
@@ -278,7 +292,7 @@ pub struct NewWebhook<'a> {
     pub provider: &'a str,
     pub event_type: &'a str,
     pub intent_ref: Option<&'a str>,
-    pub payment_id: Option<Uuid>,
+    pub payment_id: Option<PaymentId>,
     /// The event's object (JSON).
     pub payload: &'a str,
 }
@@ -298,7 +312,7 @@ pub async fn insert_webhook(
     .bind(e.provider)
     .bind(e.event_type)
     .bind(e.intent_ref)
-    .bind(e.payment_id)
+    .bind(e.payment_id.map(|i| i.uuid()))
     .bind(e.payload)
     .bind(now)
     .execute(&mut *c)
@@ -321,13 +335,13 @@ pub async fn mark_webhook_applied(conn: Conn<'_>, id: &str, now: i64) -> Result<
 pub async fn unapplied_webhooks(
     db: &Db,
     intent_ref: Option<&str>,
-    payment_id: Uuid,
+    payment_id: PaymentId,
 ) -> Result<Vec<WebhookRow>, sqlx::Error> {
     platform::db_run!(db, |p| sqlx::query_as(
         "SELECT id, event_type, payload FROM webhook_events WHERE applied_at IS NULL \
          AND (payment_id = $1 OR intent_ref = $2) ORDER BY received_at, id"
     )
-    .bind(payment_id)
+    .bind(payment_id.uuid())
     .bind(intent_ref)
     .fetch_all(p)
     .await)

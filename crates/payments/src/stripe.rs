@@ -22,7 +22,6 @@ use hmac::{Hmac, Mac};
 use platform::config::Secret;
 use serde_json::Value;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// The API version every request pins (the shapes below are this version's).
 pub const STRIPE_VERSION: &str = "2024-06-20";
@@ -142,7 +141,7 @@ pub struct EventFacts {
     /// The PaymentIntent it is about.
     pub intent_ref: Option<String>,
     /// Our payment id, from the intent's metadata.
-    pub payment_id: Option<Uuid>,
+    pub payment_id: Option<kernel::PaymentId>,
     pub observation: Observation,
 }
 
@@ -155,10 +154,10 @@ pub const HANDLED_EVENTS: &[&str] = &[
     "charge.refunded",
 ];
 
-fn payment_id_of(obj: &Value) -> Option<Uuid> {
+fn payment_id_of(obj: &Value) -> Option<kernel::PaymentId> {
     obj["metadata"]["payment_id"]
         .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
+        .and_then(|s| s.parse().ok())
 }
 
 /// Decodes a verified event's object (`data.object`, as JSON text); `None` for the types we
@@ -444,8 +443,11 @@ impl Provider for StripeProvider {
                 });
             };
             let mut form = vec![
-                ("amount", req.amount.to_string()),
-                ("currency", req.currency.code().to_ascii_lowercase()),
+                ("amount", req.amount.minor().to_string()),
+                (
+                    "currency",
+                    req.amount.currency().code().to_ascii_lowercase(),
+                ),
                 ("payment_method", payment_method.clone()),
                 ("payment_method_types[]", "card".to_string()),
                 ("confirm", "true".to_string()),

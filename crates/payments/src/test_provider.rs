@@ -260,7 +260,7 @@ impl TestProvider {
     /// authorisation key). Returns whether a pending charge was found.
     pub async fn complete_action(
         db: &Db,
-        payment_id: uuid::Uuid,
+        payment_id: kernel::PaymentId,
         approved: bool,
     ) -> std::result::Result<bool, sqlx::Error> {
         let (status, code) = if approved {
@@ -296,7 +296,7 @@ impl TestProvider {
         let mut tx = self.db.begin().await.map_err(db_err)?;
         if let Some(existing) = charge_by_key(&mut tx, key).await? {
             tx.rollback().await.map_err(db_err)?;
-            if existing.amount != req.amount {
+            if existing.amount != req.amount.minor() {
                 return Err(ProviderError::Invalid {
                     code: "idempotency_key_reused",
                     message: "this idempotency key was used for another amount".into(),
@@ -318,8 +318,8 @@ impl TestProvider {
         )
         .bind(&id)
         .bind(key)
-        .bind(req.amount)
-        .bind(req.currency.code())
+        .bind(req.amount.minor())
+        .bind(req.amount.currency().code())
         .bind(last4)
         .bind(status)
         .bind(decline)

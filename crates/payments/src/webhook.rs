@@ -12,8 +12,8 @@ use crate::app::{Payments, merge};
 use crate::domain::PaymentError;
 use crate::store::{self, NewWebhook};
 use crate::stripe;
+use kernel::PaymentId;
 use serde_json::Value;
-use uuid::Uuid;
 
 /// What happened to a verified event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl Payments {
     /// For a webhook that did not verify: if its body names a payment we know (the intent's
     /// `metadata.payment_id`, or the intent's id), asks the provider how it stands. Nothing in
     /// the body is believed. Returns the payment polled, if any.
-    pub async fn poll_unverified(&self, body: &[u8]) -> Result<Option<Uuid>, PaymentError> {
+    pub async fn poll_unverified(&self, body: &[u8]) -> Result<Option<PaymentId>, PaymentError> {
         let Ok(event) = serde_json::from_slice::<Value>(body) else {
             return Ok(None);
         };
@@ -125,7 +125,7 @@ impl Payments {
         let mut target = None;
         if let Some(pid) = obj["metadata"]["payment_id"]
             .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
+            .and_then(|s| s.parse::<PaymentId>().ok())
             && let Some(p) = self.get(pid).await?
             && p.provider == self.provider().name()
         {

@@ -89,7 +89,7 @@ impl H {
         .expect("count")
     }
 
-    pub async fn payment(&self, id: Uuid) -> Payment {
+    pub async fn payment(&self, id: kernel::PaymentId) -> Payment {
         self.payments
             .get(id)
             .await
@@ -140,12 +140,16 @@ impl kernel::Clock for ManualClock {
     }
 }
 
+/// An amount in euros' minor units.
+pub fn eur(minor: i64) -> kernel::Money {
+    kernel::Money::new(minor, kernel::Currency::EUR)
+}
+
 pub fn card_request(amount: i64, number: &str) -> AuthorizeRequest {
     AuthorizeRequest {
-        payment_id: Uuid::now_v7(),
+        payment_id: kernel::PaymentId::new(),
         order_ref: format!("BZH-{}", &Uuid::new_v4().simple().to_string()[..8]),
-        amount,
-        currency: kernel::Currency::EUR,
+        amount: kernel::Money::new(amount, kernel::Currency::EUR),
         method: PaymentMethod::TestCard {
             number: number.to_string(),
         },
@@ -191,7 +195,7 @@ on_all_backends!(test_cards_behave_as_documented, |t| Box::pin(async move {
     assert_eq!(p.status, PaymentStatus::Authorized);
     assert_eq!(p.last4.as_deref(), Some("4242"));
     assert_eq!(
-        (p.provider.as_str(), p.amount, p.captured),
+        (p.provider.as_str(), p.amount.minor(), p.captured.minor()),
         ("test", 4990, 0)
     );
     assert!(
@@ -200,7 +204,10 @@ on_all_backends!(test_cards_behave_as_documented, |t| Box::pin(async move {
             .is_some_and(|r| r.starts_with("tch_"))
     );
     let p = captured(pay.capture(req.payment_id).await.expect("capture"));
-    assert_eq!((p.status, p.captured), (PaymentStatus::Captured, 4990));
+    assert_eq!(
+        (p.status, p.captured.minor()),
+        (PaymentStatus::Captured, 4990)
+    );
 
     // declined at authorisation, with the bank's reason
     for (number, code) in [
@@ -235,7 +242,10 @@ on_all_backends!(test_cards_behave_as_documented, |t| Box::pin(async move {
         other => panic!("expected a failed capture, got {other:?}"),
     }
     let p = h.payment(req.payment_id).await;
-    assert_eq!((p.status, p.captured), (PaymentStatus::Authorized, 0));
+    assert_eq!(
+        (p.status, p.captured.minor()),
+        (PaymentStatus::Authorized, 0)
+    );
     pay.void(req.payment_id).await.expect("void");
     assert_eq!(
         h.payment(req.payment_id).await.status,
@@ -301,7 +311,7 @@ on_all_backends!(bad_requests_change_nothing, |t| Box::pin(async move {
     let req = card_request(1000, VISA_OK);
     authorized(pay.authorize(&req).await.expect("authorize"));
     let mut other = req.clone();
-    other.amount = 2000;
+    other.amount = eur(2000);
     assert_eq!(
         invalid_code(pay.authorize(&other).await),
         "payment_id_reused"
@@ -315,10 +325,10 @@ on_all_backends!(bad_requests_change_nothing, |t| Box::pin(async move {
     assert_eq!(h.count("SELECT COUNT(*) FROM test_psp_charges").await, 1);
 
     // operations on unknown payments
-    let unknown = Uuid::now_v7();
+    let unknown = kernel::PaymentId::new();
     assert_eq!(invalid_code(pay.capture(unknown).await), "unknown_payment");
     assert_eq!(
-        invalid_code(pay.refund(unknown, 100, "k").await),
+        invalid_code(pay.refund(unknown, eur(100), "k").await),
         "unknown_payment"
     );
     assert!(pay.sync(unknown).await.expect("sync").is_none());
@@ -335,7 +345,7 @@ on_all_backends!(authorize_and_capture_twice_happen_once, |t| Box::pin(
         assert_eq!(first.provider_ref, second.provider_ref);
         let c1 = captured(pay.capture(req.payment_id).await.expect("capture"));
         let c2 = captured(pay.capture(req.payment_id).await.expect("capture again"));
-        assert_eq!((c1.captured, c2.captured), (12_345, 12_345));
+        assert_eq!((c1.captured.minor(), c2.captured.minor()), (12_345, 12_345));
         // authorising a captured payment again answers it, and takes nothing more
         let again = authorized(pay.authorize(&req).await.expect("authorize after capture"));
         assert_eq!(again.status, PaymentStatus::Captured);
@@ -346,8 +356,8 @@ on_all_backends!(authorize_and_capture_twice_happen_once, |t| Box::pin(
         let (a, b) = (authorized(a.expect("a")), authorized(b.expect("b")));
         assert_eq!(a.provider_ref, b.provider_ref);
         let (a, b) = tokio::join!(pay.capture(req2.payment_id), pay.capture(req2.payment_id));
-        assert_eq!(captured(a.expect("a")).captured, 500);
-        assert_eq!(captured(b.expect("b")).captured, 500);
+        assert_eq!(captured(a.expect("a")).captured.minor(), 500);
+        assert_eq!(captured(b.expect("b")).captured.minor(), 500);
 
         let books = psp_ledger_totals(&h.db).await.expect("books");
         assert_eq!(books.charges, 2, "one authorisation per payment");
@@ -393,31 +403,39 @@ on_all_backends!(lost_answers_are_found_through_the_idempotency_keys, |t| {
         );
         // the retry finds the capture that happened, and takes nothing more
         let p = captured(pay.capture(req.payment_id).await.expect("retry capture"));
-        assert_eq!(p.captured, 7000);
+        assert_eq!(p.captured.minor(), 7000);
         let books = psp_ledger_totals(&h.db).await.expect("books");
         assert_eq!((books.captured, books.max_captures_per_charge), (7000, 1));
 
         // refund answer lost: the retry with the same key refunds nothing more
         h.faults.lose_refund_responses(1);
         assert!(matches!(
-            pay.refund(req.payment_id, 1000, "r-1").await,
+            pay.refund(req.payment_id, eur(1000), "r-1").await,
             Err(PaymentError::Provider(_))
         ));
-        assert_eq!(h.payment(req.payment_id).await.refunded, 0);
+        assert_eq!(h.payment(req.payment_id).await.refunded.minor(), 0);
         // a second refund meanwhile cannot spend the amount in flight
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 6500, "r-2").await),
+            invalid_code(pay.refund(req.payment_id, eur(6500), "r-2").await),
             "refund_exceeds_captured"
         );
         let p = pay
-            .refund(req.payment_id, 1000, "r-1")
+            .refund(req.payment_id, eur(1000), "r-1")
             .await
             .expect("retry");
-        assert_eq!(p.refunded, 1000);
+        assert_eq!(p.refunded.minor(), 1000);
         assert_eq!(
             psp_ledger_totals(&h.db).await.expect("books").refunded,
             1000
         );
+        assert_eq!(h.outbox().await.len(), 1);
+        // an amount in another currency is refused, and nothing moves
+        let yen = kernel::Money::new(100, kernel::Currency::parse("JPY").expect("JPY"));
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, yen, "r-yen").await),
+            "currency_mismatch"
+        );
+        assert_eq!(h.payment(req.payment_id).await.refunded.minor(), 1000);
         assert_eq!(h.outbox().await.len(), 1);
 
         // a pending payment whose answer was lost is found by the recovery worker after a
@@ -509,52 +527,55 @@ on_all_backends!(refunds_are_bounded_idempotent_and_announced_once, |t| {
         // nothing to refund before the capture
         authorized(pay.authorize(&req).await.expect("authorize"));
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 100, "early").await),
+            invalid_code(pay.refund(req.payment_id, eur(100), "early").await),
             "not_captured"
         );
         captured(pay.capture(req.payment_id).await.expect("capture"));
 
         // partial
         let p = pay
-            .refund(req.payment_id, 3000, "refund-a")
+            .refund(req.payment_id, eur(3000), "refund-a")
             .await
             .expect("a");
         assert_eq!(
-            (p.status, p.refunded, p.captured),
+            (p.status, p.refunded.minor(), p.captured.minor()),
             (PaymentStatus::PartiallyRefunded, 3000, 10_000)
         );
         // the same key again: the same refund, not a second one
         let again = pay
-            .refund(req.payment_id, 3000, "refund-a")
+            .refund(req.payment_id, eur(3000), "refund-a")
             .await
             .expect("a again");
-        assert_eq!(again.refunded, 3000);
+        assert_eq!(again.refunded.minor(), 3000);
         // the same key for another amount is refused
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 100, "refund-a").await),
+            invalid_code(pay.refund(req.payment_id, eur(100), "refund-a").await),
             "refund_key_reused"
         );
         // more than what is left is refused, and changes nothing
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 7001, "refund-b").await),
+            invalid_code(pay.refund(req.payment_id, eur(7001), "refund-b").await),
             "refund_exceeds_captured"
         );
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 0, "refund-z").await),
+            invalid_code(pay.refund(req.payment_id, eur(0), "refund-z").await),
             "invalid_amount"
         );
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 10, "bad key").await),
+            invalid_code(pay.refund(req.payment_id, eur(10), "bad key").await),
             "invalid_refund_key"
         );
         // the rest: fully refunded
         let p = pay
-            .refund(req.payment_id, 7000, "refund-b")
+            .refund(req.payment_id, eur(7000), "refund-b")
             .await
             .expect("b");
-        assert_eq!((p.status, p.refunded), (PaymentStatus::Refunded, 10_000));
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 1, "refund-c").await),
+            (p.status, p.refunded.minor()),
+            (PaymentStatus::Refunded, 10_000)
+        );
+        assert_eq!(
+            invalid_code(pay.refund(req.payment_id, eur(1), "refund-c").await),
             "refund_exceeds_captured"
         );
         // a refunded payment cannot be voided
@@ -598,7 +619,7 @@ on_all_backends!(void_is_safe_to_repeat, |t| Box::pin(async move {
     let h = H::test(t);
     let pay = &h.payments;
     // unknown: nothing to do
-    pay.void(Uuid::now_v7()).await.expect("unknown");
+    pay.void(kernel::PaymentId::new()).await.expect("unknown");
     // authorised → voided, at the PSP too; again: still fine
     let req = card_request(800, VISA_OK);
     authorized(pay.authorize(&req).await.expect("authorize"));

@@ -26,8 +26,10 @@ impl FakePrices {
             PriceInfo {
                 sku: sku.to_string(),
                 name: format!("Article {sku}"),
-                unit_price,
-                currency: currency.to_string(),
+                unit_price: kernel::Money::new(
+                    unit_price,
+                    kernel::Currency::parse(currency).expect("a test currency"),
+                ),
                 active,
             },
         );

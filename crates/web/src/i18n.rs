@@ -75,11 +75,19 @@ impl Lang {
     }
 
     /// A money amount the way this language writes it: `1 234,50 €` or `€1,234.50`.
+    /// The decimals follow the currency (none for yen, three for dinars); an unknown code is
+    /// written with two.
     pub fn money(&self, minor: i64, currency: &str) -> String {
-        let neg = minor < 0;
-        let m = minor.unsigned_abs();
-        let (units, cents) = (m / 100, m % 100);
-        let digits = units.to_string();
+        let parts = match kernel::Currency::parse(currency) {
+            Ok(c) => kernel::Money::new(minor, c).parts(),
+            Err(_) => kernel::money::MoneyParts {
+                negative: minor < 0,
+                units: minor.unsigned_abs() / 100,
+                fraction: format!("{:02}", minor.unsigned_abs() % 100),
+            },
+        };
+        let neg = parts.negative;
+        let digits = parts.units.to_string();
         let sep = match self {
             Lang::Fr => '\u{202f}',
             Lang::En => ',',
@@ -96,9 +104,14 @@ impl Lang {
             "EUR" => "€",
             other => other,
         };
+        let (point, fraction) = match (self, parts.fraction.is_empty()) {
+            (_, true) => ("", ""),
+            (Lang::Fr, false) => (",", parts.fraction.as_str()),
+            (Lang::En, false) => (".", parts.fraction.as_str()),
+        };
         match self {
-            Lang::Fr => format!("{sign}{grouped},{cents:02}\u{a0}{sym}"),
-            Lang::En => format!("{sign}{sym}{grouped}.{cents:02}"),
+            Lang::Fr => format!("{sign}{grouped}{point}{fraction}\u{a0}{sym}"),
+            Lang::En => format!("{sign}{sym}{grouped}{point}{fraction}"),
         }
     }
 
@@ -512,6 +525,11 @@ mod tests {
         assert_eq!(Lang::En.money(123450, "EUR"), "€1,234.50");
         assert_eq!(Lang::En.money(5, "EUR"), "€0.05");
         assert_eq!(Lang::Fr.money(-490, "EUR"), "-4,90\u{a0}€");
+        // by the currency's exponent, never as if everything had cents
+        assert_eq!(Lang::Fr.money(1500, "JPY"), "1\u{202f}500\u{a0}JPY");
+        assert_eq!(Lang::En.money(1500, "JPY"), "JPY1,500");
+        assert_eq!(Lang::Fr.money(1234, "KWD"), "1,234\u{a0}KWD");
+        assert_eq!(Lang::En.money(1234, "KWD"), "KWD1.234");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
+use kernel::{CartId, OrderId};
 use platform::authn::{AuthError, Credential, SESSION_COOKIE, same_origin};
 use platform::authz::Principal;
 use platform::caller::ClientIp;
@@ -21,7 +22,6 @@ use platform::ratelimit::Decision;
 use sha2::Sha256;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use uuid::Uuid;
 
 pub const REFRESH_COOKIE: &str = "__Host-comptoir-refresh";
 pub const CSRF_COOKIE: &str = "__Host-comptoir-csrf";
@@ -75,10 +75,10 @@ impl CookieKey {
 pub struct Visitor {
     pub principal: Option<Principal>,
     pub csrf: String,
-    pub cart: Option<Uuid>,
+    pub cart: Option<CartId>,
     /// Units in the cart, as last seen by these pages (kept in the cart cookie, for the header).
     pub cart_count: i64,
-    pub guest_orders: Vec<Uuid>,
+    pub guest_orders: Vec<OrderId>,
     pub ip: IpAddr,
     jar: Arc<Mutex<Vec<String>>>,
 }
@@ -123,7 +123,7 @@ impl Visitor {
     }
 
     /// Remembers the cart and how many units it holds.
-    pub fn set_cart(&self, id: Uuid, units: i64) {
+    pub fn set_cart(&self, id: CartId, units: i64) {
         self.push(cookie(CART_COOKIE, &format!("{id}~{units}"), 7 * 86_400));
     }
 
@@ -132,8 +132,8 @@ impl Visitor {
     }
 
     /// Remembers a guest's order in this browser (signed, so it cannot be forged).
-    pub fn remember_order(&self, key: &CookieKey, id: Uuid) {
-        let mut ids: Vec<Uuid> = vec![id];
+    pub fn remember_order(&self, key: &CookieKey, id: OrderId) {
+        let mut ids: Vec<OrderId> = vec![id];
         ids.extend(
             self.guest_orders
                 .iter()
@@ -142,14 +142,14 @@ impl Visitor {
         );
         let data = ids
             .iter()
-            .map(Uuid::to_string)
+            .map(OrderId::to_string)
             .collect::<Vec<_>>()
             .join("_");
         let mac = key.mac(&data);
         self.push(cookie(ORDERS_COOKIE, &format!("{data}.{mac}"), 30 * 86_400));
     }
 
-    pub fn may_see_guest_order(&self, id: Uuid) -> bool {
+    pub fn may_see_guest_order(&self, id: OrderId) -> bool {
         self.guest_orders.contains(&id)
     }
 }
@@ -178,12 +178,9 @@ pub fn read_cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     None
 }
 
-fn parse_cart(v: &str) -> Option<(Uuid, i64)> {
+fn parse_cart(v: &str) -> Option<(CartId, i64)> {
     let (id, n) = v.split_once('~').unwrap_or((v, "0"));
-    Some((
-        Uuid::parse_str(id).ok()?,
-        n.parse().unwrap_or(0).clamp(0, 9999),
-    ))
+    Some((id.parse().ok()?, n.parse().unwrap_or(0).clamp(0, 9999)))
 }
 
 fn random_token() -> String {
@@ -192,7 +189,7 @@ fn random_token() -> String {
     hex::encode(b)
 }
 
-fn parse_guest_orders(key: &CookieKey, v: Option<&str>) -> Vec<Uuid> {
+fn parse_guest_orders(key: &CookieKey, v: Option<&str>) -> Vec<OrderId> {
     let Some((data, mac)) = v.and_then(|v| v.rsplit_once('.')) else {
         return vec![];
     };
@@ -200,7 +197,7 @@ fn parse_guest_orders(key: &CookieKey, v: Option<&str>) -> Vec<Uuid> {
         return vec![];
     }
     data.split('_')
-        .filter_map(|s| Uuid::parse_str(s).ok())
+        .filter_map(|s| s.parse().ok())
         .take(MAX_GUEST_ORDERS)
         .collect()
 }
@@ -431,7 +428,7 @@ mod tests {
     fn guest_orders_cookie_cannot_be_forged() {
         let k = CookieKey::new([7; 32]);
         let v = Visitor::anonymous();
-        let id = Uuid::now_v7();
+        let id = OrderId::new();
         v.remember_order(&k, id);
         let set = v.jar.lock().map(|j| j[0].clone()).unwrap_or_default();
         let value = set
@@ -441,7 +438,7 @@ mod tests {
             .map(|(_, v)| v.to_string())
             .unwrap_or_default();
         assert_eq!(parse_guest_orders(&k, Some(&value)), vec![id]);
-        let other = Uuid::now_v7();
+        let other = OrderId::new();
         let forged = value.replace(&id.to_string(), &other.to_string());
         assert!(parse_guest_orders(&k, Some(&forged)).is_empty());
         assert!(parse_guest_orders(&CookieKey::new([8; 32]), Some(&value)).is_empty());

@@ -26,13 +26,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
+use kernel::CartId;
 use platform::authz::{Access, PrincipalKind, Role, RoutePolicy};
 use platform::caller::Caller;
 use platform::db::Db;
 use platform::http::extract::{Fingerprint, HashedJson, OptionalHashedJson};
 use platform::{ApiError, Problem};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// What the cart handlers share.
 #[derive(Clone)]
@@ -108,15 +108,15 @@ fn customer(caller: &Caller) -> Option<&str> {
         .map(|p| p.subject.as_str())
 }
 
-fn cart_id(s: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(s).map_err(|_| ApiError::not_found("cart"))
+fn cart_id(s: &str) -> Result<CartId, ApiError> {
+    s.parse().map_err(|_| ApiError::not_found("cart"))
 }
 
 fn view(cart: &Cart) -> Result<CartView, ApiError> {
     CartView::of(cart).ok_or_else(|| ApiError::internal(format!("cart {} overflows", cart.id)))
 }
 
-fn location(id: Uuid) -> String {
+fn location(id: CartId) -> String {
     format!("/api/carts/{id}")
 }
 
@@ -256,7 +256,7 @@ async fn create_cart(
     get,
     path = "/api/carts/{id}",
     tag = "cart",
-    params(("id" = Uuid, Path)),
+    params(("id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The cart", body = CartView),
         (status = 404, description = "No such cart, expired, or someone else's", body = Problem, content_type = "application/problem+json"),
@@ -282,7 +282,7 @@ async fn get_cart(
     path = "/api/carts/{id}/lines",
     tag = "cart",
     request_body = AddLine,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, description = "The cart", body = CartView),
         (status = 404, description = "No such cart", body = Problem, content_type = "application/problem+json"),
@@ -319,7 +319,7 @@ async fn add_line(
     path = "/api/carts/{id}/lines/{sku}",
     tag = "cart",
     request_body = SetQuantity,
-    params(("id" = Uuid, Path), ("sku" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("sku" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, description = "The cart", body = CartView),
         (status = 404, description = "No such cart, or the SKU is not in it", body = Problem, content_type = "application/problem+json"),
@@ -353,7 +353,7 @@ async fn set_quantity(
     delete,
     path = "/api/carts/{id}/lines/{sku}",
     tag = "cart",
-    params(("id" = Uuid, Path), ("sku" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("sku" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, description = "The cart", body = CartView),
         (status = 404, description = "No such cart, or the SKU is not in it", body = Problem, content_type = "application/problem+json"),
@@ -387,7 +387,7 @@ async fn remove_line(
     post,
     path = "/api/carts/{id}/merge",
     tag = "cart",
-    params(("id" = Uuid, Path, description = "The guest cart"), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path, description = "The guest cart"), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, description = "The customer's cart", body = CartView, headers(("location" = String))),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),

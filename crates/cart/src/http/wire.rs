@@ -3,9 +3,9 @@
 
 use crate::domain::{Cart, MAX_QUANTITY};
 use chrono::{DateTime, Utc};
+use kernel::{CartId, Currency};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// `POST /api/carts`. The body is optional.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -51,16 +51,16 @@ pub struct LineView {
     pub unit_price: i64,
     /// `quantity × unit_price`, minor units.
     pub total: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// A cart as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CartView {
-    pub id: Uuid,
+    pub id: CartId,
     /// The owning customer's subject; null for a guest cart.
     pub owner: Option<String>,
-    pub currency: String,
+    pub currency: Currency,
     pub lines: Vec<LineView>,
     /// Sum of the lines, minor units.
     pub subtotal: i64,
@@ -89,18 +89,18 @@ impl CartView {
                     sku: l.sku.clone(),
                     name: l.name.clone(),
                     quantity: l.quantity,
-                    unit_price: l.unit_price,
-                    total: l.total()?,
-                    currency: l.currency.clone(),
+                    unit_price: l.unit_price.minor(),
+                    total: l.total()?.minor(),
+                    currency: l.unit_price.currency(),
                 })
             })
             .collect::<Option<Vec<_>>>()?;
         Some(CartView {
             id: cart.id,
             owner: cart.owner.clone(),
-            currency: cart.currency.clone(),
+            currency: cart.currency,
             lines,
-            subtotal: cart.subtotal()?,
+            subtotal: cart.subtotal()?.minor(),
             item_count: cart.item_count(),
             version: cart.version,
             created_at: time(cart.created_at),
@@ -120,28 +120,38 @@ mod tests {
             sku: "A".into(),
             name: "a".into(),
             quantity: q,
-            unit_price: p,
-            currency: "EUR".into(),
+            unit_price: kernel::Money::new(p, Currency::EUR),
         }
     }
 
     #[test]
     fn subtotal_uses_checked_arithmetic() {
         let mut c = Cart {
-            id: Uuid::new_v4(),
+            id: CartId::new(),
             owner: None,
-            currency: "EUR".into(),
+            currency: Currency::EUR,
             lines: vec![line(2, 1250), line(1, 99)],
             version: 1,
             created_at: 0,
             updated_at: 0,
             expires_at: 1,
         };
-        assert_eq!(c.subtotal(), Some(2599));
+        assert_eq!(c.subtotal().map(|m| m.minor()), Some(2599));
         assert_eq!(c.item_count(), 3);
         c.lines.push(line(99, i64::MAX / 10));
         assert_eq!(c.subtotal(), None);
         assert!(CartView::of(&c).is_none());
+    }
+
+    #[test]
+    fn a_stored_line_keeps_its_json_shape() {
+        let l = line(2, 1250);
+        let json = serde_json::to_value(&l).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"sku": "A", "name": "a", "quantity": 2, "unit_price": 1250, "currency": "EUR"})
+        );
+        assert_eq!(serde_json::from_value::<Line>(json).ok(), Some(l));
     }
 
     #[test]

@@ -104,7 +104,10 @@ on_all_backends!(reprice_detects_changed_and_unavailable_lines, |e| Box::pin(
             .await
             .expect("add");
         let before = c.get(cart.id, None).await.expect("get");
-        assert_eq!(before.subtotal(), Some(2 * 1990 + 500 + 1500));
+        assert_eq!(
+            before.subtotal().map(|m| m.minor()),
+            Some(2 * 1990 + 500 + 1500)
+        );
 
         let (same, changes) = c.reprice(&before).await.expect("reprice");
         assert!(changes.is_empty(), "{b}");
@@ -130,7 +133,7 @@ on_all_backends!(reprice_detects_changed_and_unavailable_lines, |e| Box::pin(
             "{b}"
         );
         assert_eq!(now.lines.len(), 1);
-        assert_eq!(now.subtotal(), Some(2 * 2490));
+        assert_eq!(now.subtotal().map(|m| m.minor()), Some(2 * 2490));
         assert_eq!(
             c.get(cart.id, None).await.expect("get"),
             before,

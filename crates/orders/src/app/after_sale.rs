@@ -6,7 +6,7 @@
 //! one that also stores the idempotent answer): `cancel_effects` + `record_cancel`,
 //! `refund_payment` + `record_refund`.
 
-use crate::domain::{Order, OrderStatus, order_event};
+use crate::domain::{Order, OrderStatus, order_event, payment_of};
 use crate::{Orders, SERVICE, store};
 use contracts::inventory::StockError;
 use contracts::payments::PayError;
@@ -22,7 +22,7 @@ pub enum OrderError {
     WrongState { from: OrderStatus, to: OrderStatus },
     /// A refund of nothing, or of more than is left.
     #[error("the amount must be between 1 and {left}")]
-    InvalidAmount { left: i64 },
+    InvalidAmount { left: kernel::Money },
     #[error("payments: {0}")]
     Payments(PayError),
     #[error("inventory: {0}")]
@@ -79,15 +79,15 @@ impl Orders {
                 to: OrderStatus::Cancelled,
             });
         }
-        let left = o.total - o.refunded;
-        if left > 0 {
+        let left = o.refundable();
+        if left.minor() > 0 {
             self.payments
-                .refund(o.id, left, &format!("{}:cancel:{key}", o.id))
+                .refund(payment_of(o.id), left, &format!("{}:cancel:{key}", o.id))
                 .await
                 .map_err(OrderError::Payments)?;
         }
         self.inventory
-            .restock(o.id, "cancellation")
+            .restock(o.id.uuid(), "cancellation")
             .await
             .map_err(OrderError::Stock)?;
         Ok(())
@@ -120,27 +120,31 @@ impl Orders {
             .ok_or(OrderError::NotFound)
     }
 
-    /// Refunds `amount` of a paid order (at most what is left); returns the payment's refunded
-    /// total. `key` is the action's idempotency key.
+    /// Refunds `amount` (minor units of the order's currency) of a paid order, at most what is
+    /// left; returns the payment's refunded total. `key` is the action's idempotency key.
     pub async fn refund_payment(
         &self,
         o: &Order,
         amount: i64,
         key: &str,
-    ) -> Result<i64, OrderError> {
+    ) -> Result<kernel::Money, OrderError> {
         if !o.status.is_paid() {
             return Err(OrderError::WrongState {
                 from: o.status,
                 to: OrderStatus::Refunded,
             });
         }
-        let left = o.total - o.refunded;
-        if amount <= 0 || amount > left {
+        let left = o.refundable();
+        if amount <= 0 || amount > left.minor() {
             return Err(OrderError::InvalidAmount { left });
         }
         let p = self
             .payments
-            .refund(o.id, amount, &format!("{}:refund:{key}", o.id))
+            .refund(
+                payment_of(o.id),
+                left.with_minor(amount),
+                &format!("{}:refund:{key}", o.id),
+            )
             .await
             .map_err(OrderError::Payments)?;
         Ok(p.refunded)
@@ -151,7 +155,7 @@ impl Orders {
         &self,
         tx: &mut Tx,
         o: &Order,
-        refunded: i64,
+        refunded: kernel::Money,
         actor: &str,
     ) -> Result<Order, OrderError> {
         store::set_refunded(tx, o.id, refunded, actor, self.now()).await?;

@@ -9,12 +9,12 @@ use crate::store::CheckoutRow;
 use contracts::carts::{CartsError, PriceChange};
 use contracts::inventory::StockError;
 use contracts::payments::PaymentMethod;
-use uuid::Uuid;
+use kernel::{CartId, OrderId};
 
 /// What the shopper asks for.
 #[derive(Debug, Clone)]
 pub struct CheckoutRequest {
-    pub cart_id: Uuid,
+    pub cart_id: CartId,
     pub email: String,
     pub fulfilment: Fulfilment,
     pub payment: PaymentMethod,
@@ -83,13 +83,8 @@ impl Orders {
                 }
             }
         };
-        let (lines, subtotal) = rules::price_lines(&cart.lines)?;
-        let shipping = rules::shipping(
-            &req.fulfilment,
-            subtotal,
-            self.settings.shipping_fee,
-            self.settings.free_shipping_from,
-        );
+        let (lines, subtotal) = rules::price_lines(cart.currency, &cart.lines)?;
+        let shipping = rules::shipping(&req.fulfilment, subtotal, &self.settings.delivery)?;
         let total = rules::total(subtotal, shipping)?;
         Ok(Plan {
             cart_id: req.cart_id,
@@ -113,9 +108,9 @@ pub enum CartHeld {
     /// The cart is a customer's and the caller is not that customer: as if there were no cart.
     Hidden,
     /// Checked out: this order.
-    CheckedOut(Uuid),
+    CheckedOut(OrderId),
     /// This checkout is still running.
-    InProgress(Uuid),
+    InProgress(OrderId),
 }
 
 impl CartHeld {

@@ -6,10 +6,12 @@
 pub mod rules;
 pub mod saga;
 
+pub use contracts::orders::payment_of;
 pub use saga::{CheckoutOutcome, Failure, SagaState};
 
+use kernel::money::minor_units;
+use kernel::{CartId, Currency, Money, OrderId};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// Where an order stands.
 ///
@@ -97,13 +99,64 @@ impl OrderStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One SKU of an order, at the price it was sold at. Written as a [`LineRecord`] (amounts in
+/// minor units of the order's currency).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "LineRecord")]
 pub struct OrderLine {
     pub sku: String,
     pub name: String,
     pub quantity: i64,
+    pub unit_price: Money,
+    pub line_total: Money,
+}
+
+/// An order line in JSON (the API, the events, the stored plan and order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineRecord {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    /// Minor units.
     pub unit_price: i64,
+    /// `quantity × unit_price`, minor units.
     pub line_total: i64,
+}
+
+impl From<OrderLine> for LineRecord {
+    fn from(l: OrderLine) -> Self {
+        LineRecord {
+            sku: l.sku,
+            name: l.name,
+            quantity: l.quantity,
+            unit_price: l.unit_price.minor(),
+            line_total: l.line_total.minor(),
+        }
+    }
+}
+
+impl LineRecord {
+    /// The line, its amounts in `currency` (the order's).
+    pub fn in_currency(self, currency: Currency) -> OrderLine {
+        OrderLine {
+            sku: self.sku,
+            name: self.name,
+            quantity: self.quantity,
+            unit_price: Money::new(self.unit_price, currency),
+            line_total: Money::new(self.line_total, currency),
+        }
+    }
+}
+
+/// Stored order lines (JSON text) as lines in `currency`.
+pub fn lines_from_json(
+    json: &str,
+    currency: Currency,
+) -> Result<Vec<OrderLine>, serde_json::Error> {
+    Ok(serde_json::from_str::<Vec<LineRecord>>(json)?
+        .into_iter()
+        .map(|l| l.in_currency(currency))
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -127,9 +180,11 @@ pub enum Fulfilment {
     Collect { store: String },
 }
 
+/// An order. Its JSON (the API's `Order`) writes the amounts in minor units beside one
+/// `currency`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
-    pub id: Uuid,
+    pub id: OrderId,
     pub number: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
@@ -141,35 +196,87 @@ pub struct Order {
     pub location: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<Address>,
-    pub currency: String,
-    pub subtotal: i64,
-    pub shipping: i64,
-    pub total: i64,
-    pub refunded: i64,
+    pub currency: Currency,
+    #[serde(serialize_with = "minor_units")]
+    pub subtotal: Money,
+    #[serde(serialize_with = "minor_units")]
+    pub shipping: Money,
+    #[serde(serialize_with = "minor_units")]
+    pub total: Money,
+    #[serde(serialize_with = "minor_units")]
+    pub refunded: Money,
     pub lines: Vec<OrderLine>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
+impl Order {
+    /// What is left to give back: the total less what was refunded.
+    pub fn refundable(&self) -> Money {
+        self.total
+            .with_minor(self.total.minor() - self.refunded.minor())
+    }
+}
+
 /// What the saga was asked to do: fixed when the checkout starts (prices re-checked then).
+/// Stored as JSON (amounts in minor units of `currency`, read back through [`PlanRecord`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "PlanRecord")]
 pub struct Plan {
-    pub cart_id: Uuid,
+    pub cart_id: CartId,
     pub customer: Option<String>,
     pub email: String,
     pub fulfilment: Fulfilment,
     pub location: String,
-    pub currency: String,
+    pub currency: Currency,
     pub lines: Vec<OrderLine>,
+    #[serde(serialize_with = "minor_units")]
+    pub subtotal: Money,
+    #[serde(serialize_with = "minor_units")]
+    pub shipping: Money,
+    #[serde(serialize_with = "minor_units")]
+    pub total: Money,
+    pub payment: contracts::payments::PaymentMethod,
+}
+
+/// A stored [`Plan`] as read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanRecord {
+    pub cart_id: CartId,
+    pub customer: Option<String>,
+    pub email: String,
+    pub fulfilment: Fulfilment,
+    pub location: String,
+    pub currency: Currency,
+    pub lines: Vec<LineRecord>,
     pub subtotal: i64,
     pub shipping: i64,
     pub total: i64,
     pub payment: contracts::payments::PaymentMethod,
 }
 
+impl From<PlanRecord> for Plan {
+    fn from(r: PlanRecord) -> Self {
+        let c = r.currency;
+        Plan {
+            cart_id: r.cart_id,
+            customer: r.customer,
+            email: r.email,
+            fulfilment: r.fulfilment,
+            location: r.location,
+            currency: c,
+            lines: r.lines.into_iter().map(|l| l.in_currency(c)).collect(),
+            subtotal: Money::new(r.subtotal, c),
+            shipping: Money::new(r.shipping, c),
+            total: Money::new(r.total, c),
+            payment: r.payment,
+        }
+    }
+}
+
 /// The human-facing order number, derived from the id.
-pub fn order_number(id: Uuid) -> String {
-    let s = id.simple().to_string().to_uppercase();
+pub fn order_number(id: OrderId) -> String {
+    let s = id.uuid().simple().to_string().to_uppercase();
     format!("BZH-{}", &s[20..32])
 }
 
@@ -183,8 +290,8 @@ pub fn order_event(o: &Order, reason: Option<&str>) -> serde_json::Value {
         "location": o.location,
         "fulfilment": o.fulfilment,
         "currency": o.currency,
-        "total": o.total,
-        "refunded": o.refunded,
+        "total": o.total.minor(),
+        "refunded": o.refunded.minor(),
         "lines": o.lines,
         "reason": reason,
     })
@@ -193,16 +300,15 @@ pub fn order_event(o: &Order, reason: Option<&str>) -> serde_json::Value {
 impl Plan {
     pub fn summary(&self) -> String {
         format!(
-            "{} line(s), {} {} from {}",
+            "{} line(s), {} from {}",
             self.lines.len(),
             self.total,
-            self.currency,
             self.location
         )
     }
 
     /// The order this plan places, `pending`, as the saga confirms it at `now`.
-    pub fn to_order(&self, id: Uuid, now: i64) -> Order {
+    pub fn to_order(&self, id: OrderId, now: i64) -> Order {
         let (fulfilment, address) = match &self.fulfilment {
             Fulfilment::Delivery { address } => ("delivery", Some(address.clone())),
             Fulfilment::Collect { .. } => ("collect", None),
@@ -216,11 +322,11 @@ impl Plan {
             fulfilment: fulfilment.to_string(),
             location: self.location.clone(),
             address,
-            currency: self.currency.clone(),
+            currency: self.currency,
             subtotal: self.subtotal,
             shipping: self.shipping,
             total: self.total,
-            refunded: 0,
+            refunded: Money::zero(self.currency),
             lines: self.lines.clone(),
             created_at: now,
             updated_at: now,
@@ -234,7 +340,7 @@ mod tests {
 
     #[test]
     fn order_numbers_are_stable_and_short() {
-        let id = Uuid::now_v7();
+        let id = OrderId::new();
         let n = order_number(id);
         assert_eq!(n, order_number(id));
         assert!(n.starts_with("BZH-") && n.len() == 16, "{n}");

@@ -4,6 +4,7 @@
 
 use super::{Address, Fulfilment, OrderLine};
 use contracts::carts::CartLine;
+use kernel::{Currency, Money};
 
 /// A checkout request that breaks one of these rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +20,14 @@ pub enum RuleError {
     /// `kernel::MAX_AMOUNT_MINOR`.
     #[error("amount too large")]
     AmountTooLarge,
+    /// A line in another currency than the cart's, or a home delivery for a cart in a currency
+    /// the delivery fee is not priced in.
+    #[error("the cart is in {cart}; {what} is in {other}")]
+    CurrencyMismatch {
+        cart: Currency,
+        other: Currency,
+        what: &'static str,
+    },
 }
 
 /// The confirmation address, trimmed.
@@ -48,18 +57,28 @@ pub fn check_address(a: &Address) -> Result<(), RuleError> {
     Ok(())
 }
 
-/// The order lines and their subtotal.
-pub fn price_lines(cart: &[CartLine]) -> Result<(Vec<OrderLine>, i64), RuleError> {
+/// The order lines and their subtotal, every line in the cart's `currency`.
+pub fn price_lines(
+    currency: Currency,
+    cart: &[CartLine],
+) -> Result<(Vec<OrderLine>, Money), RuleError> {
     let mut lines = Vec::with_capacity(cart.len());
-    let mut subtotal: i64 = 0;
+    let mut subtotal = Money::zero(currency);
     for l in cart {
+        if l.unit_price.currency() != currency {
+            return Err(RuleError::CurrencyMismatch {
+                cart: currency,
+                other: l.unit_price.currency(),
+                what: "a line",
+            });
+        }
         let line_total = l
             .unit_price
-            .checked_mul(l.quantity)
-            .ok_or(RuleError::AmountTooLarge)?;
+            .times(l.quantity)
+            .map_err(|_| RuleError::AmountTooLarge)?;
         subtotal = subtotal
             .checked_add(line_total)
-            .ok_or(RuleError::AmountTooLarge)?;
+            .map_err(|_| RuleError::AmountTooLarge)?;
         lines.push(OrderLine {
             sku: l.sku.clone(),
             name: l.name.clone(),
@@ -71,19 +90,41 @@ pub fn price_lines(cart: &[CartLine]) -> Result<(Vec<OrderLine>, i64), RuleError
     Ok((lines, subtotal))
 }
 
-/// The delivery fee: `fee` for a home delivery under `free_from`, nothing otherwise.
-pub fn shipping(fulfilment: &Fulfilment, subtotal: i64, fee: i64, free_from: i64) -> i64 {
+/// The home delivery fee and the subtotal from which delivery is free, in one currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRate {
+    pub fee: Money,
+    pub free_from: Money,
+}
+
+/// The delivery fee: the rate's fee for a home delivery under its threshold, nothing for a
+/// click & collect. A home delivery of a cart in another currency than the rate's is refused
+/// (there is no rate to charge), never charged a number in the wrong unit.
+pub fn shipping(
+    fulfilment: &Fulfilment,
+    subtotal: Money,
+    rate: &DeliveryRate,
+) -> Result<Money, RuleError> {
     match fulfilment {
-        Fulfilment::Delivery { .. } if subtotal < free_from => fee,
-        _ => 0,
+        Fulfilment::Collect { .. } => Ok(Money::zero(subtotal.currency())),
+        Fulfilment::Delivery { .. } if rate.fee.currency() != subtotal.currency() => {
+            Err(RuleError::CurrencyMismatch {
+                cart: subtotal.currency(),
+                other: rate.fee.currency(),
+                what: "home delivery",
+            })
+        }
+        Fulfilment::Delivery { .. } if subtotal.minor() < rate.free_from.minor() => Ok(rate.fee),
+        Fulfilment::Delivery { .. } => Ok(Money::zero(subtotal.currency())),
     }
 }
 
 /// The amount charged, at most `kernel::MAX_AMOUNT_MINOR`.
-pub fn total(subtotal: i64, shipping: i64) -> Result<i64, RuleError> {
+pub fn total(subtotal: Money, shipping: Money) -> Result<Money, RuleError> {
     subtotal
         .checked_add(shipping)
-        .filter(|t| *t <= kernel::MAX_AMOUNT_MINOR)
+        .ok()
+        .filter(|t| t.minor() <= kernel::MAX_AMOUNT_MINOR)
         .ok_or(RuleError::AmountTooLarge)
 }
 
@@ -120,15 +161,33 @@ mod tests {
         assert_eq!(check_address(&lower), Err(RuleError::InvalidCountry));
     }
 
+    fn eur(minor: i64) -> Money {
+        Money::new(minor, Currency::EUR)
+    }
+
     #[test]
     fn delivery_is_free_from_the_threshold_and_collect_always() {
         let home = Fulfilment::Delivery { address: address() };
         let collect = Fulfilment::Collect {
             store: "rennes".into(),
         };
-        assert_eq!(shipping(&home, 4999, 490, 5000), 490);
-        assert_eq!(shipping(&home, 5000, 490, 5000), 0);
-        assert_eq!(shipping(&collect, 10, 490, 5000), 0);
+        let rate = DeliveryRate {
+            fee: eur(490),
+            free_from: eur(5000),
+        };
+        assert_eq!(shipping(&home, eur(4999), &rate), Ok(eur(490)));
+        assert_eq!(shipping(&home, eur(5000), &rate), Ok(eur(0)));
+        assert_eq!(shipping(&collect, eur(10), &rate), Ok(eur(0)));
+        // a cart in yen is never charged 490 yen for a rate in euro cents
+        let jpy = Currency::parse("JPY").expect("JPY");
+        assert!(matches!(
+            shipping(&home, Money::new(1200, jpy), &rate),
+            Err(RuleError::CurrencyMismatch { .. })
+        ));
+        assert_eq!(
+            shipping(&collect, Money::new(1200, jpy), &rate),
+            Ok(Money::zero(jpy))
+        );
     }
 
     #[test]
@@ -137,25 +196,37 @@ mod tests {
             sku: "A-1".into(),
             name: "a".into(),
             quantity,
-            unit_price,
+            unit_price: eur(unit_price),
         };
+        let eu = Currency::EUR;
         assert_eq!(
-            price_lines(&[line(i64::MAX, 2)]).map(|x| x.1),
+            price_lines(eu, &[line(i64::MAX, 2)]).map(|x| x.1),
             Err(RuleError::AmountTooLarge)
         );
         assert_eq!(
-            price_lines(&[line(250, 2), line(1, 3)]).map(|x| x.1),
-            Ok(503)
+            price_lines(eu, &[line(250, 2), line(1, 3)]).map(|x| x.1),
+            Ok(eur(503))
+        );
+        let yen_line = CartLine {
+            unit_price: Money::new(100, Currency::parse("JPY").expect("JPY")),
+            ..line(1, 1)
+        };
+        assert!(matches!(
+            price_lines(eu, &[line(250, 2), yen_line]),
+            Err(RuleError::CurrencyMismatch { .. })
+        ));
+        assert_eq!(
+            total(eur(kernel::MAX_AMOUNT_MINOR), eur(0)),
+            Ok(eur(kernel::MAX_AMOUNT_MINOR))
         );
         assert_eq!(
-            total(kernel::MAX_AMOUNT_MINOR, 0),
-            Ok(kernel::MAX_AMOUNT_MINOR)
-        );
-        assert_eq!(
-            total(kernel::MAX_AMOUNT_MINOR, 1),
+            total(eur(kernel::MAX_AMOUNT_MINOR), eur(1)),
             Err(RuleError::AmountTooLarge)
         );
-        assert_eq!(total(i64::MAX, 490), Err(RuleError::AmountTooLarge));
+        assert_eq!(
+            total(eur(i64::MAX), eur(490)),
+            Err(RuleError::AmountTooLarge)
+        );
         assert_eq!(email("  me@example.org "), Ok("me@example.org".into()));
         assert_eq!(email("me"), Err(RuleError::InvalidEmail));
     }

@@ -15,12 +15,11 @@ use platform::http::extract::HashedJson;
 use platform::idempotency;
 use platform::{ApiError, ApiResult, Problem};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
-    pub cart_id: Uuid,
+    pub cart_id: kernel::CartId,
     /// Where the confirmation goes.
     pub email: String,
     pub fulfilment: Fulfilment,
@@ -168,7 +167,7 @@ fn with_request_id(body: String) -> String {
 /// or "not finished yet".
 async fn answer(
     st: &OrdersState,
-    id: Uuid,
+    id: kernel::OrderId,
     stored_hash: &str,
     request_hash: &str,
     ran_it: bool,

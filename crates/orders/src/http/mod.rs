@@ -37,7 +37,6 @@ use platform::{ApiError, ApiResult, Problem};
 use reads::{__path_get_order, __path_get_saga, __path_list_orders, __path_list_sagas};
 use staff::{__path_cancel, __path_complete, __path_fulfil, __path_refund};
 use std::sync::Arc;
-use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct OrdersState {
@@ -89,8 +88,8 @@ pub fn router(state: OrdersState) -> Router {
 )]
 pub struct OrdersApi;
 
-pub(super) fn order_id(s: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(s).map_err(|_| ApiError::not_found("order"))
+pub(super) fn order_id(s: &str) -> ApiResult<kernel::OrderId> {
+    s.parse().map_err(|_| ApiError::not_found("order"))
 }
 
 /// The order if the caller may see it: its customer, or staff of its location. 404 otherwise.

@@ -82,6 +82,15 @@ fn rule_problem(r: RuleError) -> ApiError {
             "an ISO 3166-1 alpha-2 code such as FR",
         ),
         RuleError::AmountTooLarge => invalid("cart", "amount_too_large", "amount too large"),
+        e @ RuleError::CurrencyMismatch { what, .. } => invalid(
+            if what == "home delivery" {
+                "fulfilment"
+            } else {
+                "cart"
+            },
+            "currency_mismatch",
+            &format!("{e}: choose click & collect, or a cart in the shop's currency"),
+        ),
     }
 }
 
@@ -98,7 +107,8 @@ pub(super) fn order_problem(e: OrderError) -> ApiError {
             ),
         ),
         OrderError::InvalidAmount { left } => {
-            invalid("amount", "invalid_amount", &format!("between 1 and {left}"))
+            let detail = format!("between 1 and {} minor units ({left})", left.minor());
+            invalid("amount", "invalid_amount", &detail)
         }
         OrderError::Payments(e) => payment_error(e),
         OrderError::Stock(e) => stock_problem(e),

@@ -11,7 +11,6 @@ use platform::caller::Caller;
 use platform::http::extract::ApiQuery;
 use platform::{ApiError, ApiResult, Problem};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -88,7 +87,7 @@ pub(super) async fn get_order(
 // A checkout saga as staff see it (no doc comment: it would change the OpenAPI document).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SagaView {
-    pub id: Uuid,
+    pub id: kernel::OrderId,
     pub state: SagaState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
@@ -100,7 +99,7 @@ pub struct SagaView {
     pub steps: Vec<SagaStep>,
 }
 
-async fn saga_view(st: &OrdersState, id: Uuid) -> ApiResult<Option<SagaView>> {
+async fn saga_view(st: &OrdersState, id: kernel::OrderId) -> ApiResult<Option<SagaView>> {
     let Some(s) = store::checkout(&st.orders.db, id).await? else {
         return Ok(None);
     };

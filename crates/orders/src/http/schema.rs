@@ -7,10 +7,10 @@
 #![allow(dead_code)] // the twins are never built: they only carry a schema
 
 use crate::domain::{Address, Fulfilment, Order, OrderLine, OrderStatus, SagaState};
+use kernel::{Currency, OrderId};
 use std::borrow::Cow;
 use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa::{PartialSchema, ToSchema};
-use uuid::Uuid;
 
 /// `impl ToSchema for $domain` as its twin `$doc`'s, under the name `$name`.
 macro_rules! schema_of {
@@ -67,7 +67,9 @@ struct OrderLineDoc {
     sku: String,
     name: String,
     quantity: i64,
+    /// Minor units of the order's currency.
     unit_price: i64,
+    /// `quantity × unit_price`, minor units.
     line_total: i64,
 }
 
@@ -94,7 +96,7 @@ enum FulfilmentDoc {
 
 #[derive(serde::Serialize, ToSchema)]
 struct OrderDoc {
-    id: Uuid,
+    id: OrderId,
     number: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer: Option<String>,
@@ -106,10 +108,15 @@ struct OrderDoc {
     location: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<Address>,
-    currency: String,
+    /// The currency of every amount of the order.
+    currency: Currency,
+    /// Minor units.
     subtotal: i64,
+    /// The delivery fee, minor units.
     shipping: i64,
+    /// What was charged, minor units.
     total: i64,
+    /// Given back so far, minor units.
     refunded: i64,
     lines: Vec<OrderLine>,
     created_at: i64,
@@ -137,6 +144,7 @@ enum SagaStateDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernel::Money;
     use serde_json::{Value, json};
 
     fn schema_json<T: PartialSchema>() -> Value {
@@ -157,6 +165,10 @@ mod tests {
         let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
         k.sort();
         k
+    }
+
+    fn eur(minor: i64) -> Money {
+        Money::new(minor, Currency::EUR)
     }
 
     fn address() -> Address {
@@ -185,8 +197,8 @@ mod tests {
             sku: "A-1".into(),
             name: "a".into(),
             quantity: 1,
-            unit_price: 2,
-            line_total: 2,
+            unit_price: eur(2),
+            line_total: eur(2),
         };
         assert_eq!(properties(&schema_json::<OrderLine>()), keys(&json!(line)));
         assert_eq!(
@@ -194,7 +206,7 @@ mod tests {
             keys(&json!(address()))
         );
         let order = Order {
-            id: Uuid::nil(),
+            id: OrderId::new(),
             number: "BZH-1".into(),
             customer: Some("c".into()),
             email: "a@b.c".into(),
@@ -202,11 +214,11 @@ mod tests {
             fulfilment: "delivery".into(),
             location: "logistique".into(),
             address: Some(address()),
-            currency: "EUR".into(),
-            subtotal: 2,
-            shipping: 0,
-            total: 2,
-            refunded: 0,
+            currency: Currency::EUR,
+            subtotal: eur(2),
+            shipping: eur(0),
+            total: eur(2),
+            refunded: eur(0),
             lines: vec![line],
             created_at: 0,
             updated_at: 0,

@@ -2,52 +2,54 @@
 //! the saga ends `compensated` with its failure as the checkout's answer.
 
 use super::{Step, Transient, record_outcome};
-use crate::domain::{CheckoutOutcome, Failure, OrderStatus, Plan, SagaState, order_event};
+use crate::domain::{
+    CheckoutOutcome, Failure, OrderStatus, Plan, SagaState, order_event, payment_of,
+};
 use crate::{Orders, SERVICE, store};
 use contracts::inventory::{HoldState, StockError};
 use contracts::payments::{PayError, PaymentStatus};
+use kernel::OrderId;
 use platform::bus::{self, Event, topic};
 use platform::fail;
-use uuid::Uuid;
 
 impl Orders {
     /// Undoes whatever was done, judged from the other services' own records (each undo is
     /// idempotent, so a crash in the middle is resumed by running this again).
     pub(super) async fn step_compensate(
         &self,
-        id: Uuid,
+        id: OrderId,
         _plan: &Plan,
         s: &store::CheckoutRow,
     ) -> Result<Step, Transient> {
         let pe = |e: PayError| Transient(format!("payments: {e}"));
         let ie = |e: StockError| Transient(format!("inventory: {e}"));
         // 1. money
-        if let Some(p) = self.payments.get(id).await.map_err(pe)? {
+        if let Some(p) = self.payments.get(payment_of(id)).await.map_err(pe)? {
             match p.status {
                 PaymentStatus::Captured | PaymentStatus::PartiallyRefunded => {
-                    let left = p.captured - p.refunded;
-                    if left > 0 {
+                    let left = p.kept();
+                    if left.minor() > 0 {
                         self.payments
-                            .refund(id, left, &format!("{id}:compensation"))
+                            .refund(payment_of(id), left, &format!("{id}:compensation"))
                             .await
                             .map_err(pe)?;
                     }
                 }
                 PaymentStatus::Pending | PaymentStatus::Authorized => {
-                    self.payments.void(id).await.map_err(pe)?;
+                    self.payments.void(payment_of(id)).await.map_err(pe)?;
                 }
                 _ => {}
             }
         }
         fail::point("saga.mid_compensation");
         // 2. stock
-        match self.inventory.hold_state(id).await.map_err(ie)? {
+        match self.inventory.hold_state(id.uuid()).await.map_err(ie)? {
             Some(HoldState::Active) => {
-                self.inventory.release(id).await.map_err(ie)?;
+                self.inventory.release(id.uuid()).await.map_err(ie)?;
             }
             Some(HoldState::Committed) => {
                 self.inventory
-                    .restock(id, "compensation")
+                    .restock(id.uuid(), "compensation")
                     .await
                     .map_err(ie)?;
             }

@@ -29,8 +29,8 @@ mod steps;
 use crate::Orders;
 use crate::domain::{CheckoutOutcome, Failure, Plan, SagaState};
 use crate::store;
+use kernel::OrderId;
 use platform::db::Tx;
-use uuid::Uuid;
 
 /// The order number of a saga's order (the path other crates know).
 pub use crate::domain::order_number;
@@ -41,11 +41,11 @@ const MAX_FORWARD_ATTEMPTS: i32 = 30;
 /// What starting a checkout found.
 pub enum Start {
     /// A new saga: run it.
-    New(Uuid),
+    New(OrderId),
     /// The same key and request finished before: replay this.
     Done { status: u16, body: String },
     /// The same key and request is still running.
-    Running(Uuid),
+    Running(OrderId),
     /// The same key was used with another request.
     KeyReused,
     /// Another checkout holds this cart (I9): still running, or ended with an order.
@@ -86,7 +86,7 @@ impl Orders {
         // concurrent requests cannot both pass.
         let plan_json = serde_json::to_string(plan).unwrap_or_default();
         for _ in 0..3 {
-            let id = Uuid::now_v7();
+            let id = OrderId::new();
             let now = self.now();
             let mut tx = self.db.begin().await?;
             let inserted = store::insert_checkout(
@@ -127,7 +127,7 @@ impl Orders {
     }
 
     /// Drives the saga as far as it can go now; returns the state it stopped in.
-    pub async fn run(&self, id: Uuid) -> Result<SagaState, sqlx::Error> {
+    pub async fn run(&self, id: OrderId) -> Result<SagaState, sqlx::Error> {
         let Some(mut s) = store::checkout(&self.db, id).await? else {
             return Ok(SagaState::Failed);
         };
@@ -179,7 +179,7 @@ impl Orders {
     /// A transient failure: log it, push the lease out (backoff), or give up and compensate.
     async fn retry_later(
         &self,
-        id: Uuid,
+        id: OrderId,
         state: SagaState,
         s: &store::CheckoutRow,
         why: &str,
@@ -217,7 +217,7 @@ impl Orders {
     /// Moves the saga one state forward, logging the step.
     async fn advance(
         &self,
-        id: Uuid,
+        id: OrderId,
         from: SagaState,
         to: SagaState,
         step: &str,
@@ -236,7 +236,7 @@ impl Orders {
     /// Starts compensating with an error the client will see.
     async fn compensate(
         &self,
-        id: Uuid,
+        id: OrderId,
         from: SagaState,
         step: &str,
         failure: Failure,
@@ -292,7 +292,7 @@ fn existing(s: store::CheckoutRow, request_hash: &str) -> Start {
 /// byte, with no migration; and the web's checkout page reads those columns.
 async fn record_outcome(
     tx: &mut Tx,
-    id: Uuid,
+    id: OrderId,
     outcome: &CheckoutOutcome,
 ) -> Result<(), sqlx::Error> {
     let (status, body) = crate::http::render_outcome(outcome);

@@ -40,8 +40,10 @@ impl Orders {
         };
         let mut n = 0;
         for p in held {
-            let order = store::get_order(&self.db, p.id).await?;
-            let saga_open = store::checkout(&self.db, p.id)
+            // a checkout's payment has the order's id
+            let order_id = kernel::OrderId::from_uuid(p.id.uuid());
+            let order = store::get_order(&self.db, order_id).await?;
+            let saga_open = store::checkout(&self.db, order_id)
                 .await?
                 .and_then(|s| SagaState::parse(&s.state))
                 .is_some_and(|s| !s.is_terminal());
@@ -52,7 +54,7 @@ impl Orders {
             if !orphan {
                 continue;
             }
-            let left = p.captured - p.refunded;
+            let left = p.kept();
             match self
                 .payments
                 .refund(p.id, left, &format!("{}:orphan", p.id))
@@ -61,7 +63,7 @@ impl Orders {
                 Ok(_) => {
                     n += 1;
                     metrics::counter!("comptoir_orphan_captures_refunded_total").increment(1);
-                    tracing::warn!(payment = %p.id, amount = left, "refunded an orphan capture");
+                    tracing::warn!(payment = %p.id, amount = %left, "refunded an orphan capture");
                 }
                 Err(e) => tracing::warn!(payment = %p.id, error = %e, "orphan refund failed"),
             }

@@ -5,17 +5,17 @@
 
 use super::{Step, Transient, record_outcome};
 use crate::domain::{
-    CheckoutOutcome, Failure, OrderStatus, Plan, SagaState, order_event, order_number,
+    CheckoutOutcome, Failure, OrderStatus, Plan, SagaState, order_event, order_number, payment_of,
 };
 use crate::{Orders, SERVICE, store};
 use contracts::inventory::{HoldLine, StockError};
 use contracts::payments::{AuthOutcome, AuthorizeRequest, CaptureOutcome, PayError, PaymentStatus};
+use kernel::OrderId;
 use platform::bus::{self, Event, topic};
 use platform::fail;
-use uuid::Uuid;
 
 impl Orders {
-    pub(super) async fn step_hold(&self, id: Uuid, plan: &Plan) -> Result<Step, Transient> {
+    pub(super) async fn step_hold(&self, id: OrderId, plan: &Plan) -> Result<Step, Transient> {
         let lines: Vec<HoldLine> = plan
             .lines
             .iter()
@@ -26,7 +26,12 @@ impl Orders {
             .collect();
         match self
             .inventory
-            .hold(id, &plan.location, &lines, Some(self.settings.hold_ttl))
+            .hold(
+                id.uuid(),
+                &plan.location,
+                &lines,
+                Some(self.settings.hold_ttl),
+            )
             .await
         {
             Ok(expires) => {
@@ -70,7 +75,7 @@ impl Orders {
     /// Ends a saga that took nothing (no compensation needed).
     async fn finish_failed(
         &self,
-        id: Uuid,
+        id: OrderId,
         step: &str,
         failure: Failure,
         detail: &str,
@@ -96,13 +101,11 @@ impl Orders {
         Ok(Step::Stop)
     }
 
-    pub(super) async fn step_authorize(&self, id: Uuid, plan: &Plan) -> Result<Step, Transient> {
+    pub(super) async fn step_authorize(&self, id: OrderId, plan: &Plan) -> Result<Step, Transient> {
         let req = AuthorizeRequest {
-            payment_id: id,
+            payment_id: payment_of(id),
             order_ref: order_number(id),
             amount: plan.total,
-            currency: kernel::Currency::parse(&plan.currency)
-                .map_err(|e| Transient(e.to_string()))?,
             method: plan.payment.clone(),
             customer_email: Some(plan.email.clone()),
         };
@@ -155,12 +158,12 @@ impl Orders {
 
     pub(super) async fn step_poll_authorization(
         &self,
-        id: Uuid,
+        id: OrderId,
         s: &store::CheckoutRow,
     ) -> Result<Step, Transient> {
         let p = self
             .payments
-            .sync(id)
+            .sync(payment_of(id))
             .await
             .map_err(|e| Transient(format!("payments: {e}")))?;
         let from = SagaState::AwaitingAuthorization;
@@ -204,7 +207,7 @@ impl Orders {
         }
     }
 
-    pub(super) async fn step_confirm(&self, id: Uuid, plan: &Plan) -> Result<Step, Transient> {
+    pub(super) async fn step_confirm(&self, id: OrderId, plan: &Plan) -> Result<Step, Transient> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         if store::order(tx.conn(), id).await?.is_none() {
@@ -253,8 +256,8 @@ impl Orders {
         })
     }
 
-    pub(super) async fn step_commit_stock(&self, id: Uuid) -> Result<Step, Transient> {
-        match self.inventory.commit(id).await {
+    pub(super) async fn step_commit_stock(&self, id: OrderId) -> Result<Step, Transient> {
+        match self.inventory.commit(id.uuid()).await {
             Ok(()) => {
                 fail::point("saga.after_commit");
                 let now = self.now();
@@ -302,8 +305,8 @@ impl Orders {
         }
     }
 
-    pub(super) async fn step_capture(&self, id: Uuid, plan: &Plan) -> Result<Step, Transient> {
-        match self.payments.capture(id).await {
+    pub(super) async fn step_capture(&self, id: OrderId, plan: &Plan) -> Result<Step, Transient> {
+        match self.payments.capture(payment_of(id)).await {
             Ok(CaptureOutcome::Captured(p)) => {
                 fail::point("saga.after_capture");
                 let now = self.now();

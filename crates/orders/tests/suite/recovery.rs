@@ -28,17 +28,17 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
                 store: "rennes".into(),
             },
             location: "rennes".into(),
-            currency: "EUR".into(),
+            currency: kernel::Currency::EUR,
             lines: vec![orders::domain::OrderLine {
                 sku: "A".into(),
                 name: "A".into(),
                 quantity: 1,
-                unit_price: 1000,
-                line_total: 1000,
+                unit_price: eur(1000),
+                line_total: eur(1000),
             }],
-            subtotal: 1000,
-            shipping: 0,
-            total: 1000,
+            subtotal: eur(1000),
+            shipping: eur(0),
+            total: eur(1000),
             payment: payments::PaymentMethod::TestCard {
                 number: OK_CARD.into(),
             },
@@ -53,7 +53,7 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
         };
         h.inventory
             .hold(
-                id,
+                id.uuid(),
                 "rennes",
                 &[inventory::HoldLine {
                     sku: "A".into(),
@@ -256,12 +256,11 @@ async fn reconciliation_finds_and_refunds_what_does_not_add_up_d3() {
         assert_eq!(s, StatusCode::CREATED);
         h.settle().await;
         // 1. money captured with no order behind it (a checkout that never got that far)
-        let orphan = Uuid::now_v7();
+        let orphan = kernel::PaymentId::new();
         let req = payments::AuthorizeRequest {
             payment_id: orphan,
             order_ref: "lost".into(),
-            amount: 777,
-            currency: kernel::Currency::EUR,
+            amount: eur(777),
             method: payments::PaymentMethod::TestCard {
                 number: OK_CARD.into(),
             },
@@ -361,9 +360,13 @@ async fn a_payment_that_needs_the_shoppers_confirmation_is_polled_to_its_end() {
             let (s, _) = h.checkout(&cart, NEEDS_ACTION, key).await;
             assert_eq!(s, StatusCode::CONFLICT);
             assert!(
-                payments::TestProvider::complete_action(h.payments.db(), id, approved)
-                    .await
-                    .unwrap()
+                payments::TestProvider::complete_action(
+                    h.payments.db(),
+                    orders::domain::payment_of(id),
+                    approved
+                )
+                .await
+                .unwrap()
             );
             let state = testkit::eventually("the saga ends", Duration::from_secs(15), || async {
                 h.orders.recover_once().await.unwrap();
@@ -421,4 +424,8 @@ async fn a_payment_that_needs_the_shoppers_confirmation_is_polled_to_its_end() {
         assert_eq!((r.paid_orders, r.psp_captured), (1, 1000));
         h.cleanup().await;
     }
+}
+
+fn eur(minor: i64) -> kernel::Money {
+    kernel::Money::new(minor, kernel::Currency::EUR)
 }

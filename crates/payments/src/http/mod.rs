@@ -21,7 +21,6 @@ use platform::config::Secret;
 use platform::{ApiError, Problem};
 use serde::Serialize;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -85,7 +84,7 @@ pub struct WebhookAck {
     get,
     path = "/api/payments/{id}",
     tag = "payments",
-    params(("id" = Uuid, Path, description = "The payment id")),
+    params(("id" = uuid::Uuid, Path, description = "The payment id")),
     responses(
         (status = 200, description = "The payment", body = Payment),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
@@ -100,7 +99,7 @@ async fn get_payment(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let principal = caller.require()?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("payment"))?;
+    let id: kernel::PaymentId = id.parse().map_err(|_| ApiError::not_found("payment"))?;
     if !(principal.is_head_office() || principal.store.is_none()) {
         return Err(ApiError::not_found("payment"));
     }

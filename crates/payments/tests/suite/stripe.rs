@@ -88,7 +88,10 @@ on_all_backends!(stripe_adapter_speaks_the_payment_intents_api, |t| {
 
         // capture, once
         let c = captured(pay.capture(req.payment_id).await.expect("capture"));
-        assert_eq!((c.status, c.captured), (PaymentStatus::Captured, 1250));
+        assert_eq!(
+            (c.status, c.captured.minor()),
+            (PaymentStatus::Captured, 1250)
+        );
         let posts = fake.posts();
         let last = posts.last().expect("capture post");
         assert_eq!(last.path, format!("/v1/payment_intents/{pi}/capture"));
@@ -100,9 +103,12 @@ on_all_backends!(stripe_adapter_speaks_the_payment_intents_api, |t| {
         assert_eq!(fake.intent(&pi).captures, 1);
 
         // refunds: the amount, the key, the refunded total read back, one event per refund
-        let p = pay.refund(req.payment_id, 250, "r1").await.expect("refund");
+        let p = pay
+            .refund(req.payment_id, eur(250), "r1")
+            .await
+            .expect("refund");
         assert_eq!(
-            (p.status, p.refunded),
+            (p.status, p.refunded.minor()),
             (PaymentStatus::PartiallyRefunded, 250)
         );
         let refund_post = fake
@@ -116,16 +122,22 @@ on_all_backends!(stripe_adapter_speaks_the_payment_intents_api, |t| {
             refund_post.idempotency_key,
             Some(format!("{}:refund:r1", req.payment_id))
         );
-        pay.refund(req.payment_id, 250, "r1")
+        pay.refund(req.payment_id, eur(250), "r1")
             .await
             .expect("same key");
         assert_eq!(fake.intent(&pi).refunded, 250);
         assert_eq!(
-            invalid_code(pay.refund(req.payment_id, 1001, "r2").await),
+            invalid_code(pay.refund(req.payment_id, eur(1001), "r2").await),
             "refund_exceeds_captured"
         );
-        let p = pay.refund(req.payment_id, 1000, "r2").await.expect("rest");
-        assert_eq!((p.status, p.refunded), (PaymentStatus::Refunded, 1250));
+        let p = pay
+            .refund(req.payment_id, eur(1000), "r2")
+            .await
+            .expect("rest");
+        assert_eq!(
+            (p.status, p.refunded.minor()),
+            (PaymentStatus::Refunded, 1250)
+        );
         let events = h.outbox().await;
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].1["full"], true);
@@ -227,21 +239,24 @@ on_all_backends!(stripe_retries_after_lost_answers_never_double, |t| {
         let pi = p.provider_ref.expect("pi");
         assert_eq!(fake.intent(&pi).status, "succeeded");
         let c = captured(pay.capture(req.payment_id).await.expect("retry"));
-        assert_eq!(c.captured, 3100);
+        assert_eq!(c.captured.minor(), 3100);
         assert_eq!(fake.intent(&pi).captures, 1);
 
         // a refund whose answer was lost: the retry with the same key refunds once
         fake.lose_next_answers(1);
-        assert!(pay.refund(req.payment_id, 100, "k").await.is_err());
-        let p = pay.refund(req.payment_id, 100, "k").await.expect("retry");
-        assert_eq!(p.refunded, 100);
+        assert!(pay.refund(req.payment_id, eur(100), "k").await.is_err());
+        let p = pay
+            .refund(req.payment_id, eur(100), "k")
+            .await
+            .expect("retry");
+        assert_eq!(p.refunded.minor(), 100);
         assert_eq!(fake.intent(&pi).refunded, 100);
         assert_eq!(h.outbox().await.len(), 1);
     })
 });
 
 /// The events a forger would like us to believe: a refund of 900 that never happened.
-fn forged_refund(fake: &FakeStripe, pi: &str, payment_id: Uuid) -> (String, String) {
+fn forged_refund(fake: &FakeStripe, pi: &str, payment_id: kernel::PaymentId) -> (String, String) {
     let mut charge = fake.charge_json(pi);
     charge["amount_refunded"] = json!(900);
     charge["refunded"] = json!(false);
@@ -311,7 +326,7 @@ on_all_backends!(webhooks_believe_only_fresh_signed_unseen_events, |t| {
         }
         // nothing believed: no refund, no event, nothing recorded
         let p = h.payment(req.payment_id).await;
-        assert_eq!((p.status, p.refunded), (PaymentStatus::Captured, 0));
+        assert_eq!((p.status, p.refunded.minor()), (PaymentStatus::Captured, 0));
         assert!(h.outbox().await.is_empty());
         assert_eq!(h.count("SELECT COUNT(*) FROM webhook_events").await, 0);
 
@@ -330,7 +345,7 @@ on_all_backends!(webhooks_believe_only_fresh_signed_unseen_events, |t| {
         assert_eq!(r.body["outcome"], "applied");
         let p = h.payment(req.payment_id).await;
         assert_eq!(
-            (p.status, p.refunded),
+            (p.status, p.refunded.minor()),
             (PaymentStatus::PartiallyRefunded, 200)
         );
         let events = h.outbox().await;
@@ -355,7 +370,7 @@ on_all_backends!(webhooks_believe_only_fresh_signed_unseen_events, |t| {
             (StatusCode::OK, Some("duplicate"))
         );
         assert_eq!(h.outbox().await.len(), 1);
-        assert_eq!(h.payment(req.payment_id).await.refunded, 200);
+        assert_eq!(h.payment(req.payment_id).await.refunded.minor(), 200);
 
         // a signed event of a type we do not act on: accepted, recorded, nothing else
         let (_, other) = fake.event("customer.created", json!({"id": "cus_1"}));
@@ -391,7 +406,7 @@ on_all_backends!(webhooks_out_of_order_and_before_the_payment, |t| {
         assert_eq!(r.body["outcome"], "applied");
         let p = h.payment(req.payment_id).await;
         assert_eq!(
-            (p.status, p.captured, p.refunded),
+            (p.status, p.captured.minor(), p.refunded.minor()),
             (PaymentStatus::PartiallyRefunded, 1000, 300)
         );
         for (kind, obj) in [
@@ -411,7 +426,7 @@ on_all_backends!(webhooks_out_of_order_and_before_the_payment, |t| {
             assert_eq!(r.status, StatusCode::OK, "{kind}");
             let p = h.payment(req.payment_id).await;
             assert_eq!(
-                (p.status, p.captured, p.refunded),
+                (p.status, p.captured.minor(), p.refunded.minor()),
                 (PaymentStatus::PartiallyRefunded, 1000, 300),
                 "{kind} must not move the payment back"
             );
@@ -458,7 +473,10 @@ on_all_backends!(webhooks_out_of_order_and_before_the_payment, |t| {
         assert_eq!(p.provider_ref.as_deref(), Some(early.provider_ref.as_str()));
         assert_eq!(fake.intent_count(), 2);
         let p = h.payment(req.payment_id).await;
-        assert_eq!((p.status, p.captured), (PaymentStatus::Captured, 700));
+        assert_eq!(
+            (p.status, p.captured.minor()),
+            (PaymentStatus::Captured, 700)
+        );
         assert!(
             payments::store::webhook_state(&h.db, &evt)
                 .await
@@ -510,16 +528,19 @@ on_all_backends!(unverifiable_webhooks_make_us_ask_stripe, |t| {
         assert_eq!(fake.gets(&pi), gets + 1, "one poll of the intent");
         // the truth (captured) is recorded, not the body's claim (canceled)
         let p = h.payment(req.payment_id).await;
-        assert_eq!((p.status, p.captured), (PaymentStatus::Captured, 5000));
+        assert_eq!(
+            (p.status, p.captured.minor()),
+            (PaymentStatus::Captured, 5000)
+        );
 
         // found by the intent id alone (a charge's event), with a bad signature
-        let (_, body) = forged_refund(&fake, &pi, Uuid::nil());
+        let (_, body) = forged_refund(&fake, &pi, Uuid::nil().into());
         let r = h
             .webhook(&body, Some(&sign("whsec_attacker", now(), &body)))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(fake.gets(&pi), gets + 2);
-        assert_eq!(h.payment(req.payment_id).await.refunded, 0);
+        assert_eq!(h.payment(req.payment_id).await.refunded.minor(), 0);
         assert!(h.outbox().await.is_empty());
 
         // naming nothing we know: nobody is asked

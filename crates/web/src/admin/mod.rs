@@ -206,9 +206,21 @@ impl Fields {
     }
 }
 
-/// A number with at most two decimals, in hundredths: euros to cents (`59,90`, `59.90`,
-/// `1 234,5 €`), or a percentage to basis points (`20`, `5,5`). `None` when it is not such a
-/// number or is negative.
+/// An amount typed into a form, in minor units of `currency`, read by its exponent (`59,90`,
+/// `59.90` or `1 234,5 €` in euros, `1500` in yen; a trailing `€` or currency code is allowed).
+/// `None` when it is not such an amount, or is negative.
+pub(crate) fn amount_in(s: &str, currency: kernel::Currency) -> Option<i64> {
+    let s = s
+        .trim()
+        .trim_end_matches('€')
+        .trim_end_matches(currency.code());
+    kernel::Money::parse_major(s, currency)
+        .ok()
+        .map(|m| m.minor())
+}
+
+/// A number with at most two decimals, in hundredths: a percentage to basis points (`20`,
+/// `5,5`, `5.5 %`). `None` when it is not such a number or is negative.
 pub(crate) fn hundredths(s: &str) -> Option<i64> {
     let s: String = s
         .trim()
@@ -244,8 +256,8 @@ pub(crate) fn hundredths(s: &str) -> Option<i64> {
     units.checked_mul(100)?.checked_add(cents)
 }
 
-/// An amount in cents as typed back into a form (`59.90`).
-pub(crate) fn plain_euros(minor: i64) -> String {
+/// Hundredths as typed back into a form (`59.90`).
+fn plain_hundredths(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let m = minor.unsigned_abs();
     format!("{sign}{}.{:02}", m / 100, m % 100)
@@ -253,7 +265,7 @@ pub(crate) fn plain_euros(minor: i64) -> String {
 
 /// Basis points as a percentage for a form (`20`, `5.5`).
 pub(crate) fn plain_percent(bp: i64) -> String {
-    let s = plain_euros(bp);
+    let s = plain_hundredths(bp);
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
 }
@@ -344,12 +356,29 @@ mod tests {
 
     #[test]
     fn amounts_typed_back() {
-        assert_eq!(plain_euros(5990), "59.90");
-        assert_eq!(plain_euros(5), "0.05");
+        assert_eq!(plain_hundredths(5990), "59.90");
+        assert_eq!(plain_hundredths(5), "0.05");
         assert_eq!(plain_percent(2000), "20");
         assert_eq!(plain_percent(550), "5.5");
         assert_eq!(plain_percent(0), "0");
-        assert_eq!(hundredths(&plain_euros(12_345)), Some(12_345));
+        assert_eq!(hundredths(&plain_hundredths(12_345)), Some(12_345));
+    }
+
+    #[test]
+    fn amounts_are_read_in_their_currency() {
+        let eur = kernel::Currency::EUR;
+        let jpy = kernel::Currency::parse("JPY").expect("JPY");
+        let kwd = kernel::Currency::parse("KWD").expect("KWD");
+        assert_eq!(amount_in("59,90", eur), Some(5990));
+        assert_eq!(amount_in("1 234,50 €", eur), Some(123_450));
+        assert_eq!(amount_in("12.50 EUR", eur), Some(1250));
+        assert_eq!(amount_in("1500", jpy), Some(1500), "yen have no cents");
+        assert_eq!(amount_in("1500 JPY", jpy), Some(1500));
+        assert_eq!(amount_in("15,5", jpy), None);
+        assert_eq!(amount_in("1,234", kwd), Some(1234));
+        assert_eq!(amount_in("1,234", eur), None);
+        assert_eq!(amount_in("-3", eur), None);
+        assert_eq!(amount_in("", eur), None);
     }
 
     #[test]

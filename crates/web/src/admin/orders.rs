@@ -3,7 +3,7 @@
 //! the form's attempt as `Idempotency-Key`, so a double submit never refunds twice.
 
 use super::text::{self, A};
-use super::{Fields, attempt_key, chrome, failure, gate, gate_post, hundredths, locations};
+use super::{Fields, amount_in, attempt_key, chrome, failure, gate, gate_post, locations};
 use crate::WebState;
 use crate::api::{Problem, enc};
 use crate::i18n::Lang;
@@ -551,7 +551,10 @@ pub(crate) async fn act(
         }
         "refund" => {
             let mut fields = super::Fields::from_form(&f);
-            let amount = hundredths(f.get("refund-amount")).filter(|m| *m > 0);
+            // the form names the order's currency; the API checks the amount against the order
+            let currency =
+                kernel::Currency::parse(f.get("refund-currency")).unwrap_or(kernel::Currency::EUR);
+            let amount = amount_in(f.get("refund-amount"), currency).filter(|m| *m > 0);
             let reason = f.get("refund-reason").chars().take(200).collect::<String>();
             match amount {
                 Some(m) => json!({ "amount": m, "reason": reason }),

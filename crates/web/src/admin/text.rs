@@ -165,7 +165,7 @@ strings! {
     cancel_hint: "Rembourse la totalité et remet le stock en place.", "Refunds in full and puts the stock back.";
     partial_refund: "Remboursement partiel", "Partial refund";
     left_to_refund: "Reste remboursable", "Left to refund";
-    amount_eur: "Montant (€)", "Amount (€)";
+    amount: "Montant", "Amount";
     refund: "Rembourser", "Refund";
     back_to_orders: "Toutes les commandes", "All orders";
     done_fulfilled: "Commande mise à jour : expédiée ou prête à retirer.", "Order updated: shipped or ready for collection.";

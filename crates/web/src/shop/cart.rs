@@ -13,11 +13,10 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
 #[derive(Deserialize)]
 pub struct CartView {
-    pub id: Uuid,
+    pub id: kernel::CartId,
     pub currency: String,
     pub lines: Vec<CartLine>,
     pub subtotal: i64,

@@ -266,7 +266,7 @@ fn order_placed(v: &Visitor, st: &WebState, l: Lang, body: &[u8]) -> Response {
     let id = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|o| o.get("id").and_then(|x| x.as_str()).map(str::to_string))
-        .and_then(|s| Uuid::parse_str(&s).ok());
+        .and_then(|s| s.parse::<kernel::OrderId>().ok());
     let Some(id) = id else {
         return error_page(st, l, Some(v), StatusCode::INTERNAL_SERVER_ERROR);
     };
@@ -283,14 +283,14 @@ async fn own_checkout(
     v: &Visitor,
     id: &str,
 ) -> Option<contracts::orders::CheckoutView> {
-    let id = Uuid::parse_str(id).ok()?;
+    let id: kernel::OrderId = id.parse().ok()?;
     let row = st.orders.checkout(id).await.ok()??;
     let plan = &row.plan;
     let customer = plan.get("customer").and_then(|c| c.as_str());
     let cart = plan
         .get("cart_id")
         .and_then(|c| c.as_str())
-        .and_then(|c| Uuid::parse_str(c).ok());
+        .and_then(|c| c.parse::<kernel::CartId>().ok());
     let mine = match (&v.principal, customer) {
         (Some(p), Some(c)) => p.is_subject(c),
         (_, None) => cart.is_some() && cart == v.cart,
@@ -403,7 +403,11 @@ pub(super) async fn confirm_post(
         return error_page(&st, l, Some(&v), StatusCode::NOT_FOUND);
     };
     let approved = Form::parse(&body).get("decision") == "approve";
-    if let Err(e) = st.payments.complete_test_action(row.id, approved).await {
+    if let Err(e) = st
+        .payments
+        .complete_test_action(contracts::orders::payment_of(row.id), approved)
+        .await
+    {
         tracing::warn!(error = %e, "test 3-D Secure confirmation failed");
         return error_page(&st, l, Some(&v), StatusCode::SERVICE_UNAVAILABLE);
     }

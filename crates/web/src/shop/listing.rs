@@ -89,16 +89,11 @@ pub(super) struct ListParams {
     page: Option<String>,
 }
 
+/// A price filter typed in euros (`12`, `12,50`), in cents; `None` when blank or not an amount.
 fn euros_to_minor(s: Option<&str>) -> Option<i64> {
-    let s = s?.trim().replace(',', ".");
-    if s.is_empty() {
-        return None;
-    }
-    let f: f64 = s.parse().ok()?;
-    if !(0.0..=1_000_000.0).contains(&f) {
-        return None;
-    }
-    Some((f * 100.0).round() as i64)
+    kernel::Money::parse_major(s?.trim().trim_end_matches('€'), kernel::Currency::EUR)
+        .ok()
+        .map(|m| m.minor())
 }
 
 fn nonempty(s: &Option<String>) -> Option<String> {

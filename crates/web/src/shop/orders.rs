@@ -70,7 +70,7 @@ pub(super) async fn order_page(
     params: Q<PlacedParams>,
 ) -> Response {
     let t = l.t();
-    let Ok(oid) = Uuid::parse_str(&id) else {
+    let Ok(oid) = id.parse::<kernel::OrderId>() else {
         return error_page(&st, l, Some(&v), StatusCode::NOT_FOUND);
     };
     let order: Option<OrderView> = if v.principal.is_some() {

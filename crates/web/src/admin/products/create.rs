@@ -4,7 +4,7 @@ use super::{choices, client_status, opt_id, refusal, sku_of, vat_of};
 use crate::WebState;
 use crate::admin::text::{self, A};
 use crate::admin::{
-    Fields, attempt_key, chrome, failure, field_message, gate, gate_post, hundredths,
+    Fields, amount_in, attempt_key, chrome, failure, field_message, gate, gate_post,
 };
 use crate::i18n::Lang;
 use crate::pages::{Chrome, render};
@@ -185,7 +185,7 @@ pub(crate) async fn create(
         if sku.is_empty() {
             f.error(&k("sku"), a.err_required);
         }
-        let amount = hundredths(&price);
+        let amount = amount_in(&price, kernel::Currency::EUR);
         if amount.is_none() {
             f.error(&k("price"), a.err_price);
         }

@@ -5,8 +5,7 @@ use super::{choices, client_status, opt_id, refusal};
 use crate::WebState;
 use crate::admin::text::{self, A};
 use crate::admin::{
-    Fields, attempt_key, chrome, failure, field_message, gate, gate_post, plain_euros,
-    plain_percent,
+    Fields, attempt_key, chrome, failure, field_message, gate, gate_post, plain_percent,
 };
 use crate::api::Problem;
 use crate::i18n::Lang;
@@ -143,7 +142,7 @@ pub(super) async fn edit_form(
             sku: x.sku.clone(),
             size: x.size.clone().unwrap_or_default(),
             colour: x.colour.clone().unwrap_or_default(),
-            price: plain_euros(x.price.amount_minor),
+            price: x.price.plain(),
             price_shown: l.money(x.price.amount_minor, &x.price.currency.to_string()),
             vat: plain_percent(i64::from(x.vat_rate.basis_points())),
             active: x.active,

@@ -4,7 +4,7 @@ use super::edit::{edit_form, fields_of, load};
 use super::{client_status, refusal, sku_of, vat_of};
 use crate::WebState;
 use crate::admin::text::{self};
-use crate::admin::{attempt_key, failure, field_message, gate_post, hundredths};
+use crate::admin::{amount_in, attempt_key, failure, field_message, gate_post};
 use crate::pages::error_page;
 use crate::session::{Visitor, see_other};
 use crate::shop::{Form, L};
@@ -37,7 +37,7 @@ pub(crate) async fn update_variant(
         return error_page(&st, l, Some(&v), StatusCode::NOT_FOUND);
     };
     let form = Form::parse(&body);
-    let price = hundredths(form.get("price"));
+    let price = amount_in(form.get("price"), variant.price.currency);
     let vat = vat_of(form.get("vat"));
     let (Some(price), Some(vat)) = (price, vat) else {
         let msg = format!(
@@ -125,7 +125,12 @@ pub(crate) async fn add_variant(
     if sku.is_empty() {
         f.error("nv-sku", a.err_required);
     }
-    let price = hundredths(form.get("nv-price"));
+    let currency = prod
+        .variants
+        .first()
+        .map(|x| x.price.currency)
+        .unwrap_or(kernel::Currency::EUR);
+    let price = amount_in(form.get("nv-price"), currency);
     if price.is_none() {
         f.error("nv-price", a.err_price);
     }
@@ -149,11 +154,6 @@ pub(crate) async fn add_variant(
     }
     let size = form.get("nv-size");
     let colour = form.get("nv-colour");
-    let currency = prod
-        .variants
-        .first()
-        .map(|x| x.price.currency)
-        .unwrap_or(kernel::Currency::EUR);
     let body = json!({
         "sku": sku,
         "size": (!size.is_empty()).then_some(size),
