@@ -272,6 +272,11 @@ impl StockApi for StockClient {
 
     fn location<'a>(&'a self, code: &'a str) -> BoxFuture<'a, StockResult<Option<LocationInfo>>> {
         Box::pin(async move {
+            // `""`, `.` and `..` cannot travel as one path segment (a URL drops or resolves them,
+            // and the call no longer matches its signature); no location has such a code
+            if matches!(code, "" | "." | "..") {
+                return Ok(None);
+            }
             self.0
                 .call::<(), _, _>(
                     Method::GET,

@@ -2,9 +2,10 @@
 //! PostgreSQL when `COMPTOIR_TEST_POSTGRES_URL` is set: public availability, movements and
 //! transfers under the role and location rules, bad quantities (B4), idempotent retries (D2),
 //! scoped listings and low-stock filters, the ledger check (and that it can fail), and the
-//! events written to the outbox. Requests go through `testkit::TestApp`, as a principal signed
-//! the way the edge signs (`H::raw`'s `role[:store]` shorthand); the scenarios are in `movements`,
-//! `transfers`, `reports` and `events`.
+//! events written to the outbox, and the stock contract in process and over HTTP. Requests go
+//! through `testkit::TestApp`, as a principal signed the way the edge signs (`H::raw`'s
+//! `role[:store]` shorthand); the scenarios are in `movements`, `transfers`, `reports`, `events`
+//! and `contract`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -224,6 +225,8 @@ fn line(sku: &str, quantity: i64) -> HoldLine {
     }
 }
 
+#[path = "suite/contract.rs"]
+mod contract;
 #[path = "suite/events.rs"]
 mod events;
 #[path = "suite/movements.rs"]

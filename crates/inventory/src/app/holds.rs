@@ -41,8 +41,9 @@ async fn release_in(
 }
 
 impl Inventory {
-    /// Holds stock for a checkout: all lines or none. Idempotent on `hold_id`: holding again an
-    /// active or committed hold succeeds without taking more.
+    /// Holds stock for a checkout: all lines or none; answers when the hold expires. Idempotent
+    /// on `hold_id`: holding again an active or committed hold succeeds without taking more, and
+    /// answers the expiry it was given (a retry does not extend it).
     pub async fn hold(
         &self,
         hold_id: Uuid,
@@ -57,7 +58,7 @@ impl Inventory {
         if let Some(h) = store::hold_row(tx.conn(), hold_id).await? {
             tx.rollback().await?;
             return match h.state.as_str() {
-                "active" | "committed" => Ok(expires),
+                "active" | "committed" => Ok(h.expires_at),
                 _ => Err(InvError::HoldLost(hold_id)),
             };
         }

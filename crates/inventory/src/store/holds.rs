@@ -6,11 +6,13 @@ use platform::db::{Conn, Db};
 use platform::db_run;
 use uuid::Uuid;
 
-/// A hold's location and state (`active`, `committed`, `released`, `expired`, `returned`).
+/// A hold's location, state (`active`, `committed`, `released`, `expired`, `returned`) and
+/// expiry (ms since the epoch).
 #[derive(sqlx::FromRow)]
 pub struct HoldRow {
     pub location: String,
     pub state: String,
+    pub expires_at: i64,
 }
 
 /// One SKU of a hold, as stored.
@@ -22,7 +24,7 @@ pub struct LineRow {
 
 pub async fn hold_row(conn: Conn<'_>, id: Uuid) -> Result<Option<HoldRow>> {
     conn_run!(conn, |c| sqlx::query_as(
-        "SELECT location, state FROM holds WHERE id = $1"
+        "SELECT location, state, expires_at FROM holds WHERE id = $1"
     )
     .bind(id)
     .fetch_optional(&mut *c)
