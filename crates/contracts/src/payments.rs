@@ -233,6 +233,14 @@ impl utoipa::ToSchema for Payment {
     fn name() -> std::borrow::Cow<'static, str> {
         "Payment".into()
     }
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <PaymentRecord as utoipa::ToSchema>::schemas(schemas)
+    }
 }
 
 impl Payment {
