@@ -1,7 +1,8 @@
 //! The cart suite: the same scenarios against `SqlCartStore` on SQLite (always), on PostgreSQL
 //! (when `COMPTOIR_TEST_POSTGRES_URL` is set) and against `RedisCartStore` on the real Redis
 //! (when `COMPTOIR_TEST_REDIS_URL` is set; a unique key prefix per test), through the service
-//! and through the real HTTP router (in process).
+//! and through the real HTTP router (in process); and (in `contract`) the carts contract in
+//! process and over HTTP, answers compared.
 
 use axum::http::StatusCode;
 use cart::http::CartState;
@@ -234,10 +235,12 @@ fn cart_at(now: i64, owner: Option<&str>) -> Cart {
     }
 }
 
-// ---- the scenarios: store, merge and reprice, the HTTP API, keyed writes ----------------------------
+// ---- the scenarios: store, merge and reprice, the HTTP API, keyed writes, the contract --------------
 
 #[path = "suite/api.rs"]
 mod api;
+#[path = "suite/contract.rs"]
+mod contract;
 #[path = "suite/keyed.rs"]
 mod keyed;
 #[path = "suite/reprice.rs"]

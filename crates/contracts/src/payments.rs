@@ -326,7 +326,8 @@ pub trait PaymentsApi: Send + Sync {
     /// Asks the provider for the current state and records it.
     fn sync(&self, payment_id: PaymentId) -> BoxFuture<'_, PayResult<Option<Payment>>>;
     /// Payments that still keep captured money and were last changed before `older_than`
-    /// (oldest first, at most `limit`).
+    /// (oldest first, at most `limit`, and at most 1000 in one call; none for a `limit` of 0
+    /// or less).
     fn holding_money(
         &self,
         older_than: Duration,

@@ -25,6 +25,9 @@ const MAX_ATTEMPTS: usize = 8;
 /// attempt is closed as `attempt_expired` and the checkout starts a new payment.
 const AUTHORIZE_RETRY_WINDOW_MS: i64 = 23 * 3600 * 1000;
 
+/// Most payments [`Payments::holding_money`] lists in one call.
+pub const MAX_HOLDING_LISTED: i64 = 1000;
+
 /// The payments service.
 #[derive(Clone)]
 pub struct Payments {
@@ -614,12 +617,14 @@ impl Payments {
     }
 
     /// Payments that still keep captured money and were last changed before `older_than`
-    /// (oldest first): what reconciliation checks against orders.
+    /// (oldest first, at most `limit`, itself at most [`MAX_HOLDING_LISTED`]; none for a
+    /// `limit` of 0 or less): what reconciliation checks against orders.
     pub async fn holding_money(
         &self,
         older_than: std::time::Duration,
         limit: i64,
     ) -> Result<Vec<Payment>, PaymentError> {
+        let limit = limit.clamp(0, MAX_HOLDING_LISTED);
         let before = self.now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let ids: Vec<uuid::Uuid> = platform::db_run!(&self.db, |p| sqlx::query_scalar(
             "SELECT id FROM payments WHERE captured > refunded AND updated_at <= $1 \

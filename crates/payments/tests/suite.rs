@@ -1,7 +1,8 @@
 //! The payments suite, run on SQLite always and on PostgreSQL when
 //! `COMPTOIR_TEST_POSTGRES_URL` is set: the in-process API the checkout saga calls, the HTTP
-//! routes through the real router, the built-in test provider's books, and (in `stripe`) the
-//! Stripe adapter and webhooks against a fake Stripe on loopback.
+//! routes through the real router, the built-in test provider's books, (in `stripe`) the
+//! Stripe adapter and webhooks against a fake Stripe on loopback, and (in `contract`) the
+//! payments contract in process and over HTTP, answers compared.
 
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
@@ -717,6 +718,8 @@ fn every_route_is_in_the_policy_and_the_openapi_document() {
     assert_eq!(documented, declared);
 }
 
+#[path = "suite/contract.rs"]
+mod contract;
 #[path = "suite/fake_stripe.rs"]
 mod fake_stripe;
 #[path = "suite/stripe.rs"]
