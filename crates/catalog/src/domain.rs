@@ -1,8 +1,8 @@
-//! Catalogue types and rules. No IO: everything here is checked by unit tests.
+//! Catalogue types and rules. No IO, no HTTP: everything here is checked by unit tests (the
+//! OpenAPI schemas of the types that travel on the wire are in `http::schema`).
 
 use kernel::{Currency, Money, VatRate};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 pub const MAX_NAME: usize = 200;
 pub const MAX_DESCRIPTION: usize = 10_000;
@@ -14,7 +14,7 @@ pub const MAX_SKU: usize = kernel::sku::MAX_LEN;
 pub const MAX_OPTION: usize = 40;
 
 /// Publication state of a product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Visible to the back office only.
@@ -44,7 +44,7 @@ impl Status {
 }
 
 /// A text in French and English.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Localized {
     pub fr: String,
@@ -52,7 +52,7 @@ pub struct Localized {
 }
 
 /// The type of an attribute's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttributeType {
     Text,
@@ -62,7 +62,7 @@ pub enum AttributeType {
 }
 
 /// A typed product attribute, e.g. `{"code": "weight_g", "type": "integer", "value": 320}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attribute {
     /// Lowercase code, `[a-z][a-z0-9_]*`.
@@ -71,7 +71,6 @@ pub struct Attribute {
     pub kind: AttributeType,
     /// A string (`text`), an integer (`integer`), a boolean (`boolean`) or an array of strings
     /// (`list`).
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
 }
 

@@ -293,11 +293,11 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         id.signer
             .load(&db, chrono::Utc::now().timestamp_millis())
             .await
-            .map_err(|e| StartError::Runtime(format!("signing key: {}", e.detail)))?;
+            .map_err(|e| StartError::Runtime(format!("signing key: {e}")))?;
         if settings.demo.seed && matches!(db, Db::Sqlite(_)) {
             report.demo_accounts = identity::demo::seed(&id)
                 .await
-                .map_err(|e| StartError::Runtime(format!("demo accounts: {}", e.detail)))?;
+                .map_err(|e| StartError::Runtime(format!("demo accounts: {e}")))?;
         }
         let idem = Idempotency::new(db.clone());
         idempotency.push(idem);
@@ -310,7 +310,6 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         databases.push(db);
         api = api.merge(identity::http::router(identity::http::IdentityState {
             identity: id.clone(),
-            internal: internal.clone(),
         }));
         identity_service_here = Some(id);
     }
@@ -319,6 +318,9 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     let peers = commerce::Peers::new(settings, internal.clone(), caller_name(targets));
     let mut here = commerce::Commerce::default();
     let mut internal_api = Router::new();
+    if let Some(id) = &identity_service_here {
+        internal_api = internal_api.merge(identity::http::internal_router(id.clone()));
+    }
     if let Some(db) = &catalog_db {
         internal_api = internal_api.merge(catalog::contract::internal_router(db.clone()));
     }
@@ -423,7 +425,8 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             Some(id) => Arc::new(identity::LocalDirectory(id.clone())),
             None => Arc::new(RemoteDirectory::new(
                 &settings.peers.identity_url,
-                settings.auth.internal_secret.expose(),
+                internal.clone(),
+                caller_name(targets),
             )),
         };
         let auth = Arc::new(Authenticator::new(

@@ -174,7 +174,7 @@ async fn demo_data(settings: Settings) -> Result<(), StartError> {
     );
     match identity::demo::seed(&id)
         .await
-        .map_err(|e| StartError::Runtime(e.detail))?
+        .map_err(|e| StartError::Runtime(e.to_string()))?
     {
         Some(accounts) => {
             println!("Seeded demo accounts into {}.", id_target.describe());

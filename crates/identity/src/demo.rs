@@ -6,7 +6,6 @@ use crate::app::{Identity, generate_password};
 use crate::domain::email_key;
 use crate::http::wire::{NewApiKey, NewStaff, Registration};
 use crate::store;
-use platform::ApiError;
 use platform::authz::{Principal, PrincipalKind, Role, perm};
 
 /// Breizhsport's shops (store codes used across services).
@@ -35,7 +34,7 @@ pub struct DemoAccount {
 }
 
 /// Seeds the accounts into an empty identity database; `None` if it already has users.
-pub async fn seed(id: &Identity) -> Result<Option<Vec<DemoAccount>>, ApiError> {
+pub async fn seed(id: &Identity) -> Result<Option<Vec<DemoAccount>>, crate::app::Error> {
     if store::count_users(&id.db).await? > 0 {
         return Ok(None);
     }

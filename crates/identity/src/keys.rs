@@ -8,7 +8,6 @@ use crate::store;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use platform::ApiError;
 use platform::authn::{ACCESS_TOKEN_TYP, AccessClaims, LEEWAY_SECS};
 use platform::authz::Principal;
 use platform::db::Db;
@@ -113,6 +112,10 @@ pub enum KeyError {
     Decode(#[from] base64::DecodeError),
     #[error("{0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    #[error("no signing key after creating one")]
+    Missing,
+    #[error("signing keys: {0}")]
+    Db(#[from] sqlx::Error),
 }
 
 /// An issued access token.
@@ -132,19 +135,17 @@ impl Signer {
     }
 
     /// Makes sure a signing key exists and loads the newest active one.
-    pub async fn load(&self, db: &Db, now_ms: i64) -> Result<(), ApiError> {
+    pub async fn load(&self, db: &Db, now_ms: i64) -> Result<(), KeyError> {
         let row = match store::active_key(db).await? {
             Some(r) => r,
             None => {
                 let r = generate(now_ms);
                 store::insert_key(db, &r).await?;
                 // another instance may have created one at the same moment: take the newest
-                store::active_key(db)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("no signing key after creating one"))?
+                store::active_key(db).await?.ok_or(KeyError::Missing)?
             }
         };
-        self.install(&row).map_err(ApiError::internal)
+        self.install(&row)
     }
 
     /// Signs with this key from now on (tests and benchmarks; `load` and `rotate` otherwise).
@@ -164,11 +165,11 @@ impl Signer {
     }
 
     /// Rotates: a new key signs from now on; the old one verifies until its tokens expired.
-    pub async fn rotate(&self, db: &Db, now_ms: i64) -> Result<String, ApiError> {
+    pub async fn rotate(&self, db: &Db, now_ms: i64) -> Result<String, KeyError> {
         let row = generate(now_ms);
         let keep_ms = (self.access_ttl.as_secs() + LEEWAY_SECS) as i64 * 1000;
         store::rotate_keys(db, &row, now_ms, now_ms + keep_ms).await?;
-        self.install(&row).map_err(ApiError::internal)?;
+        self.install(&row)?;
         Ok(row.kid)
     }
 

@@ -125,7 +125,6 @@ impl H {
         let key = InternalKey::random();
         let state = identity::http::IdentityState {
             identity: id.clone(),
-            internal: key.clone(),
         };
         let services = identity::http::router(state)
             .merge(probe_router())

@@ -6,6 +6,7 @@
 //! - `problem`: the one mapping of [`app::Error`] to problem documents
 
 mod problem;
+mod schema;
 pub mod wire;
 
 use self::wire::*;

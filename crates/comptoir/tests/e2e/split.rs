@@ -435,6 +435,52 @@ async fn customer_story(base: &str, head_office: &str, sku: &str) -> (Vec<(Strin
     steps.push(("receipt".into(), s));
     assert_eq!(s, 201, "receipt: {v}");
     assert_eq!(available(base, sku).await, before + 5);
+    // a till's API key: the edge asks identity about it (over the network when split), and
+    // stops taking it once revoked
+    let (s, created, _) = call(
+        Method::POST,
+        format!("{base}/api/identity/api-keys"),
+        Some(&staff),
+        None,
+        Some(json!({"name": "caisse 2", "scopes": ["inventory:read"], "store": "rennes"})),
+    )
+    .await;
+    steps.push(("api key".into(), s));
+    assert_eq!(s, 201, "api key: {created}");
+    let secret = created["key"].as_str().expect("the key").to_string();
+    let id = created["api_key"]["id"].as_str().expect("id").to_string();
+    let with_key = |secret: String| {
+        let url = format!("{base}/api/inventory/stock?location=rennes");
+        async move {
+            http()
+                .get(url)
+                .header("x-api-key", secret)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let s = with_key(secret.clone()).await;
+    steps.push(("stock with the key".into(), s));
+    assert_eq!(s, 200);
+    let (s, _, _) = call(
+        Method::DELETE,
+        format!("{base}/api/identity/api-keys/{id}"),
+        Some(&staff),
+        None,
+        None,
+    )
+    .await;
+    steps.push(("revoke".into(), s));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while with_key(secret.clone()).await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a revoked key still opens the stock after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     (steps, refunded)
 }
 

@@ -10,13 +10,13 @@ use crate::app::Identity;
 use crate::keys;
 use crate::store;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use platform::authn::Introspection;
 use platform::authz::{Access, RoutePolicy, perm};
-use platform::caller::{Caller, ClientIp, InternalKey};
+use platform::caller::{Caller, ClientIp};
 use platform::http::extract::{ApiJson, ApiQuery};
 use platform::{ApiError, Problem};
 use serde::Deserialize;
@@ -28,8 +28,6 @@ use wire::*;
 #[derive(Clone)]
 pub struct IdentityState {
     pub identity: Identity,
-    /// Checks `Authorization: Internal <secret>` on the introspection endpoint.
-    pub internal: InternalKey,
 }
 
 /// Who may call what. Every route of [`router`] is here: the tests check it.
@@ -99,8 +97,6 @@ pub fn policy() -> RoutePolicy {
             "/api/identity/signing-keys/rotate",
             Permission(perm::SIGNING_KEYS_ROTATE),
         )
-        // checked by the internal secret in the handler, not by a principal
-        .route(Method::POST, "/internal/identity/introspect", Public)
 }
 
 /// The identity routes (paths include their prefixes).
@@ -128,7 +124,6 @@ pub fn router(state: IdentityState) -> Router {
             get(get_key).delete(revoke_key),
         )
         .route("/api/identity/signing-keys/rotate", post(rotate))
-        .route("/internal/identity/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn(move |req, next| {
             platform::authz::enforce(policy.clone(), req, next)
         }))
@@ -447,25 +442,30 @@ async fn revoke_key(
     security(("bearer" = [])))]
 async fn rotate(State(st): State<IdentityState>) -> Result<Json<Rotated>, ApiError> {
     let now = st.identity.clock.now().timestamp_millis();
-    let kid = st.identity.signer.rotate(&st.identity.db, now).await?;
+    let kid = st
+        .identity
+        .signer
+        .rotate(&st.identity.db, now)
+        .await
+        .map_err(crate::app::Error::from)?;
     tracing::info!(kid, "signing key rotated");
     Ok(Json(Rotated { kid }))
 }
 
-/// For the gateway: is this API key or session valid? Needs the internal secret.
+/// `/internal/identity/introspect`, for the edge (the gateway, the web) in another process:
+/// [`platform::authn::RemoteDirectory`] asks it whether an API key or a session is valid. The
+/// wiring puts it behind [`platform::caller::internal_calls_only`], like every internal route.
+pub fn internal_router(identity: Identity) -> Router {
+    Router::new()
+        .route("/internal/identity/introspect", post(introspect))
+        .with_state(IdentityState { identity })
+}
+
+/// Is this API key or session valid?
 async fn introspect(
     State(st): State<IdentityState>,
-    headers: HeaderMap,
     ApiJson(r): ApiJson<IntrospectRequest>,
 ) -> Result<Json<Introspection>, ApiError> {
-    let authorised = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Internal "))
-        .is_some_and(|s| st.internal.matches(s));
-    if !authorised {
-        return Err(ApiError::not_found("route"));
-    }
     if let Some(k) = &r.api_key {
         let p = st.identity.verify_api_key(k).await?;
         return Ok(Json(Introspection {

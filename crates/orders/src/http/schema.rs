@@ -8,35 +8,14 @@
 
 use crate::domain::{Address, Fulfilment, Order, OrderLine, OrderStatus, SagaState};
 use kernel::{Currency, OrderId};
-use std::borrow::Cow;
-use utoipa::openapi::{RefOr, schema::Schema};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 
-/// `impl ToSchema for $domain` as its twin `$doc`'s, under the name `$name`.
-macro_rules! schema_of {
-    ($domain:ty, $doc:ty, $name:literal) => {
-        impl PartialSchema for $domain {
-            fn schema() -> RefOr<Schema> {
-                <$doc as PartialSchema>::schema()
-            }
-        }
-        impl ToSchema for $domain {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed($name)
-            }
-            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-                <$doc as ToSchema>::schemas(schemas)
-            }
-        }
-    };
-}
-
-schema_of!(OrderStatus, OrderStatusDoc, "OrderStatus");
-schema_of!(OrderLine, OrderLineDoc, "OrderLine");
-schema_of!(Address, AddressDoc, "Address");
-schema_of!(Fulfilment, FulfilmentDoc, "Fulfilment");
-schema_of!(Order, OrderDoc, "Order");
-schema_of!(SagaState, SagaStateDoc, "SagaState");
+platform::schema_twin!(OrderStatus, OrderStatusDoc, "OrderStatus");
+platform::schema_twin!(OrderLine, OrderLineDoc, "OrderLine");
+platform::schema_twin!(Address, AddressDoc, "Address");
+platform::schema_twin!(Fulfilment, FulfilmentDoc, "Fulfilment");
+platform::schema_twin!(Order, OrderDoc, "Order");
+platform::schema_twin!(SagaState, SagaStateDoc, "SagaState");
 
 /// Where an order stands.
 ///
@@ -145,7 +124,9 @@ enum SagaStateDoc {
 mod tests {
     use super::*;
     use kernel::Money;
+    use platform::http::schema::keys_of as keys;
     use serde_json::{Value, json};
+    use utoipa::PartialSchema;
 
     fn schema_json<T: PartialSchema>() -> Value {
         serde_json::to_value(T::schema()).expect("a schema is JSON")
@@ -159,12 +140,6 @@ mod tests {
             .unwrap_or_default();
         p.sort();
         p
-    }
-
-    fn keys(v: &Value) -> Vec<String> {
-        let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
-        k.sort();
-        k
     }
 
     fn eur(minor: i64) -> Money {

@@ -2,6 +2,7 @@
 //! and its remote implementation over HTTP.
 
 use crate::authz::Principal;
+use crate::caller::{CALL_HEADER, InternalKey};
 use crate::http::client::JsonClient;
 use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
@@ -27,29 +28,42 @@ pub struct Introspection {
     pub principal: Option<Principal>,
 }
 
-/// The directory of an identity service in another process.
+/// The directory of an identity service in another process. Its introspection calls are
+/// signed like every internal call ([`InternalKey::sign_call`]).
 pub struct RemoteDirectory {
     base: String,
-    secret: String,
+    key: InternalKey,
+    caller: String,
     client: JsonClient,
 }
 
+/// The identity service's introspection route.
+const INTROSPECT: &str = "/internal/identity/introspect";
+
 impl RemoteDirectory {
-    pub fn new(base_url: &str, internal_secret: &str) -> Self {
+    /// `caller` names this process in the signed calls (its targets).
+    pub fn new(base_url: &str, key: InternalKey, caller: impl Into<String>) -> Self {
         RemoteDirectory {
             base: base_url.trim_end_matches('/').to_string(),
-            secret: internal_secret.to_string(),
+            key,
+            caller: caller.into(),
             client: JsonClient::new(Duration::from_secs(5)),
         }
     }
 
     async fn introspect(&self, body: serde_json::Value) -> Result<Introspection, String> {
+        let signed = self.key.sign_call(
+            &self.caller,
+            "POST",
+            INTROSPECT,
+            chrono::Utc::now().timestamp(),
+        );
         let v = self
             .client
             .post(
-                &format!("{}/internal/identity/introspect", self.base),
+                &format!("{}{INTROSPECT}", self.base),
                 &body,
-                Some(&format!("Internal {}", self.secret)),
+                Some((CALL_HEADER, &signed)),
             )
             .await?;
         serde_json::from_value(v).map_err(|e| format!("introspection answer: {e}"))

@@ -35,14 +35,14 @@ impl JsonClient {
         self.send(Method::GET, url, None, None).await
     }
 
+    /// POSTs `body`, with one more header when `header` is given (a credential).
     pub async fn post(
         &self,
         url: &str,
         body: &serde_json::Value,
-        authorization: Option<&str>,
+        header: Option<(&str, &str)>,
     ) -> Result<serde_json::Value, String> {
-        self.send(Method::POST, url, Some(body), authorization)
-            .await
+        self.send(Method::POST, url, Some(body), header).await
     }
 
     async fn send(
@@ -50,7 +50,7 @@ impl JsonClient {
         method: Method,
         url: &str,
         body: Option<&serde_json::Value>,
-        authorization: Option<&str>,
+        extra: Option<(&str, &str)>,
     ) -> Result<serde_json::Value, String> {
         if !url.starts_with("http://") {
             return Err(format!("{url}: only http:// URLs are supported here"));
@@ -59,9 +59,9 @@ impl JsonClient {
             .method(method)
             .uri(url)
             .header(header::ACCEPT, "application/json");
-        if let Some(a) = authorization {
-            let v = HeaderValue::from_str(a).map_err(|_| "invalid authorization".to_string())?;
-            req = req.header(header::AUTHORIZATION, v);
+        if let Some((name, value)) = extra {
+            let v = HeaderValue::from_str(value).map_err(|_| format!("invalid {name} header"))?;
+            req = req.header(name, v);
         }
         let req = match body {
             Some(b) => req

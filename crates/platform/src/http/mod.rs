@@ -6,6 +6,7 @@ pub mod extract;
 pub mod health;
 pub mod problem;
 pub mod request_id;
+pub mod schema;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
