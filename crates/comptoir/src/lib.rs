@@ -444,26 +444,60 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     if targets.contains(&Target::Gateway)
         && let Some(auth) = &auth
     {
-        let proxy = gateway::Proxy::new(Duration::from_secs(
-            settings.gateway.upstream_timeout_seconds.max(1),
-        ));
+        let g = &settings.gateway;
+        let balance = gateway::Balance::parse(&g.balance).ok_or_else(|| {
+            ConfigError::new("gateway.balance", "least_connections or round_robin")
+        })?;
+        let rules = gateway::HealthRules {
+            unhealthy_after: g.unhealthy_after,
+            healthy_after: g.healthy_after,
+            breaker_failures: g.breaker_failures,
+            breaker_open: Duration::from_secs(g.breaker_open_seconds),
+        };
+        let mut services = Vec::new();
         let mut upstreams = Vec::new();
         for t in Target::SERVICES.iter().filter(|t| !targets.contains(t)) {
             let (setting, url) = settings
                 .peers
                 .url_of(t.name())
                 .ok_or_else(|| StartError::Runtime(format!("{} has no URL setting", t.name())))?;
+            let service = Arc::new(
+                gateway::Service::parse(t.name(), setting, url, balance, rules)
+                    .map_err(|e| ConfigError::new(e.setting, e.message))?,
+            );
             for (prefix, label) in t.routes() {
-                upstreams.push(
-                    gateway::Upstream::parse(t.name(), prefix, label, setting, url)
-                        .map_err(|e| ConfigError::new(e.setting, e.message))?,
-                );
+                upstreams.push(gateway::Upstream {
+                    prefix,
+                    route_label: label,
+                    service: service.clone(),
+                });
             }
+            services.push(service);
         }
-        for u in upstreams.iter().filter(|u| u.prefix != "/.well-known") {
-            checks.push(u.readiness(&proxy));
+        let client = gateway::client();
+        let timing = gateway::health::CheckTiming {
+            interval: Duration::from_secs(g.health_interval_seconds),
+            timeout: Duration::from_millis(g.health_timeout_ms),
+        };
+        for s in &services {
+            checks.push(gateway::readiness(s.clone(), client.clone(), timing));
         }
-        router = router.merge(gateway::router(&proxy, &upstreams, Some(internal.clone())));
+        // the first round before the first request: DNS names resolved, dead instances known
+        for s in &services {
+            gateway::health::check_service(s, &client, timing).await;
+        }
+        gateway::health::spawn(services, client.clone(), timing);
+        let forwarder = Arc::new(gateway::Forwarder {
+            client,
+            identity: Some(internal.clone()),
+            budget: gateway::RetryBudget::new(f64::from(g.retry_budget_percent) / 100.0, 5.0),
+            timeouts: g
+                .route_timeouts()
+                .map_err(|m| ConfigError::new("gateway.route_timeouts", m))?,
+            default_timeout: Duration::from_secs(g.upstream_timeout_seconds.max(1)),
+            max_body: settings.server.max_body_bytes,
+        });
+        router = router.merge(gateway::router(forwarder, &upstreams));
         let edge = Arc::new(Edge {
             auth: auth.clone(),
             limiter: limiter.clone(),
@@ -545,9 +579,10 @@ fn web_state(
     // the API: the services of this process in process, the others at their URLs
     let mut remote = Vec::new();
     for t in Target::SERVICES.iter().filter(|t| !targets.contains(t)) {
-        let url = peer_url(settings, *t).unwrap_or_default();
+        let urls = contracts::rpc::instance_urls(peer_url(settings, *t).unwrap_or_default())
+            .map_err(|m| ConfigError::new(format!("peers.{}_url", t.name()), m))?;
         for (prefix, _) in t.routes() {
-            remote.push((*prefix, url.trim_end_matches('/').to_string()));
+            remote.push((*prefix, urls.clone()));
         }
     }
     let api = if remote.is_empty() {

@@ -232,7 +232,7 @@ pub fn check_topology(s: &Settings, targets: &BTreeSet<Target>) -> Result<(), Co
             match peer_url(s, *peer) {
                 None => return Err(missing_peer(*t, *peer)),
                 Some(u) => {
-                    contracts::rpc::check_url(u)
+                    contracts::rpc::instance_urls(u)
                         .map_err(|m| ConfigError::new(format!("peers.{}_url", peer.name()), m))?;
                 }
             }

@@ -30,6 +30,10 @@ mod web;
 #[path = "e2e/split.rs"]
 mod split;
 
+// several instances of a service behind the gateway
+#[path = "e2e/gateway.rs"]
+mod gateway;
+
 const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
 
 fn temp_dir(tag: &str) -> PathBuf {

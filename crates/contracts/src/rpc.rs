@@ -24,6 +24,8 @@ use axum::response::{IntoResponse, Response};
 use platform::caller::{CALL_HEADER, InternalKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A contract's error, as it crosses the wire.
@@ -87,7 +89,9 @@ pub struct Peer {
     name: &'static str,
     /// This process's name, signed into every call.
     caller: &'static str,
-    base: String,
+    /// Its instances, taken in turn (a retry goes to the next one).
+    bases: Arc<Vec<String>>,
+    turn: Arc<AtomicUsize>,
     key: InternalKey,
     http: reqwest::Client,
     settings: PeerSettings,
@@ -97,7 +101,7 @@ impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peer")
             .field("name", &self.name)
-            .field("base", &self.base)
+            .field("bases", &self.bases)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +126,26 @@ pub fn check_url(url: &str) -> Result<String, String> {
     Ok(u.to_string())
 }
 
+/// The instances a `peers.<service>_url` setting names, each checked by [`check_url`]: one
+/// URL, a comma-separated list (a ` weight=N` after a URL is the gateway's; calls between
+/// services take the instances in turn), or `dns+http://name:port` (the name, resolved on each
+/// new connection).
+pub fn instance_urls(setting: &str) -> Result<Vec<String>, String> {
+    let urls = setting
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let url = item.split_whitespace().next().unwrap_or_default();
+            check_url(url.strip_prefix("dns+").unwrap_or(url))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err("names no instance".into());
+    }
+    Ok(urls)
+}
+
 impl Peer {
     pub fn new(
         name: &'static str,
@@ -130,7 +154,7 @@ impl Peer {
         key: InternalKey,
         settings: PeerSettings,
     ) -> Result<Peer, String> {
-        let base = check_url(base_url)?;
+        let bases = instance_urls(base_url)?;
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
@@ -141,7 +165,8 @@ impl Peer {
         Ok(Peer {
             name,
             caller,
-            base,
+            bases: Arc::new(bases),
+            turn: Arc::new(AtomicUsize::new(0)),
             key,
             http,
             settings,
@@ -152,8 +177,10 @@ impl Peer {
         self.name
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The instance for the next attempt.
+    fn base(&self) -> &str {
+        let k = self.turn.fetch_add(1, Ordering::Relaxed);
+        &self.bases[k % self.bases.len()]
     }
 
     /// Calls `method path` with `body`; decodes a `2xx` as `T` and a domain answer as `E`.
@@ -235,7 +262,7 @@ impl Peer {
         let signed = self.key.sign_call(self.caller, method.as_str(), path, now);
         let mut req = self
             .http
-            .request(method.clone(), format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base()))
             .header(CALL_HEADER, signed)
             .header(header::ACCEPT, "application/json");
         if let Some(id) = platform::http::request_id::current() {

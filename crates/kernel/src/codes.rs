@@ -138,7 +138,7 @@ pub const CODES: &[Code] = &[
     c("concurrent_update", &[409], Problem, Shared, "The object changed while the request ran: reload and retry."),
     c("request_timeout", &[503], Problem, Shared, "The request took too long and was abandoned; retry."),
     c("unavailable", &[422, 503], Problem, Shared, "A store or service this one needs is not answering: retry later (503); in a cart, the item cannot be sold now (422)."),
-    c("upstream_unavailable", &[502, 503], Problem, Shared, "The gateway cannot reach the service (502), or a service cannot reach another (503)."),
+    c("upstream_unavailable", &[502, 503], Problem, Shared, "The gateway cannot reach the service (502), no instance of it is available now (503, with `Retry-After`), or a service cannot reach another (503)."),
     c("upstream_timeout", &[504], Problem, Shared, "The service behind the gateway did not answer in time."),
     c("invalid_uri", &[400], Problem, Shared, "The gateway cannot forward this request URI."),
     c("internal", &[500], Problem, Shared, "An internal error; quote `request_id` when reporting it."),

@@ -149,6 +149,48 @@ pub struct BusSettings {
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
     pub upstream_timeout_seconds: u64,
+    /// `prefix=seconds` pairs, comma-separated: routes with their own timeout.
+    pub route_timeouts: String,
+    /// `least_connections` or `round_robin` (both follow the instances' weights).
+    pub balance: String,
+    pub health_interval_seconds: u64,
+    pub health_timeout_ms: u64,
+    pub unhealthy_after: u32,
+    pub healthy_after: u32,
+    pub breaker_failures: u32,
+    pub breaker_open_seconds: u64,
+    /// Retries allowed, as a percentage of the requests (plus a few per second).
+    pub retry_budget_percent: u32,
+}
+
+impl GatewaySettings {
+    /// `route_timeouts` read: (prefix, timeout) pairs.
+    pub fn route_timeouts(&self) -> Result<Vec<(String, std::time::Duration)>, String> {
+        self.route_timeouts
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|pair| {
+                let (p, t) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("`{pair}` is not `prefix=seconds`"))?;
+                let secs: u64 = t
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or_else(|| format!("`{pair}`: seconds must be 1 to 3600"))?;
+                let p = p.trim();
+                if !p.starts_with('/') || p.len() > 200 {
+                    return Err(format!("`{pair}`: the prefix must start with /"));
+                }
+                Ok((
+                    p.trim_end_matches('/').to_string(),
+                    std::time::Duration::from_secs(secs),
+                ))
+            })
+            .collect()
+    }
 }
 
 /// Where each service runs when it is not in this process (`http://host:port`): the gateway

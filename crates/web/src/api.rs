@@ -69,8 +69,10 @@ enum Transport {
 
 /// The services of other processes, by the path prefixes they own.
 pub struct Remote {
-    /// `(prefix, base URL)`, e.g. `("/api/orders", "http://orders:8080")`.
-    pub routes: Vec<(&'static str, String)>,
+    /// `(prefix, its instances' base URLs)`, e.g. `("/api/orders", ["http://orders:8080"])`;
+    /// calls take the instances in turn.
+    pub routes: Vec<(&'static str, Vec<String>)>,
+    turn: std::sync::atomic::AtomicUsize,
     pub key: InternalKey,
     pub http: reqwest::Client,
     /// The services of this process, for the paths no remote route owns.
@@ -79,7 +81,7 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(
-        routes: Vec<(&'static str, String)>,
+        routes: Vec<(&'static str, Vec<String>)>,
         key: InternalKey,
         timeout: std::time::Duration,
         local: Option<Router>,
@@ -92,13 +94,15 @@ impl Remote {
             .map_err(|e| format!("the web's HTTP client: {e}"))?;
         Ok(Remote {
             routes,
+            turn: std::sync::atomic::AtomicUsize::new(0),
             key,
             http,
             local,
         })
     }
 
-    fn base_of(&self, path: &str) -> Option<&str> {
+    /// The instances of the service that owns `path`.
+    fn route_of(&self, path: &str) -> Option<&Vec<String>> {
         self.routes
             .iter()
             .find(|(p, _)| {
@@ -107,7 +111,17 @@ impl Remote {
                         .strip_prefix(p)
                         .is_some_and(|r| r.starts_with('/') || r.starts_with('?'))
             })
-            .map(|(_, b)| b.as_str())
+            .map(|(_, b)| b)
+    }
+
+    /// The instance the next call of `path` goes to.
+    fn base_of(&self, path: &str) -> Option<&str> {
+        self.route_of(path)
+            .and_then(|b| {
+                let k = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                b.get(k % b.len().max(1))
+            })
+            .map(String::as_str)
     }
 }
 
@@ -211,7 +225,7 @@ impl Api {
         headers: &[(&'static str, String)],
     ) -> Result<(u16, bytes::Bytes), Problem> {
         let router = match &self.transport {
-            Transport::Remote(r) if r.base_of(path).is_some() => {
+            Transport::Remote(r) if r.route_of(path).is_some() => {
                 return remote_call(r, visitor, method, path, body, idempotency_key, headers).await;
             }
             Transport::Remote(r) => r.local.as_ref(),
@@ -331,9 +345,12 @@ mod tests {
     fn a_path_goes_to_the_service_that_owns_its_prefix() {
         let r = Remote::new(
             vec![
-                ("/api/orders", "http://orders:1".into()),
-                ("/api/checkout", "http://orders:1".into()),
-                ("/api/carts", "http://cart:2".into()),
+                ("/api/orders", vec!["http://orders:1".into()]),
+                ("/api/checkout", vec!["http://orders:1".into()]),
+                (
+                    "/api/carts",
+                    vec!["http://cart:2".into(), "http://cart:3".into()],
+                ),
             ],
             InternalKey::new(b"k"),
             std::time::Duration::from_secs(1),
@@ -348,6 +365,11 @@ mod tests {
         );
         assert_eq!(r.base_of("/api/checkout"), Some("http://orders:1"));
         assert_eq!(r.base_of("/api/carts/1/lines"), Some("http://cart:2"));
+        assert_eq!(
+            r.base_of("/api/carts/1"),
+            Some("http://cart:3"),
+            "instances in turn"
+        );
         // a longer name is another prefix, and what nobody owns stays in process
         assert_eq!(r.base_of("/api/ordersx"), None);
         assert_eq!(r.base_of("/api/catalog/products"), None);

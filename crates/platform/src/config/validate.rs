@@ -5,6 +5,7 @@ use super::{AuthSettings, ConfigError, Settings, is_identifier};
 impl Settings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.validate_commerce()?;
+        self.validate_gateway()?;
         let w = &self.web;
         if !w.cookie_secret.is_empty() && w.cookie_secret.expose().len() < 32 {
             return Err(ConfigError::new(
@@ -194,6 +195,64 @@ impl Settings {
                 "rate_limit.redis_url",
                 "must be empty (in-process limits) or a redis:// URL",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_gateway(&self) -> Result<(), ConfigError> {
+        let g = &self.gateway;
+        if !matches!(g.balance.as_str(), "least_connections" | "round_robin") {
+            return Err(ConfigError::new(
+                "gateway.balance",
+                format!("`{}`: least_connections or round_robin", g.balance),
+            ));
+        }
+        g.route_timeouts()
+            .map_err(|m| ConfigError::new("gateway.route_timeouts", m))?;
+        let rules = [
+            (
+                "gateway.upstream_timeout_seconds",
+                g.upstream_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
+                "gateway.health_interval_seconds",
+                g.health_interval_seconds,
+                1,
+                3600,
+            ),
+            ("gateway.health_timeout_ms", g.health_timeout_ms, 50, 60_000),
+            (
+                "gateway.unhealthy_after",
+                u64::from(g.unhealthy_after),
+                1,
+                100,
+            ),
+            ("gateway.healthy_after", u64::from(g.healthy_after), 1, 100),
+            (
+                "gateway.breaker_failures",
+                u64::from(g.breaker_failures),
+                1,
+                1000,
+            ),
+            (
+                "gateway.breaker_open_seconds",
+                g.breaker_open_seconds,
+                1,
+                3600,
+            ),
+            (
+                "gateway.retry_budget_percent",
+                u64::from(g.retry_budget_percent),
+                0,
+                100,
+            ),
+        ];
+        for (setting, v, lo, hi) in rules {
+            if !(lo..=hi).contains(&v) {
+                return Err(ConfigError::new(setting, format!("must be {lo} to {hi}")));
+            }
         }
         Ok(())
     }

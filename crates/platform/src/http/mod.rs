@@ -31,6 +31,16 @@ pub struct EdgeOptions {
 /// (and the log span), metrics, panic catcher, security headers, timeout, body limit.
 pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
     let timeout = opts.request_timeout;
+    let router = match crate::fail::delay_of("http.request") {
+        // fault tests: a slow instance (every request waits first)
+        Some(d) => router.layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                tokio::time::sleep(d).await;
+                next.run(req).await
+            },
+        )),
+        None => router,
+    };
     router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(opts.max_body_bytes))
