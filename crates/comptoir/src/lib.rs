@@ -474,6 +474,32 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             }
             services.push(service);
         }
+        // the pages of a web process: outside the edge (they read their own session cookies),
+        // with the client's Host (their forms are checked against Origin)
+        let mut pages = Vec::new();
+        if !targets.contains(&Target::Web)
+            && settings.web.enabled
+            && !settings.peers.web_url.trim().is_empty()
+        {
+            let mut web = gateway::Service::parse(
+                "web",
+                "peers.web_url",
+                &settings.peers.web_url,
+                balance,
+                rules,
+            )
+            .map_err(|e| ConfigError::new(e.setting, e.message))?;
+            web.keep_host = true;
+            let web = Arc::new(web);
+            for (prefix, label) in Target::Web.routes() {
+                pages.push(gateway::Upstream {
+                    prefix,
+                    route_label: label,
+                    service: web.clone(),
+                });
+            }
+            services.push(web);
+        }
         let client = gateway::client();
         let timing = gateway::health::CheckTiming {
             interval: Duration::from_secs(g.health_interval_seconds),
@@ -497,7 +523,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             default_timeout: Duration::from_secs(g.upstream_timeout_seconds.max(1)),
             max_body: settings.server.max_body_bytes,
         });
-        router = router.merge(gateway::router(forwarder, &upstreams));
+        router = router.merge(gateway::router(forwarder.clone(), &upstreams));
         let edge = Arc::new(Edge {
             auth: auth.clone(),
             limiter: limiter.clone(),
@@ -505,10 +531,13 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         });
         router = router
             .merge(platform::http::health::router(checks))
-            .merge(docs::router(targets, !web_here))
+            .merge(docs::router(targets, !web_here && pages.is_empty()))
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
             }));
+        if !pages.is_empty() {
+            router = router.merge(gateway::router(forwarder, &pages));
+        }
     } else {
         router = router
             .merge(platform::http::health::router(checks))

@@ -128,7 +128,16 @@ impl Target {
                 ("/api/orders", "/api/orders/*"),
             ],
             Target::Payments => &[("/api/payments", "/api/payments/*")],
-            Target::Web | Target::Gateway => &[],
+            // the pages, which the gateway forwards to `peers.web_url` when web runs apart
+            Target::Web => &[
+                ("/", "/"),
+                ("/account", "/account/*"),
+                ("/fr", "/fr/*"),
+                ("/en", "/en/*"),
+                ("/static", "/static/*"),
+                ("/manifest.webmanifest", "/manifest.webmanifest"),
+            ],
+            Target::Gateway => &[],
         }
     }
 

@@ -132,7 +132,7 @@ fn may_repeat(method: &Method, headers: &HeaderMap) -> bool {
 
 /// The headers every forwarded request carries: hop-by-hop ones dropped, `X-Forwarded-*`,
 /// the signed identity.
-fn prepare(f: &Forwarder, parts: &mut axum::http::request::Parts) {
+fn prepare(f: &Forwarder, parts: &mut axum::http::request::Parts, keep_host: bool) {
     let client_host = parts.headers.get(header::HOST).cloned();
     strip_hop_by_hop(&mut parts.headers);
     let peer = parts
@@ -158,7 +158,9 @@ fn prepare(f: &Forwarder, parts: &mut axum::http::request::Parts) {
     parts
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    parts.headers.remove(header::HOST);
+    if !keep_host {
+        parts.headers.remove(header::HOST);
+    }
     parts.headers.remove(IDENTITY_HEADER);
     if let Some(key) = &f.identity {
         let ip = parts
@@ -201,7 +203,7 @@ pub async fn forward(f: &Forwarder, up: &Upstream, req: Request) -> Response {
             .into_response();
         }
     };
-    prepare(f, &mut parts);
+    prepare(f, &mut parts, service.keep_host);
     let pq = parts
         .uri
         .path_and_query()

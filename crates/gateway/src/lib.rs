@@ -76,13 +76,14 @@ pub fn router(forwarder: Arc<Forwarder>, upstreams: &[Upstream]) -> Router {
             forwarder: forwarder.clone(),
         };
         let exact = u.prefix.to_string();
-        let nested = format!("{}/{{*rest}}", u.prefix);
-        r = r
-            .route(
-                &exact,
-                axum::routing::any(forward_route).with_state(route.clone()),
-            )
-            .route(&nested, axum::routing::any(forward_route).with_state(route));
+        r = r.route(
+            &exact,
+            axum::routing::any(forward_route).with_state(route.clone()),
+        );
+        if u.prefix != "/" {
+            let nested = format!("{}/{{*rest}}", u.prefix);
+            r = r.route(&nested, axum::routing::any(forward_route).with_state(route));
+        }
     }
     r
 }

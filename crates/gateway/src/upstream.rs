@@ -33,6 +33,9 @@ pub struct Service {
     pub setting: &'static str,
     pub source: Source,
     pub pool: Pool,
+    /// Forward the client's `Host` (the pages check it against `Origin`); otherwise the
+    /// instance's address is the `Host` and the client's is in `X-Forwarded-Host`.
+    pub keep_host: bool,
 }
 
 /// One instance as the setting names it.
@@ -76,6 +79,7 @@ impl Service {
                 setting,
                 source: Source::Dns { host, port },
                 pool: Pool::new(balance, rules, Vec::new()),
+                keep_host: false,
             });
         }
         let specs = value
@@ -97,6 +101,7 @@ impl Service {
             setting,
             source: Source::Static,
             pool: Pool::new(balance, rules, specs.iter().map(Spec::instance).collect()),
+            keep_host: false,
         })
     }
 

@@ -204,6 +204,9 @@ pub struct PeersSettings {
     pub cart_url: String,
     pub orders_url: String,
     pub payments_url: String,
+    /// The storefront and back office (`--target web`) when they run in another process: the
+    /// gateway forwards the pages there.
+    pub web_url: String,
     /// Per attempt of a call to a peer's contract.
     pub timeout_ms: u64,
     /// Attempts of an idempotent call whose outcome is not known (1 = no retry).
@@ -220,6 +223,7 @@ impl PeersSettings {
             "cart" => ("peers.cart_url", &self.cart_url),
             "orders" => ("peers.orders_url", &self.orders_url),
             "payments" => ("peers.payments_url", &self.payments_url),
+            "web" => ("peers.web_url", &self.web_url),
             _ => return None,
         })
     }

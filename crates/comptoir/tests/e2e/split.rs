@@ -1,9 +1,9 @@
 //! Every service as its own OS process: gateway, web, catalog, identity, inventory, cart, orders
 //! and payments, each `comptoir serve --target <one>`, on PostgreSQL (a schema per service),
 //! carts in Redis, events through RabbitMQ. The whole story runs through them — a guest buys in
-//! the shop pages served by the web process (a declined card, then 3-D Secure), a customer
-//! checks out through the API, head office refunds and receives stock — and its answers match
-//! the one-process mode. Then faults across the network: inventory killed (SIGKILL) in the
+//! the shop pages of the web process, reached through the gateway (a declined card, then 3-D
+//! Secure), a customer checks out through the API, head office refunds and receives stock —
+//! and its answers match the one-process mode. Then faults across the network: inventory killed (SIGKILL) in the
 //! middle of checkouts and restarted; payments silent (SIGSTOP) for 10 s. Every saga ends paid
 //! or compensated, every client retrying with its key gets one answer, and the invariant checker
 //! (D1) finds nothing.
@@ -111,7 +111,7 @@ impl Topology {
         };
         for t in ORDER {
             let s = Server::start(topo.command(t));
-            if Target::SERVICES.contains(&t) {
+            if Target::SERVICES.contains(&t) || t == Target::Web {
                 topo.env.push((
                     format!("COMPTOIR_PEERS__{}_URL", t.name().to_uppercase()),
                     s.base.clone(),
@@ -496,10 +496,10 @@ async fn eight_processes_tell_the_one_process_story() {
     let Some(topo) = Topology::start("split").await else {
         return;
     };
-    let (web, gw) = (topo.base(Target::Web), topo.base(Target::Gateway));
+    let gw = topo.base(Target::Gateway);
 
-    // a guest in the shop pages of the web process
-    let mut b = Browser::new(&web);
+    // a guest in the shop pages of the web process, through the gateway: the one address
+    let mut b = Browser::new(&gw);
     let results = b.get("/fr/search?q=chaussures+running").await;
     assert_eq!(results.status, 200, "{}", results.body);
     let product = first_product(&results.body);
