@@ -361,9 +361,21 @@ fn answer(res: Response<hyper::body::Incoming>, instance: &str) -> Response {
     Response::from_parts(parts, Body::new(body.map_err(axum::Error::new)))
 }
 
-/// Which instance answered (read by the access log).
+/// Which instance answered.
 #[derive(Debug, Clone)]
 pub struct ServedBy(pub String);
+
+/// Who asked, as the access log names them: the API key or the account the edge verified, or
+/// the client's address.
+pub fn consumer(req: &Request) -> String {
+    if let Some(p) = req.extensions().get::<Principal>() {
+        return p.scope_key();
+    }
+    match req.extensions().get::<ClientIp>() {
+        Some(ip) => format!("ip:{}", ip.0),
+        None => "anonymous".into(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

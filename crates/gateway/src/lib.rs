@@ -89,8 +89,19 @@ pub fn router(forwarder: Arc<Forwarder>, upstreams: &[Upstream]) -> Router {
 }
 
 async fn forward_route(State(route): State<Route>, req: Request) -> Response {
+    let consumer = forward::consumer(&req);
     let mut res = forward::forward(&route.forwarder, &route.upstream, req).await;
+    let instance = res
+        .extensions()
+        .get::<ServedBy>()
+        .map(|s| s.0.clone())
+        .unwrap_or_default();
     res.extensions_mut()
         .insert(RouteLabel(route.upstream.route_label));
+    res.extensions_mut().insert(platform::http::Forwarded {
+        consumer,
+        upstream: route.upstream.service.name,
+        instance,
+    });
     res
 }

@@ -20,6 +20,16 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct RouteLabel(pub &'static str);
 
+/// What the access log line of a forwarded request adds (set by the gateway on the answer):
+/// who asked (`key:<id>`, `user:<subject>`, `ip:<address>`) and which instance answered.
+#[derive(Clone, Debug)]
+pub struct Forwarded {
+    pub consumer: String,
+    pub upstream: &'static str,
+    /// `host:port`; empty when no instance answered.
+    pub instance: String,
+}
+
 /// Options of the common layers.
 #[derive(Clone, Debug)]
 pub struct EdgeOptions {
@@ -137,12 +147,24 @@ async fn metrics_layer(req: Request, next: Next) -> Response {
         .map(|l| l.0.to_owned())
         .unwrap_or(route);
     let elapsed = start.elapsed();
-    tracing::info!(
-        status = res.status().as_u16(),
-        route = %route,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+    // the access log: one line per request, in the request's span (its id, method, path)
+    match res.extensions().get::<Forwarded>() {
+        Some(f) => tracing::info!(
+            status = res.status().as_u16(),
+            route = %route,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            consumer = %f.consumer,
+            upstream = f.upstream,
+            instance = %f.instance,
+            "request"
+        ),
+        None => tracing::info!(
+            status = res.status().as_u16(),
+            route = %route,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        ),
+    }
     let status = res.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("comptoir_http_requests_total", &labels).increment(1);
