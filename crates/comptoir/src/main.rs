@@ -256,6 +256,19 @@ async fn serve(settings: Settings, target: &str, _bind: Option<String>) -> Resul
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Runtime(e.to_string()))?;
+    // HTTPS when given a certificate: loaded now, so that a bad pair stops the start
+    let (tls, plain) = if settings.server.tls_cert_file.is_empty() {
+        (None, Some(listener))
+    } else {
+        let files = platform::http::tls::TlsFiles {
+            cert: settings.server.tls_cert_file.clone().into(),
+            key: settings.server.tls_key_file.clone().into(),
+        };
+        let reload = Duration::from_secs(settings.server.tls_reload_seconds);
+        let l = platform::http::tls::TlsListener::new(listener, files, reload)
+            .map_err(|e| ConfigError::new("server.tls_cert_file", e))?;
+        (Some(l), None)
+    };
 
     // What a person starting Comptoir needs to know, on stdout (logs go to stderr).
     println!(
@@ -263,11 +276,12 @@ async fn serve(settings: Settings, target: &str, _bind: Option<String>) -> Resul
         env!("CARGO_PKG_VERSION"),
         app.report.targets.join(", ")
     );
-    println!("  listening on  http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("  listening on  {scheme}://{addr}");
     if app.report.web {
-        println!("  shop          http://{addr}/fr/  (English: /en/, back office: /fr/admin)");
+        println!("  shop          {scheme}://{addr}/fr/  (English: /en/, back office: /fr/admin)");
     }
-    println!("  API docs      http://{addr}/api/docs/");
+    println!("  API docs      {scheme}://{addr}/api/docs/");
     for (service, location) in &app.report.databases {
         println!("  data          {service}: {location}");
     }
@@ -302,17 +316,29 @@ async fn serve(settings: Settings, target: &str, _bind: Option<String>) -> Resul
 
     let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        app.router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let stop = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = tx.send(true);
-    });
-    let server = tokio::spawn(async move { server.await });
+    };
+    let service = app
+        .router
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = match (tls, plain) {
+        (Some(listener), _) => tokio::spawn(async move {
+            // tap_io: the client's address reaches ConnectInfo through axum's TapIo
+            use axum::serve::ListenerExt;
+            axum::serve(listener.tap_io(|_| {}), service)
+                .with_graceful_shutdown(stop)
+                .await
+        }),
+        (None, Some(listener)) => tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        }),
+        (None, None) => return Err(StartError::Runtime("no listener".into())),
+    };
     // once the signal came, in-flight requests get `grace` to finish
     let finished = async {
         let _ = rx.wait_for(|v| *v).await;

@@ -34,6 +34,9 @@ mod split;
 #[path = "e2e/gateway.rs"]
 mod gateway;
 
+#[path = "e2e/tls.rs"]
+mod tls;
+
 const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
 
 fn temp_dir(tag: &str) -> PathBuf {

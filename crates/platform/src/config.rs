@@ -41,6 +41,11 @@ pub struct ServerSettings {
     pub request_timeout_seconds: u64,
     pub shutdown_grace_seconds: u64,
     pub max_body_bytes: usize,
+    /// PEM certificate chain: with `tls_key_file`, this process serves HTTPS.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    /// How often the two files are checked for a renewed certificate.
+    pub tls_reload_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

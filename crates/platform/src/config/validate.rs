@@ -28,6 +28,23 @@ impl Settings {
                 ),
             ));
         }
+        let (cert, key) = (&self.server.tls_cert_file, &self.server.tls_key_file);
+        if cert.is_empty() != key.is_empty() {
+            return Err(ConfigError::new(
+                if cert.is_empty() {
+                    "server.tls_cert_file"
+                } else {
+                    "server.tls_key_file"
+                },
+                "give both the certificate chain and its key, or neither",
+            ));
+        }
+        if !(1..=3600).contains(&self.server.tls_reload_seconds) {
+            return Err(ConfigError::new(
+                "server.tls_reload_seconds",
+                "must be 1 to 3600",
+            ));
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new(
                 "server.max_body_bytes",

@@ -7,6 +7,7 @@ pub mod health;
 pub mod problem;
 pub mod request_id;
 pub mod schema;
+pub mod tls;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
