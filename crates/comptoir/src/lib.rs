@@ -523,7 +523,38 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             default_timeout: Duration::from_secs(g.upstream_timeout_seconds.max(1)),
             max_body: settings.server.max_body_bytes,
         });
-        router = router.merge(gateway::router(forwarder.clone(), &upstreams));
+        // public answers to anonymous reads, dropped by writes through here and by the
+        // events of writes made elsewhere
+        let cache = (g.cache_entries > 0)
+            .then(|| Arc::new(gateway::EdgeCache::new(g.cache_entries, 1 << 20)));
+        if let Some(c) = &cache {
+            let c = c.clone();
+            bus.subscribe_broadcast(
+                "gateway-cache",
+                &[
+                    platform::bus::topic::PRODUCT_CHANGED,
+                    platform::bus::topic::STOCK_CHANGED,
+                ],
+                platform::bus::handler(move |e| {
+                    let c = c.clone();
+                    async move {
+                        // stock is in the catalogue's reads (availability) and inventory's
+                        c.invalidate("catalog");
+                        if e.topic == platform::bus::topic::STOCK_CHANGED {
+                            c.invalidate("inventory");
+                        }
+                        Ok(())
+                    }
+                }),
+            )
+            .await
+            .map_err(|e| StartError::Runtime(format!("the edge cache's events: {e}")))?;
+        }
+        router = router.merge(gateway::router(
+            forwarder.clone(),
+            &upstreams,
+            cache.clone(),
+        ));
         let edge = Arc::new(Edge {
             auth: auth.clone(),
             limiter: limiter.clone(),
@@ -536,7 +567,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
                 platform::authn::edge_layer(edge.clone(), req, next)
             }));
         if !pages.is_empty() {
-            router = router.merge(gateway::router(forwarder, &pages));
+            router = router.merge(gateway::router(forwarder, &pages, cache));
         }
     } else {
         router = router

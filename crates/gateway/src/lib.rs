@@ -8,12 +8,15 @@
 //! - [`health`]: the active checks of `/readyz`, DNS re-resolution, the gauges.
 //! - [`forward`]: one request sent, and sent elsewhere when it failed and may be repeated,
 //!   within a retry budget.
+//! - [`cache`]: public answers to anonymous reads, dropped by writes and by the bus's events.
 
+pub mod cache;
 pub mod forward;
 pub mod health;
 pub mod pool;
 pub mod upstream;
 
+pub use cache::EdgeCache;
 pub use forward::{Forwarder, RetryBudget, ServedBy};
 pub use pool::{Balance, HealthRules};
 pub use upstream::{Service, Upstream, UpstreamError};
@@ -65,15 +68,21 @@ pub fn readiness(
 struct Route {
     upstream: Upstream,
     forwarder: Arc<Forwarder>,
+    cache: Option<Arc<EdgeCache>>,
 }
 
-/// Routes forwarding each upstream's prefix.
-pub fn router(forwarder: Arc<Forwarder>, upstreams: &[Upstream]) -> Router {
+/// Routes forwarding each upstream's prefix, through `cache` when given.
+pub fn router(
+    forwarder: Arc<Forwarder>,
+    upstreams: &[Upstream],
+    cache: Option<Arc<EdgeCache>>,
+) -> Router {
     let mut r = Router::new();
     for u in upstreams {
         let route = Route {
             upstream: u.clone(),
             forwarder: forwarder.clone(),
+            cache: cache.clone(),
         };
         let exact = u.prefix.to_string();
         r = r.route(
@@ -90,7 +99,39 @@ pub fn router(forwarder: Arc<Forwarder>, upstreams: &[Upstream]) -> Router {
 
 async fn forward_route(State(route): State<Route>, req: Request) -> Response {
     let consumer = forward::consumer(&req);
-    let mut res = forward::forward(&route.forwarder, &route.upstream, req).await;
+    let service = route.upstream.service.name;
+    let unsafe_method = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let key = route.cache.as_ref().and_then(|_| {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        EdgeCache::key(service, req.method(), pq, req.headers())
+    });
+    let cached = match (&route.cache, &key) {
+        (Some(c), Some(k)) => c.get(k, std::time::Instant::now()),
+        _ => None,
+    };
+    let hit = cached.is_some();
+    let mut res = match cached {
+        Some(r) => r,
+        None => forward::forward(&route.forwarder, &route.upstream, req).await,
+    };
+    if let Some(c) = &route.cache {
+        if unsafe_method {
+            // the write is done (or refused): what was cached of this service may be stale
+            c.invalidate(service);
+        } else if let (Some(k), false) = (key, hit) {
+            res = c.store(k, service, res, std::time::Instant::now()).await;
+        }
+        metrics::counter!("comptoir_gateway_cache_total", "upstream" => service,
+            "outcome" => if hit { "hit" } else if unsafe_method { "write" } else { "miss" })
+        .increment(1);
+    }
     let instance = res
         .extensions()
         .get::<ServedBy>()

@@ -103,6 +103,22 @@ pub trait EventBus: Send + Sync {
         handler: Handler,
     ) -> BoxFuture<'a, Result<(), BusError>>;
 
+    /// Every event of the patterns reaches this process, whatever other instances of it do (a
+    /// cache to invalidate, not work to share): on RabbitMQ a queue of its own that disappears
+    /// with the process; in process, a group of its own. Handled at most once, never
+    /// redelivered: for effects that a lost event only delays (a TTL covers it).
+    fn subscribe_broadcast<'a>(
+        &'a self,
+        name: &'a str,
+        patterns: &'a [&'a str],
+        handler: Handler,
+    ) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let group = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+            self.subscribe(&group, patterns, handler).await
+        })
+    }
+
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
 

@@ -166,6 +166,8 @@ pub struct GatewaySettings {
     pub breaker_open_seconds: u64,
     /// Retries allowed, as a percentage of the requests (plus a few per second).
     pub retry_budget_percent: u32,
+    /// Answers kept by the edge cache (0: no cache).
+    pub cache_entries: usize,
 }
 
 impl GatewaySettings {

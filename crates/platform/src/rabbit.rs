@@ -110,6 +110,9 @@ struct Group {
     name: String,
     patterns: Vec<String>,
     handler: Handler,
+    /// A queue of this process only (server-named, exclusive, gone with the connection),
+    /// consumed without acknowledgements: see [`EventBus::subscribe_broadcast`].
+    broadcast: bool,
 }
 
 /// One established connection with what runs on it.
@@ -326,6 +329,9 @@ impl Shared {
 
     /// Declares the group's queues and bindings and starts its consumer.
     async fn start_group(&self, conn: &Connection, g: &Group) -> Result<TaskGuard, BusError> {
+        if g.broadcast {
+            return self.start_broadcast(conn, g).await;
+        }
         let p = &self.prefix;
         let queue = format!("{p}.{}", g.name);
         let dlq = format!("{queue}.dlq");
@@ -397,6 +403,72 @@ impl Shared {
                     Ok(delivery) => handle(delivery, &group, &handler, &mut failures).await,
                     Err(e) => {
                         tracing::warn!(group = %group, error = %e, "event bus: consumer stopped");
+                        break;
+                    }
+                }
+            }
+            wake.notify_one();
+        }))
+    }
+}
+
+impl Shared {
+    /// A broadcast group: its own exclusive, auto-deleted queue, bound to the patterns.
+    async fn start_broadcast(&self, conn: &Connection, g: &Group) -> Result<TaskGuard, BusError> {
+        let p = &self.prefix;
+        let err = |what: &'static str| move |e: lapin::Error| unavailable(what, e);
+        let ch = conn.create_channel().await.map_err(err("channel"))?;
+        let opts = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        let q = ch
+            .queue_declare("".into(), opts, FieldTable::default())
+            .await
+            .map_err(err("declare broadcast queue"))?;
+        let queue = q.name().to_string();
+        for pattern in &g.patterns {
+            ch.queue_bind(
+                short(&queue, "queue name")?,
+                short(&format!("{p}.events"), "exchange")?,
+                short(pattern, "pattern")?,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(err("bind broadcast queue"))?;
+        }
+        let consumer = ch
+            .basic_consume(
+                short(&queue, "queue name")?,
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(err("consume"))?;
+        let name = g.name.clone();
+        let handler = g.handler.clone();
+        let wake = self.wake.clone();
+        Ok(TaskGuard::spawn(async move {
+            let _channel = ch;
+            let mut consumer = consumer;
+            while let Some(d) = consumer.next().await {
+                match d {
+                    Ok(delivery) => match decode(&delivery) {
+                        Ok(e) => {
+                            if let Err(m) = handler(e).await {
+                                tracing::warn!(group = %name, error = %m, "broadcast handler failed");
+                            }
+                        }
+                        Err(e) => tracing::warn!(group = %name, error = %e, "undecodable event"),
+                    },
+                    Err(e) => {
+                        tracing::warn!(group = %name, error = %e, "event bus: broadcast consumer stopped");
                         break;
                     }
                 }
@@ -646,38 +718,16 @@ impl EventBus for RabbitBus {
         patterns: &'a [&'a str],
         handler: Handler,
     ) -> BoxFuture<'a, Result<(), BusError>> {
-        Box::pin(async move {
-            check_name("group", group)?;
-            for p in patterns {
-                short(p, "pattern")?;
-            }
-            let g = Group {
-                name: group.to_string(),
-                patterns: patterns.iter().map(|p| p.to_string()).collect(),
-                handler,
-            };
-            let mut st = self.shared.state.lock().await;
-            if let Some(live) = st.live.as_mut() {
-                let started =
-                    tokio::time::timeout(CONNECT_TIMEOUT, self.shared.start_group(&live.conn, &g))
-                        .await
-                        .unwrap_or_else(|_| Err(unavailable("subscribe", "timed out")));
-                match started {
-                    Ok(task) => live.consumers.push(task),
-                    // The broker refused (e.g. a queue declared with other arguments): not
-                    // registered.
-                    Err(e) if live.conn.status().connected() => return Err(e),
-                    // The connection dropped meanwhile: the supervisor subscribes on reconnect.
-                    Err(e) => {
-                        tracing::warn!(group, error = %e,
-                            "event bus: subscription deferred until RabbitMQ is back");
-                        self.shared.wake.notify_one();
-                    }
-                }
-            }
-            st.groups.push(g);
-            Ok(())
-        })
+        Box::pin(self.register(group, patterns, handler, false))
+    }
+
+    fn subscribe_broadcast<'a>(
+        &'a self,
+        name: &'a str,
+        patterns: &'a [&'a str],
+        handler: Handler,
+    ) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(self.register(name, patterns, handler, true))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -760,5 +810,47 @@ mod tests {
     fn a_message_without_id_is_not_decoded() {
         let d = lapin::message::Delivery::mock(1, "x".into(), "order.paid".into(), false, vec![]);
         assert!(decode(&d).is_err());
+    }
+}
+
+impl RabbitBus {
+    async fn register(
+        &self,
+        group: &str,
+        patterns: &[&str],
+        handler: Handler,
+        broadcast: bool,
+    ) -> Result<(), BusError> {
+        check_name("group", group)?;
+        for p in patterns {
+            short(p, "pattern")?;
+        }
+        let g = Group {
+            name: group.to_string(),
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            handler,
+            broadcast,
+        };
+        let mut st = self.shared.state.lock().await;
+        if let Some(live) = st.live.as_mut() {
+            let started =
+                tokio::time::timeout(CONNECT_TIMEOUT, self.shared.start_group(&live.conn, &g))
+                    .await
+                    .unwrap_or_else(|_| Err(unavailable("subscribe", "timed out")));
+            match started {
+                Ok(task) => live.consumers.push(task),
+                // The broker refused (e.g. a queue declared with other arguments): not
+                // registered.
+                Err(e) if live.conn.status().connected() => return Err(e),
+                // The connection dropped meanwhile: the supervisor subscribes on reconnect.
+                Err(e) => {
+                    tracing::warn!(group, error = %e,
+                            "event bus: subscription deferred until RabbitMQ is back");
+                    self.shared.wake.notify_one();
+                }
+            }
+        }
+        st.groups.push(g);
+        Ok(())
     }
 }

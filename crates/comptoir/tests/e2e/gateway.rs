@@ -559,3 +559,145 @@ async fn a_frozen_instance_opens_its_breaker_half_opens_and_closes() {
     );
     shop.stop();
 }
+
+/// A product written through one gateway is fresh at once through another's cache: the
+/// catalogue's `product.changed` reaches every gateway over RabbitMQ. Through the same gateway,
+/// the write itself drops what was cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_written_through_one_gateway_is_fresh_through_the_others_cache() {
+    let Some(amqp) = testkit::rabbitmq_url() else {
+        eprintln!("skipping the edge cache test: it needs RabbitMQ");
+        return;
+    };
+    let dir = temp_dir("gw-cache");
+    let prefix = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let env: Vec<(String, String)> = vec![
+        ("COMPTOIR_AUTH__INTERNAL_SECRET".into(), SECRET.into()),
+        (
+            "COMPTOIR_AUTH__ISSUER".into(),
+            "http://shop.cache.test".into(),
+        ),
+        ("COMPTOIR_BUS__TRANSPORT".into(), "rabbitmq".into()),
+        ("COMPTOIR_BUS__RABBITMQ_URL".into(), amqp),
+        ("COMPTOIR_BUS__PREFIX".into(), prefix),
+        // answers may be kept five minutes: only invalidation can make them fresh sooner
+        ("COMPTOIR_CATALOG__CACHE_TTL_SECONDS".into(), "300".into()),
+        ("COMPTOIR_RATE_LIMIT__PER_IP_PER_MINUTE".into(), "0".into()),
+    ];
+    let sub = |name: &str| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).expect("dir");
+        d
+    };
+    let mut c = comptoir(&sub("services"));
+    c.args(["serve", "--target", "catalog,identity,commerce"])
+        .envs(env.clone());
+    let services = Server::start(c);
+    let password = services.head_office_password().expect("printed");
+    let mut gateways = Vec::new();
+    for k in 0..2 {
+        let mut c = comptoir(&sub(&format!("gateway-{k}")));
+        c.args(["serve", "--target", "gateway"]).envs(env.clone());
+        for peer in [
+            "CATALOG",
+            "IDENTITY",
+            "INVENTORY",
+            "CART",
+            "ORDERS",
+            "PAYMENTS",
+        ] {
+            c.env(format!("COMPTOIR_PEERS__{peer}_URL"), &services.base);
+        }
+        gateways.push(Server::start(c));
+    }
+    let (a, b) = (gateways[0].base.clone(), gateways[1].base.clone());
+    let client = http();
+    let list: Value = client
+        .get(format!("{a}/api/catalog/products?limit=1"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let slug = list["items"][0]["slug"].as_str().expect("slug").to_string();
+    let read = |gw: String| {
+        let (client, slug) = (client.clone(), slug.clone());
+        async move {
+            let r = client
+                .get(format!("{gw}/api/catalog/products/{slug}"))
+                .send()
+                .await
+                .expect("read");
+            let cache = r
+                .headers()
+                .get("x-comptoir-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let v: Value = r.json().await.expect("json");
+            (v, cache)
+        }
+    };
+    // the demo data's own events (stock receipts) may still be arriving and dropping what is
+    // cached: wait until a read stays cached
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let (first, _) = read(a.clone()).await;
+        let (_, cache) = read(a.clone()).await;
+        if cache == "hit" {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "a second read comes from A's cache");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let staff = super::sign_in(&b, &password).await;
+    let write = |gw: String, version: i64, name: &'static str| {
+        let (client, staff, id) = (
+            client.clone(),
+            staff.clone(),
+            first["id"].as_str().expect("id").to_string(),
+        );
+        async move {
+            let r = client
+                .patch(format!("{gw}/api/catalog/products/{id}"))
+                .bearer_auth(&staff)
+                .header("if-match", format!("\"v{version}\""))
+                .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+                .json(&json!({"name": {"fr": name, "en": name}}))
+                .send()
+                .await
+                .expect("write");
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.expect("json");
+            v["version"].as_i64().expect("version")
+        }
+    };
+    // written through B: A hears of it from the bus
+    let version = first["version"].as_i64().expect("version");
+    let version = write(b.clone(), version, "Renommé par B").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, _) = read(a.clone()).await;
+        if now["name"]["fr"] == "Renommé par B" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A still serves the old product 10 s after the write (its answers may live 300 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // written through A: its own cache is dropped with the write, no event needed
+    let (_, cache) = read(a.clone()).await;
+    assert_eq!(cache, "hit");
+    write(a.clone(), version, "Renommé par A").await;
+    let (now, cache) = read(a.clone()).await;
+    assert_eq!(now["name"]["fr"], "Renommé par A");
+    assert_eq!(cache, "miss");
+    for g in gateways {
+        assert!(g.stop().success());
+    }
+    assert!(services.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
