@@ -767,6 +767,48 @@ pub async fn delete_topology(url: &str, prefix: &str, groups: &[&str]) -> Result
     Ok(())
 }
 
+impl RabbitBus {
+    async fn register(
+        &self,
+        group: &str,
+        patterns: &[&str],
+        handler: Handler,
+        broadcast: bool,
+    ) -> Result<(), BusError> {
+        check_name("group", group)?;
+        for p in patterns {
+            short(p, "pattern")?;
+        }
+        let g = Group {
+            name: group.to_string(),
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            handler,
+            broadcast,
+        };
+        let mut st = self.shared.state.lock().await;
+        if let Some(live) = st.live.as_mut() {
+            let started =
+                tokio::time::timeout(CONNECT_TIMEOUT, self.shared.start_group(&live.conn, &g))
+                    .await
+                    .unwrap_or_else(|_| Err(unavailable("subscribe", "timed out")));
+            match started {
+                Ok(task) => live.consumers.push(task),
+                // The broker refused (e.g. a queue declared with other arguments): not
+                // registered.
+                Err(e) if live.conn.status().connected() => return Err(e),
+                // The connection dropped meanwhile: the supervisor subscribes on reconnect.
+                Err(e) => {
+                    tracing::warn!(group, error = %e,
+                            "event bus: subscription deferred until RabbitMQ is back");
+                    self.shared.wake.notify_one();
+                }
+            }
+        }
+        st.groups.push(g);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -810,47 +852,5 @@ mod tests {
     fn a_message_without_id_is_not_decoded() {
         let d = lapin::message::Delivery::mock(1, "x".into(), "order.paid".into(), false, vec![]);
         assert!(decode(&d).is_err());
-    }
-}
-
-impl RabbitBus {
-    async fn register(
-        &self,
-        group: &str,
-        patterns: &[&str],
-        handler: Handler,
-        broadcast: bool,
-    ) -> Result<(), BusError> {
-        check_name("group", group)?;
-        for p in patterns {
-            short(p, "pattern")?;
-        }
-        let g = Group {
-            name: group.to_string(),
-            patterns: patterns.iter().map(|p| p.to_string()).collect(),
-            handler,
-            broadcast,
-        };
-        let mut st = self.shared.state.lock().await;
-        if let Some(live) = st.live.as_mut() {
-            let started =
-                tokio::time::timeout(CONNECT_TIMEOUT, self.shared.start_group(&live.conn, &g))
-                    .await
-                    .unwrap_or_else(|_| Err(unavailable("subscribe", "timed out")));
-            match started {
-                Ok(task) => live.consumers.push(task),
-                // The broker refused (e.g. a queue declared with other arguments): not
-                // registered.
-                Err(e) if live.conn.status().connected() => return Err(e),
-                // The connection dropped meanwhile: the supervisor subscribes on reconnect.
-                Err(e) => {
-                    tracing::warn!(group, error = %e,
-                            "event bus: subscription deferred until RabbitMQ is back");
-                    self.shared.wake.notify_one();
-                }
-            }
-        }
-        st.groups.push(g);
-        Ok(())
     }
 }

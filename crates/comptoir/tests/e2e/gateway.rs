@@ -648,7 +648,10 @@ async fn a_product_written_through_one_gateway_is_fresh_through_the_others_cache
         if cache == "hit" {
             break first;
         }
-        assert!(Instant::now() < deadline, "a second read comes from A's cache");
+        assert!(
+            Instant::now() < deadline,
+            "a second read comes from A's cache"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let staff = super::sign_in(&b, &password).await;
