@@ -503,11 +503,19 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             limiter: limiter.clone(),
             limits: edge_limits(settings),
         });
+        let cors = Arc::new(
+            platform::http::cors::Cors::parse(&g.cors_origins)
+                .map_err(|m| ConfigError::new("gateway.cors_origins", m))?,
+        );
+        // CORS outside the edge: preflights are answered before any authentication or limit
         router = router
             .merge(platform::http::health::router(checks))
             .merge(docs::router(targets, !web_here))
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
+            }))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                platform::http::cors::layer(cors.clone(), req, next)
             }));
     } else {
         router = router

@@ -1,7 +1,8 @@
 //! HTTP glue shared by every service: errors, extractors, request ids, metrics, compression,
-//! security headers, timeouts, health endpoints.
+//! security headers, timeouts, health endpoints; CORS for the edge.
 
 pub mod client;
+pub mod cors;
 pub mod extract;
 pub mod health;
 pub mod problem;
