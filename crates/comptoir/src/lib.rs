@@ -560,11 +560,19 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             limiter: limiter.clone(),
             limits: edge_limits(settings),
         });
+        let cors = Arc::new(
+            platform::http::cors::Cors::parse(&g.cors_origins)
+                .map_err(|m| ConfigError::new("gateway.cors_origins", m))?,
+        );
+        // CORS outside the edge: preflights are answered before any authentication or limit
         router = router
             .merge(platform::http::health::router(checks))
             .merge(docs::router(targets, !web_here && pages.is_empty()))
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
+            }))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                platform::http::cors::layer(cors.clone(), req, next)
             }));
         if !pages.is_empty() {
             router = router.merge(gateway::router(forwarder, &pages, cache));

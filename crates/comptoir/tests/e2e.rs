@@ -26,6 +26,10 @@ mod browser;
 #[path = "e2e/web.rs"]
 mod web;
 
+// CORS and compression where the edge is
+#[path = "e2e/cors.rs"]
+mod cors;
+
 // every service as its own OS process
 #[path = "e2e/split.rs"]
 mod split;
@@ -296,6 +300,11 @@ fn bad_start_up_settings_exit_2_naming_the_setting() {
             vec!["serve"],
             vec![("COMPTOIR_AUTH__ACCESS_TOKEN_SECONDS", "3600")],
             "auth.access_token_seconds",
+        ),
+        (
+            vec!["serve", "--target", "gateway"],
+            vec![("COMPTOIR_GATEWAY__CORS_ORIGINS", "*")],
+            "gateway.cors_origins",
         ),
         (
             vec!["serve"],

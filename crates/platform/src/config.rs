@@ -153,6 +153,9 @@ pub struct BusSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
+    /// Origins whose pages may call the API from a browser, with credentials: comma-separated
+    /// `http(s)://host[:port]` (read by `platform::http::cors::Cors::parse`).
+    pub cors_origins: String,
     pub upstream_timeout_seconds: u64,
     /// `prefix=seconds` pairs, comma-separated: routes with their own timeout.
     pub route_timeouts: String,

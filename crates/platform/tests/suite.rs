@@ -3,6 +3,8 @@
 //! a TCP proxy that the test cuts and restores (the shared broker itself keeps running).
 //!
 //! Every test uses its own exchange/queue prefix and deletes its topology at the end.
+//!
+//! - `compression`: the common layers' gzip, brotli and zstd answers, decoded back.
 
 use platform::bus::{self, BusError, Event, EventBus, Relay, handler};
 use platform::config::SqliteSync;
@@ -15,6 +17,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(30);
+
+#[path = "suite/compression.rs"]
+mod compression;
 
 fn unique_prefix() -> String {
     format!("t{}", &Uuid::new_v4().simple().to_string()[..12])

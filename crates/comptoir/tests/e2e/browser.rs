@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 pub const CHROMEDRIVER_ENV: &str = "COMPTOIR_TEST_CHROMEDRIVER";
 
 /// One browser at a time: Chromium and a debug build of the server share few cores.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// chromedriver's path, or `None` (with the reason printed) when there is none. Panics in
 /// strict mode when it is missing.
-fn chromedriver() -> Option<PathBuf> {
+pub(crate) fn chromedriver() -> Option<PathBuf> {
     let path = match std::env::var(CHROMEDRIVER_ENV) {
         Ok(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from("/usr/bin/chromedriver"),

@@ -218,6 +218,8 @@ impl Settings {
 
     fn validate_gateway(&self) -> Result<(), ConfigError> {
         let g = &self.gateway;
+        crate::http::cors::Cors::parse(&g.cors_origins)
+            .map_err(|m| ConfigError::new("gateway.cors_origins", m))?;
         if !matches!(g.balance.as_str(), "least_connections" | "round_robin") {
             return Err(ConfigError::new(
                 "gateway.balance",

@@ -1,7 +1,8 @@
-//! HTTP glue shared by every service: errors, extractors, request ids, metrics, security
-//! headers, timeouts, health endpoints.
+//! HTTP glue shared by every service: errors, extractors, request ids, metrics, compression,
+//! security headers, timeouts, health endpoints; CORS for the edge.
 
 pub mod client;
+pub mod cors;
 pub mod extract;
 pub mod health;
 pub mod problem;
@@ -39,7 +40,8 @@ pub struct EdgeOptions {
 }
 
 /// Wraps a router with the layers every Comptoir HTTP server has, outermost first: request id
-/// (and the log span), metrics, panic catcher, security headers, timeout, body limit.
+/// (and the log span), metrics, compression, panic catcher, security headers, timeout, body
+/// limit.
 pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
     let timeout = opts.request_timeout;
     let router = match crate::fail::delay_of("http.request") {
@@ -64,8 +66,64 @@ pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
                 ApiError::internal("a handler panicked").into_response()
             },
         ))
+        .layer(compression())
         .layer(middleware::from_fn(metrics_layer))
         .layer(middleware::from_fn(request_id::layer))
+}
+
+/// Answers smaller than this are sent as they are: compressing them saves less than it costs.
+pub const COMPRESS_MIN_BYTES: u16 = 1024;
+
+/// gzip, brotli or zstd, whichever the client's `Accept-Encoding` prefers (q-values respected,
+/// `q=0` refuses; none or `identity`: the plain body), for text of at least
+/// [`COMPRESS_MIN_BYTES`]. An answer that already has a `Content-Encoding` (an upstream's, behind
+/// the gateway) is never compressed again.
+fn compression() -> tower_http::compression::CompressionLayer<
+    tower_http::compression::predicate::And<
+        tower_http::compression::predicate::SizeAbove,
+        CompressibleType,
+    >,
+> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    tower_http::compression::CompressionLayer::new()
+        .no_deflate()
+        .compress_when(SizeAbove::new(COMPRESS_MIN_BYTES).and(CompressibleType))
+}
+
+/// Text is worth compressing: JSON, HTML, CSS, JavaScript, SVG, XML, plain text. Images, fonts,
+/// archives and event streams are not (already compressed, or sent as they come).
+#[derive(Clone, Copy, Debug)]
+pub struct CompressibleType;
+
+impl tower_http::compression::predicate::Predicate for CompressibleType {
+    fn should_compress<B: axum::body::HttpBody>(&self, res: &axum::http::Response<B>) -> bool {
+        res.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(compressible)
+    }
+}
+
+fn compressible(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    match kind {
+        "text" => sub != "event-stream",
+        "application" => {
+            matches!(sub, "json" | "javascript" | "xml" | "ecmascript")
+                || sub.ends_with("+json")
+                || sub.ends_with("+xml")
+        }
+        "image" => sub == "svg+xml",
+        _ => false,
+    }
 }
 
 async fn not_found() -> ApiError {
