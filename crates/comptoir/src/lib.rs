@@ -15,7 +15,7 @@ use platform::authn::{
     Authenticator, Directory, Edge, EdgeLimits, ExternalProvider, RemoteDirectory,
 };
 use platform::cache::ResponseCache;
-use platform::caller::{InternalKey, accept_internal_identity};
+use platform::caller::{InternalKey, TrustedProxies, accept_internal_identity};
 use platform::config::{ConfigError, Settings};
 use platform::db::{Db, DbTarget};
 use platform::http::health::Check;
@@ -118,10 +118,10 @@ pub fn external_provider(s: &Settings) -> Result<Option<ExternalProvider>, Confi
 }
 
 /// The rate limits of the settings.
-pub fn edge_limits(s: &Settings) -> EdgeLimits {
+pub fn edge_limits(s: &Settings) -> Result<EdgeLimits, ConfigError> {
     let r = &s.rate_limit;
     let nz = |q: Quota| if q.limit == 0 { None } else { Some(q) };
-    EdgeLimits {
+    Ok(EdgeLimits {
         per_ip: nz(Quota::per_minute(r.per_ip_per_minute))
             .into_iter()
             .collect(),
@@ -135,7 +135,16 @@ pub fn edge_limits(s: &Settings) -> EdgeLimits {
         .into_iter()
         .flatten()
         .collect(),
-    }
+        routes: r
+            .routes()
+            .map_err(|m| ConfigError::new("rate_limit.routes", m))?,
+    })
+}
+
+/// The proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
+pub fn trusted_proxies(s: &Settings) -> Result<TrustedProxies, ConfigError> {
+    TrustedProxies::parse(&s.server.trusted_proxies)
+        .map_err(|m| ConfigError::new("server.trusted_proxies", m))
 }
 
 /// What a start-up failed on.
@@ -558,7 +567,8 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         let edge = Arc::new(Edge {
             auth: auth.clone(),
             limiter: limiter.clone(),
-            limits: edge_limits(settings),
+            limits: edge_limits(settings)?,
+            proxies: trusted_proxies(settings)?,
         });
         let cors = Arc::new(
             platform::http::cors::Cors::parse(&g.cors_origins)
@@ -705,6 +715,7 @@ fn web_state(
         } else {
             vec![Quota::per_minute(w.per_ip_per_minute)]
         },
+        proxies: trusted_proxies(settings)?,
         refresh_secs: settings.auth.refresh_token_days * 86_400,
         test_payments: settings.payments.provider == "test",
         assets: web::assets::Assets::default(),

@@ -121,6 +121,7 @@ impl H {
             auth,
             limiter,
             limits: EdgeLimits::default(),
+            proxies: Default::default(),
         });
         let key = InternalKey::random();
         let state = identity::http::IdentityState {

@@ -6,12 +6,15 @@
 //! `x-comptoir-identity` header, signed with HMAC-SHA256 under the shared internal secret and
 //! stamped with the time; [`accept_internal_identity`] verifies it (a forged, stale or unsigned
 //! header is refused). Clients can never set it: the edge removes it from every request.
+//!
+//! The client's address is the TCP peer's, unless that peer is one of the
+//! `server.trusted_proxies` ([`TrustedProxies`]): then `X-Forwarded-For` names it.
 
 use crate::authz::Principal;
 use crate::http::problem::ApiError;
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -47,6 +50,114 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientIp::from_parts(parts))
     }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`): addresses and
+/// CIDR blocks. Empty, the default: the TCP peer is the client, whatever the header says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Comma-separated addresses or CIDR blocks: `"10.0.0.0/8, 192.0.2.7, fd00::/8"`.
+    pub fn parse(list: &str) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (addr, len) = match item.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (item, None),
+            };
+            let ip: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("`{item}` is not an IP address or a CIDR block"))?;
+            let ip = ip.to_canonical();
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                None => max,
+                Some(l) => l
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(|| format!("`{item}`: the prefix length must be 0 to {max}"))?,
+            };
+            if masked(ip, len) != ip {
+                return Err(format!(
+                    "`{item}` has bits set past its prefix (did you mean {}/{len}?)",
+                    masked(ip, len)
+                ));
+            }
+            nets.push((ip, len));
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0
+            .iter()
+            .any(|(net, len)| net.is_ipv4() == ip.is_ipv4() && masked(ip, *len) == *net)
+    }
+
+    /// The client of a request from `peer`: `peer` itself unless it is a trusted proxy; then
+    /// the right-most address of `X-Forwarded-For` that is not a trusted proxy (each proxy
+    /// appends the peer it saw, so what stands left of the first untrusted hop was written by
+    /// the client and proves nothing). When every hop is trusted, or one is not an address,
+    /// the last good hop.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = peer.to_canonical();
+        if !self.contains(client) {
+            return client;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("").split(','))
+            .map(str::trim)
+            .collect();
+        for hop in hops.into_iter().rev() {
+            let Some(ip) = forwarded_addr(hop) else {
+                break;
+            };
+            client = ip;
+            if !self.contains(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// `ip` with the bits past its first `len` cleared.
+fn masked(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+/// One hop of `X-Forwarded-For`: an address, possibly with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`) or in brackets.
+fn forwarded_addr(hop: &str) -> Option<IpAddr> {
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or("")
+                .parse::<IpAddr>()
+        })
+        .ok()?;
+    Some(ip.to_canonical())
 }
 
 /// The caller of a request: a verified principal, or anonymous. Never fails: routes that need
@@ -316,6 +427,47 @@ mod tests {
             .rsplit_once('.')
             .expect("mac");
         assert_eq!(k.verify(&format!("{body}.{mac}"), 1_010), None);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_cidr_blocks() {
+        let t = TrustedProxies::parse(" 10.0.0.0/8, 192.0.2.7 ,fd00::/8,").expect("parse");
+        for ip in ["10.1.2.3", "192.0.2.7", "fd12::1", "::ffff:10.9.9.9"] {
+            assert!(t.contains(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["11.0.0.1", "192.0.2.8", "fe80::1", "::ffff:192.0.2.8"] {
+            assert!(!t.contains(ip.parse().expect("ip")), "{ip}");
+        }
+        assert!(TrustedProxies::parse("").expect("empty").is_empty());
+        assert!(
+            TrustedProxies::parse("0.0.0.0/0")
+                .expect("all")
+                .contains([1, 2, 3, 4].into())
+        );
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0.1/8",
+            "localhost",
+            "10.0.0.0/x",
+            "fd00::/129",
+        ] {
+            assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_forwarded_hop_may_carry_a_port() {
+        for (hop, ip) in [
+            ("192.0.2.1", "192.0.2.1"),
+            ("192.0.2.1:4711", "192.0.2.1"),
+            ("[2001:db8::1]:4711", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("::ffff:192.0.2.1", "192.0.2.1"),
+        ] {
+            assert_eq!(forwarded_addr(hop), Some(ip.parse().expect("ip")), "{hop}");
+        }
+        assert_eq!(forwarded_addr("unknown"), None);
+        assert_eq!(forwarded_addr(""), None);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub bind: String,
+    /// Addresses and CIDR blocks, comma-separated, whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: String,
     pub request_timeout_seconds: u64,
     pub shutdown_grace_seconds: u64,
     pub max_body_bytes: usize,
@@ -288,6 +290,67 @@ pub struct RateLimitSettings {
     pub per_account_per_minute: u32,
     pub per_key_per_minute: u32,
     pub per_key_per_hour: u32,
+    /// `prefix=limit/unit` pairs, comma-separated: routes with their own quota per consumer.
+    pub routes: String,
+}
+
+impl RateLimitSettings {
+    /// `routes` read: each prefix with its quotas (`/api/checkout=20/min, /api/checkout=100/h`
+    /// gives the prefix two), in the order written.
+    pub fn routes(&self) -> Result<Vec<(String, Vec<crate::ratelimit::Quota>)>, String> {
+        use crate::ratelimit::Quota;
+        let mut out: Vec<(String, Vec<Quota>)> = Vec::new();
+        for pair in self
+            .routes
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let (p, q) = pair.split_once('=').ok_or_else(|| {
+                format!("`{pair}` is not `prefix=limit/unit`, e.g. /api/checkout=20/min")
+            })?;
+            let (n, unit) = q
+                .split_once('/')
+                .ok_or_else(|| format!("`{pair}`: the quota is limit/unit, e.g. 20/min"))?;
+            let limit: u32 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| format!("`{pair}`: the limit must be 1 to 1000000"))?;
+            let secs = match unit.trim() {
+                "s" | "sec" | "second" => 1,
+                "min" | "minute" => 60,
+                "h" | "hour" => 3600,
+                "d" | "day" => 86_400,
+                _ => return Err(format!("`{pair}`: the unit is s, min, h or day")),
+            };
+            let p = p.trim();
+            if !p.starts_with('/') || p.len() > 200 || p.contains(char::is_whitespace) {
+                return Err(format!(
+                    "`{pair}`: the prefix must start with / (no spaces)"
+                ));
+            }
+            let p = p.trim_end_matches('/');
+            if p.is_empty() {
+                return Err(format!(
+                    "`{pair}`: give a route; the per_* settings are the quota of every route"
+                ));
+            }
+            let quota = Quota {
+                limit,
+                period: std::time::Duration::from_secs(secs),
+            };
+            match out.iter_mut().find(|(prefix, _)| prefix == p) {
+                Some((_, qs)) if qs.iter().any(|q| q.period == quota.period) => {
+                    return Err(format!("`{p}` has two quotas per {}", unit.trim()));
+                }
+                Some((_, qs)) => qs.push(quota),
+                None => out.push((p.to_string(), vec![quota])),
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -686,6 +749,85 @@ mod tests {
             ),
         ] {
             let e = load(&[(env, value)]).expect_err(env);
+            assert_eq!(e.setting, setting, "{env}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn route_quotas_and_trusted_proxies_are_checked_and_named() {
+        let s = load(&[
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/api/checkout/=20/min, /api/catalog=600/min, /api/checkout=200/h",
+            ),
+            ("COMPTOIR_SERVER__TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ])
+        .expect("load");
+        let routes = s.rate_limit.routes().expect("routes");
+        let q = crate::ratelimit::Quota::per_minute;
+        assert_eq!(
+            routes,
+            vec![
+                (
+                    "/api/checkout".to_string(),
+                    vec![q(20), crate::ratelimit::Quota::per_hour(200)]
+                ),
+                ("/api/catalog".to_string(), vec![q(600)]),
+            ]
+        );
+        for (env, value, setting) in [
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/api/checkout",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/api/checkout=20",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/api/checkout=0/min",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/api/checkout=20/week",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "api/checkout=20/min",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/=20/min",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/api/x=1/min, /api/x/=2/min",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/33",
+                "server.trusted_proxies",
+            ),
+            (
+                "COMPTOIR_SERVER__TRUSTED_PROXIES",
+                "10.0.0.1/8",
+                "server.trusted_proxies",
+            ),
+            (
+                "COMPTOIR_SERVER__TRUSTED_PROXIES",
+                "proxy.internal",
+                "server.trusted_proxies",
+            ),
+        ] {
+            let e = load(&[(env, value)]).expect_err(value);
             assert_eq!(e.setting, setting, "{env}={value}: {e}");
         }
     }

@@ -2,7 +2,10 @@
 //!
 //! - [`Limiter::hit`] applies one or more quotas (e.g. 100/min and 1000/h) to a key with the
 //!   generic cell rate algorithm (GCRA): a request is let through when every quota allows it,
-//!   and only then counted. Denied requests learn how long to wait (`Retry-After`).
+//!   and only then counted. Denied requests learn how long to wait (`Retry-After`), and every
+//!   [`Decision`] tells what is left of the quota closest to exhaustion (the `RateLimit-*`
+//!   headers). [`Limiter::hit_each`] does the same over several keys at once (a consumer's
+//!   plan and a route's own quota).
 //! - [`Limiter::failures`] / [`Limiter::record_failure`] / [`Limiter::clear_failures`] count
 //!   failures in a fixed window and remember when the last one happened (sign-in throttling
 //!   with growing delays).
@@ -42,21 +45,83 @@ impl Quota {
     fn period_ms(&self) -> u64 {
         self.period.as_millis() as u64
     }
+
+    /// What is left of this quota when its theoretical arrival time is `ahead_ms` past now
+    /// (after the request when it was counted, before it when it was refused).
+    fn standing(&self, ahead_ms: i64) -> Standing {
+        let interval = self.interval_ms() as i64;
+        let period = self.period_ms() as i64;
+        let ahead = ahead_ms.clamp(0, period.saturating_add(interval));
+        let remaining = ((period - ahead).max(0) / interval).min(i64::from(self.limit)) as u32;
+        let reset_ms = if remaining == 0 {
+            // nothing left: until the next request fits
+            (ahead + interval - period).max(0)
+        } else {
+            // until the quota is whole again
+            ahead
+        };
+        Standing {
+            quota: *self,
+            remaining,
+            reset: Duration::from_millis(reset_ms as u64),
+        }
+    }
 }
 
+/// What one quota still allows a key after a [`Limiter::hit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    Deny { retry_after: Duration },
+pub struct Standing {
+    pub quota: Quota,
+    /// Requests that fit now.
+    pub remaining: u32,
+    /// Until the quota is whole again; when nothing remains, until the next request fits.
+    pub reset: Duration,
+}
+
+impl Standing {
+    /// `reset` in whole seconds, rounded up.
+    pub fn reset_secs(&self) -> u64 {
+        self.reset.as_millis().div_ceil(1000) as u64
+    }
+}
+
+/// The answer of [`Limiter::hit`]: let through or not, and the quota closest to exhaustion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// How long to wait before a request fits; `None` when this one was let through.
+    pub retry_after: Option<Duration>,
+    /// The quota with the fewest requests left (of two with as few, the one that takes longer
+    /// to reset); for a refusal, the one that refused longest. `None` when no quota applied.
+    pub tightest: Option<Standing>,
 }
 
 impl Decision {
+    /// Let through, with nothing known of the quotas (none applied, or none could be read).
+    pub const ALLOW: Decision = Decision {
+        retry_after: None,
+        tightest: None,
+    };
+
+    pub fn allowed(&self) -> bool {
+        self.retry_after.is_none()
+    }
+
+    /// The wait in whole seconds, never 0.
     pub fn retry_after_secs(&self) -> Option<u64> {
-        match self {
-            Decision::Allow => None,
-            Decision::Deny { retry_after } => {
-                Some((retry_after.as_millis().div_ceil(1000) as u64).max(1))
-            }
+        self.retry_after
+            .map(|r| (r.as_millis().div_ceil(1000) as u64).max(1))
+    }
+
+    /// The decision over `quotas`, given how far ahead of now each one's arrival time is.
+    fn from_ahead(quotas: &[Quota], ahead_ms: &[i64], retry_after: Option<Duration>) -> Decision {
+        let tightest = quotas
+            .iter()
+            .zip(ahead_ms)
+            .map(|(q, a)| q.standing(*a))
+            .min_by(|a, b| a.remaining.cmp(&b.remaining).then(b.reset.cmp(&a.reset)));
+        Decision {
+            retry_after,
+            tightest,
         }
     }
 }
@@ -75,6 +140,14 @@ pub struct Failures {
 pub struct Limiter {
     local: Arc<Local>,
     redis: Option<RedisLimiter>,
+    clock: Option<Arc<ManualTime>>,
+}
+
+/// A clock given to the limiter ([`Limiter::with_clock`]), read as an `Instant` in process.
+struct ManualTime {
+    clock: Arc<dyn kernel::Clock>,
+    origin: chrono::DateTime<chrono::Utc>,
+    origin_instant: Instant,
 }
 
 impl Limiter {
@@ -82,6 +155,30 @@ impl Limiter {
         Limiter {
             local: Arc::new(Local::default()),
             redis: None,
+            clock: None,
+        }
+    }
+
+    /// Counts the quotas of [`Limiter::hit`] on `clock` rather than on this process's clock
+    /// and, shared, rather than on Redis's: every limiter sharing the counters must then be
+    /// given the same clock. For tests, which move time forward by hand; failure windows keep
+    /// the real clocks.
+    pub fn with_clock(mut self, clock: Arc<dyn kernel::Clock>) -> Self {
+        self.clock = Some(Arc::new(ManualTime {
+            origin: clock.now(),
+            origin_instant: Instant::now(),
+            clock,
+        }));
+        self
+    }
+
+    fn now(&self) -> Instant {
+        match &self.clock {
+            None => Instant::now(),
+            Some(t) => {
+                let since = (t.clock.now() - t.origin).to_std().unwrap_or_default();
+                t.origin_instant + since
+            }
         }
     }
 
@@ -99,6 +196,7 @@ impl Limiter {
                 incr: Arc::new(redis::Script::new(INCR_LUA)),
                 read: Arc::new(redis::Script::new(FAILURES_LUA)),
             }),
+            clock: None,
         })
     }
 
@@ -108,16 +206,37 @@ impl Limiter {
 
     /// Counts one request against every quota; allowed only if all allow.
     pub async fn hit(&self, key: &str, quotas: &[Quota]) -> Decision {
-        if quotas.is_empty() {
-            return Decision::Allow;
+        self.hit_each(&[(key, quotas)]).await
+    }
+
+    /// Counts one request against the quotas of several keys at once, each key with its own
+    /// counters: allowed only if every quota of every key allows it, and only then counted
+    /// under every key (atomically, in process and in Redis).
+    pub async fn hit_each(&self, limits: &[(&str, &[Quota])]) -> Decision {
+        let counters: Vec<Counter> = limits
+            .iter()
+            .flat_map(|(key, quotas)| {
+                quotas.iter().enumerate().map(move |(i, q)| Counter {
+                    key,
+                    index: i,
+                    quota: *q,
+                })
+            })
+            .collect();
+        if counters.is_empty() {
+            return Decision::ALLOW;
         }
+        let now_ms = self
+            .clock
+            .as_ref()
+            .map(|t| t.clock.now().timestamp_millis());
         if let Some(r) = &self.redis {
-            match r.hit(key, quotas).await {
+            match r.hit(&counters, now_ms).await {
                 Ok(d) => return d,
                 Err(e) => fallback_warning(&e),
             }
         }
-        self.local.hit(key, quotas, Instant::now())
+        self.local.hit(&counters, self.now())
     }
 
     /// Failures counted for `key` in the current window.
@@ -170,6 +289,14 @@ impl Limiter {
     }
 }
 
+/// One quota of one key.
+struct Counter<'a> {
+    key: &'a str,
+    /// Its place among the key's quotas: names its counter.
+    index: usize,
+    quota: Quota,
+}
+
 fn fallback_warning(e: &redis::RedisError) {
     metrics::counter!("comptoir_rate_limit_fallback_total").increment(1);
     tracing::warn!(error = %e, "Redis rate limiter unavailable: using this process's counters");
@@ -208,36 +335,41 @@ impl Drop for Turn {
 const LOCAL_MAX_KEYS: usize = 100_000;
 
 impl Local {
-    fn hit(&self, key: &str, quotas: &[Quota], now: Instant) -> Decision {
+    fn hit(&self, counters: &[Counter<'_>], now: Instant) -> Decision {
         let Ok(mut map) = self.tat.lock() else {
-            return Decision::Allow;
+            return Decision::ALLOW;
         };
         if map.len() > LOCAL_MAX_KEYS {
             map.retain(|_, tat| *tat > now);
         }
         let mut worst = Duration::ZERO;
-        let mut news = Vec::with_capacity(quotas.len());
-        for (i, q) in quotas.iter().enumerate() {
-            let interval = Duration::from_millis(q.interval_ms());
+        let mut tats = Vec::with_capacity(counters.len());
+        for c in counters {
+            let interval = Duration::from_millis(c.quota.interval_ms());
             let tat = map
-                .get(&(key.to_string(), i))
+                .get(&(c.key.to_string(), c.index))
                 .copied()
                 .unwrap_or(now)
                 .max(now);
-            let new_tat = tat + interval;
-            let allow_at = new_tat.checked_sub(q.period).unwrap_or(now);
+            let allow_at = (tat + interval).checked_sub(c.quota.period).unwrap_or(now);
             if allow_at > now {
                 worst = worst.max(allow_at - now);
             }
-            news.push(new_tat);
+            tats.push(tat);
         }
-        if worst > Duration::ZERO {
-            return Decision::Deny { retry_after: worst };
+        let allowed = worst == Duration::ZERO;
+        if allowed {
+            for (c, tat) in counters.iter().zip(tats.iter_mut()) {
+                *tat += Duration::from_millis(c.quota.interval_ms());
+                map.insert((c.key.to_string(), c.index), *tat);
+            }
         }
-        for (i, t) in news.into_iter().enumerate() {
-            map.insert((key.to_string(), i), t);
-        }
-        Decision::Allow
+        let ahead: Vec<i64> = tats
+            .iter()
+            .map(|t| t.saturating_duration_since(now).as_millis() as i64)
+            .collect();
+        let quotas: Vec<Quota> = counters.iter().map(|c| c.quota).collect();
+        Decision::from_ahead(&quotas, &ahead, (!allowed).then_some(worst))
     }
 
     fn failures(&self, key: &str, now: Instant) -> Failures {
@@ -279,30 +411,39 @@ impl Local {
 
 // ---- Redis -----------------------------------------------------------------------------------
 
-/// KEYS: one per quota. ARGV: pairs (interval_ms, period_ms). Uses Redis's clock so that
-/// instances with skewed clocks agree. Returns {allowed (1/0), retry_after_ms}.
+/// KEYS: one per quota. ARGV[1]: now in ms, or empty for Redis's clock (so that instances
+/// with skewed clocks agree); then pairs (interval_ms, period_ms). Returns {allowed (1/0),
+/// retry_after_ms, then per quota how far its arrival time is ahead of now, in ms}.
 const GCRA_LUA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local news = {}
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local tats = {}
 local worst = 0
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local period = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[2 * i])
+  local period = tonumber(ARGV[2 * i + 1])
   local tat = tonumber(redis.call('GET', key) or now)
   if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - period
-  if allow_at > now then
-    if allow_at - now > worst then worst = allow_at - now end
+  tats[i] = tat
+  local allow_at = tat + interval - period
+  if allow_at - now > worst then worst = allow_at - now end
+end
+local out = {0, worst}
+if worst == 0 then out[1] = 1 end
+for i, key in ipairs(KEYS) do
+  local tat = tats[i]
+  if worst == 0 then
+    tat = tat + tonumber(ARGV[2 * i])
+    redis.call('SET', key, tat, 'PX', tonumber(ARGV[2 * i + 1]) + 1000)
   end
-  news[i] = {key, new_tat, period}
+  out[2 + i] = tat - now
 end
-if worst > 0 then return {0, worst} end
-for _, v in ipairs(news) do
-  redis.call('SET', v[1], v[2], 'PX', v[3] + 1000)
-end
-return {1, 0}
+return out
 ";
 
 /// KEYS[1]: the counter, a hash {n, last}. ARGV[1]: window in ms. Counts one failure at Redis's
@@ -346,21 +487,33 @@ fn redis_key(kind: &str, key: &str) -> String {
 }
 
 impl RedisLimiter {
-    async fn hit(&self, key: &str, quotas: &[Quota]) -> Result<Decision, redis::RedisError> {
+    async fn hit(
+        &self,
+        counters: &[Counter<'_>],
+        now_ms: Option<i64>,
+    ) -> Result<Decision, redis::RedisError> {
         let mut inv = self.gcra.prepare_invoke();
-        for (i, q) in quotas.iter().enumerate() {
-            inv.key(redis_key(&format!("rl{i}"), key));
-            inv.arg(q.interval_ms()).arg(q.period_ms());
+        inv.arg(now_ms.map(|n| n.to_string()).unwrap_or_default());
+        for c in counters {
+            inv.key(redis_key(&format!("rl{}", c.index), c.key));
+            inv.arg(c.quota.interval_ms()).arg(c.quota.period_ms());
         }
         let mut conn = self.conn.clone();
-        let (allowed, retry_ms): (i64, i64) = inv.invoke_async(&mut conn).await?;
-        Ok(if allowed == 1 {
-            Decision::Allow
-        } else {
-            Decision::Deny {
-                retry_after: Duration::from_millis(retry_ms.max(1) as u64),
-            }
-        })
+        let out: Vec<i64> = inv.invoke_async(&mut conn).await?;
+        let (Some(&allowed), Some(&retry_ms), ahead) = (out.first(), out.get(1), out.get(2..))
+        else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "the rate-limit script answered too little",
+            )));
+        };
+        let quotas: Vec<Quota> = counters.iter().map(|c| c.quota).collect();
+        let retry_after = (allowed != 1).then(|| Duration::from_millis(retry_ms.max(1) as u64));
+        Ok(Decision::from_ahead(
+            &quotas,
+            ahead.unwrap_or_default(),
+            retry_after,
+        ))
     }
 
     async fn failures(&self, key: &str) -> Result<Failures, redis::RedisError> {
@@ -399,11 +552,25 @@ impl RedisLimiter {
 mod tests {
     use super::*;
 
+    fn hit(l: &Local, key: &str, quotas: &[Quota], now: Instant) -> Decision {
+        let counters: Vec<Counter> = quotas
+            .iter()
+            .enumerate()
+            .map(|(index, quota)| Counter {
+                key,
+                index,
+                quota: *quota,
+            })
+            .collect();
+        l.hit(&counters, now)
+    }
+
     #[test]
     fn a_refusal_never_says_retry_after_zero() {
         for ms in [0, 1, 999, 1000, 1001] {
-            let d = Decision::Deny {
-                retry_after: Duration::from_millis(ms),
+            let d = Decision {
+                retry_after: Some(Duration::from_millis(ms)),
+                tightest: None,
             };
             let s = d.retry_after_secs().expect("a wait");
             assert!(s >= 1 && s >= ms.div_ceil(1000), "{ms} ms → {s} s");
@@ -416,30 +583,69 @@ mod tests {
         let t0 = Instant::now();
         let q = [Quota::per_minute(100), Quota::per_hour(1000)];
         for i in 0..100 {
-            assert_eq!(l.hit("k", &q, t0), Decision::Allow, "request {i}");
+            assert!(hit(&l, "k", &q, t0).allowed(), "request {i}");
         }
-        match l.hit("k", &q, t0) {
-            Decision::Deny { retry_after } => {
-                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1))
-            }
-            d => panic!("101st allowed: {d:?}"),
-        }
+        let d = hit(&l, "k", &q, t0);
+        let retry_after = d.retry_after.expect("the 101st is refused");
+        assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1));
         // another key is untouched
-        assert_eq!(l.hit("other", &q, t0), Decision::Allow);
+        assert!(hit(&l, "other", &q, t0).allowed());
         // after 0.6 s one more request fits (100/min = one per 600 ms)
-        assert_eq!(
-            l.hit("k", &q, t0 + Duration::from_millis(600)),
-            Decision::Allow
-        );
+        assert!(hit(&l, "k", &q, t0 + Duration::from_millis(600)).allowed());
         // at exactly the per-minute rate for 20 minutes, the hourly quota binds: its burst of
         // 1000, then one every 3.6 s
         let mut allowed = 0;
         for i in 0..2000u64 {
-            if l.hit("h", &q, t0 + Duration::from_millis(600 * i)) == Decision::Allow {
+            if hit(&l, "h", &q, t0 + Duration::from_millis(600 * i)).allowed() {
                 allowed += 1;
             }
         }
         assert!((1300..=1340).contains(&allowed), "hourly quota: {allowed}");
+    }
+
+    #[test]
+    fn the_decision_tells_what_is_left_of_the_tightest_quota() {
+        let l = Local::default();
+        let t0 = Instant::now();
+        let q = [Quota::per_minute(100), Quota::per_hour(1000)];
+        let first = hit(&l, "k", &q, t0).tightest.expect("a quota");
+        assert_eq!(first.quota, q[0], "99 of the minute < 999 of the hour");
+        assert_eq!(first.remaining, 99);
+        assert_eq!(
+            first.reset,
+            Duration::from_millis(600),
+            "whole again in 0.6 s"
+        );
+        for _ in 1..99 {
+            hit(&l, "k", &q, t0);
+        }
+        let last = hit(&l, "k", &q, t0);
+        assert!(last.allowed());
+        let s = last.tightest.expect("a quota");
+        assert_eq!((s.remaining, s.reset), (0, Duration::from_millis(600)));
+        let refused = hit(&l, "k", &q, t0);
+        let s = refused.tightest.expect("a quota");
+        assert_eq!(s.remaining, 0);
+        assert_eq!(
+            Some(s.reset),
+            refused.retry_after,
+            "reset = when one more fits"
+        );
+        // 30 s later: half the minute has come back, and the hour still counts 100
+        let d = hit(&l, "k", &q, t0 + Duration::from_secs(30));
+        let s = d.tightest.expect("a quota");
+        assert_eq!((s.quota, s.remaining), (q[0], 49));
+        assert_eq!(
+            s.reset,
+            Duration::from_secs(30) + Duration::from_millis(600)
+        );
+        // a limit that does not divide the period: never more than the limit left
+        let odd = [Quota {
+            limit: 7,
+            period: Duration::from_secs(60),
+        }];
+        let s = hit(&l, "odd", &odd, t0).tightest.expect("a quota");
+        assert_eq!(s.remaining, 6);
     }
 
     #[test]

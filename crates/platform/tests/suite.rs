@@ -5,6 +5,8 @@
 //! Every test uses its own exchange/queue prefix and deletes its topology at the end.
 //!
 //! - `compression`: the common layers' gzip, brotli and zstd answers, decoded back.
+//! - `edge`: the consumer plans at the edge (`RateLimit-*` headers, routes with their own quota,
+//! two gateways sharing the counts through Redis, the client behind trusted proxies).
 
 use platform::bus::{self, BusError, Event, EventBus, Relay, handler};
 use platform::config::SqliteSync;
@@ -601,3 +603,6 @@ async fn in_process_relay_publishes_after_the_handlers_and_prunes_old_events() {
         (odb.cleanup)().await;
     }
 }
+
+#[path = "suite/edge.rs"]
+mod edge;

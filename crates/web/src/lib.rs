@@ -48,6 +48,8 @@ pub struct Inner {
     pub key: session::CookieKey,
     pub limiter: Limiter,
     pub per_ip: Vec<Quota>,
+    /// Whose `X-Forwarded-For` names the visitor (`server.trusted_proxies`).
+    pub proxies: platform::caller::TrustedProxies,
     /// Seconds a refresh cookie lives (the refresh token's own lifetime).
     pub refresh_secs: u64,
     /// Whether checkout offers the built-in test provider's cards (no Stripe configured).

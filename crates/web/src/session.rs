@@ -18,7 +18,6 @@ use kernel::{CartId, OrderId};
 use platform::authn::{AuthError, Credential, SESSION_COOKIE, same_origin};
 use platform::authz::Principal;
 use platform::caller::ClientIp;
-use platform::ratelimit::Decision;
 use sha2::Sha256;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -227,13 +226,14 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 pub async fn web_layer(st: WebState, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let lang = crate::lang_of_path(parts.uri.path());
-    let ip = parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = st.proxies.client_ip(peer, &parts.headers);
     let d = st.limiter.hit(&format!("web-ip:{ip}"), &st.per_ip).await;
-    if d != Decision::Allow {
+    if !d.allowed() {
         return pages::error_page(&st, lang, None, axum::http::StatusCode::TOO_MANY_REQUESTS);
     }
 

@@ -15,12 +15,22 @@ pub(crate) struct Running {
 }
 
 pub(crate) async fn start(dir: &Path, redis: Option<&str>) -> Running {
+    start_with(dir, redis, |_| {}).await
+}
+
+/// [`start`], with settings of the test's own.
+pub(crate) async fn start_with(
+    dir: &Path,
+    redis: Option<&str>,
+    tweak: impl FnOnce(&mut Settings),
+) -> Running {
     let mut s = Settings::defaults();
     s.data.dir = dir.to_path_buf();
     s.server.bind = "127.0.0.1:0".into();
     if let Some(url) = redis {
         s.rate_limit.redis_url = platform::config::DatabaseUrl::new(url);
     }
+    tweak(&mut s);
     let targets: BTreeSet<Target> = Target::ALL.iter().copied().collect();
     let app: App = comptoir::build(&s, &targets).await.expect("build");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -315,7 +325,8 @@ async fn store_b_never_reaches_store_a_and_no_secret_leaks() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Per-key limits are shared through Redis: two instances together allow the quota once.
+/// Per-key limits are shared through Redis: two instances together allow the quota once, and
+/// their `RateLimit-*` headers count down one counter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_the_per_key_limit_through_redis() {
     let Some(url) = testkit::redis_url() else {
@@ -330,7 +341,14 @@ async fn two_instances_share_the_per_key_limit_through_redis() {
     );
     let key = secret_of(&a, "integrator");
     let c = reqwest::Client::new();
-    let (mut ok, mut limited, mut retry) = (0, 0, None);
+    let (mut ok, mut limited, mut retry) = (0u64, 0, None);
+    let num = |res: &reqwest::Response, name: &str| -> u64 {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} on a {}", res.status()))
+    };
     for i in 0..160 {
         let base = if i % 2 == 0 { &a.base } else { &b.base };
         let res = c
@@ -339,15 +357,33 @@ async fn two_instances_share_the_per_key_limit_through_redis() {
             .send()
             .await
             .expect("get");
+        assert_eq!(
+            num(&res, "ratelimit-limit"),
+            100,
+            "the minute is the tightest"
+        );
+        assert_eq!(
+            res.headers()
+                .get("ratelimit-policy")
+                .and_then(|v| v.to_str().ok()),
+            Some("100;w=60, 1000;w=3600")
+        );
+        let remaining = num(&res, "ratelimit-remaining");
         match res.status().as_u16() {
-            200 => ok += 1,
+            200 => {
+                // one count for both instances, down by one a request (plus what refilled)
+                assert!(
+                    (99..=102).contains(&(remaining + ok)),
+                    "request {i}: {remaining} left after {ok}"
+                );
+                ok += 1;
+            }
             429 => {
                 limited += 1;
-                retry = res
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                assert_eq!(remaining, 0);
+                let secs = num(&res, "retry-after");
+                assert_eq!(num(&res, "ratelimit-reset"), secs, "reset = Retry-After");
+                retry = Some(secs);
                 let j: Value = res.json().await.expect("json");
                 assert_eq!(j["code"], "rate_limited");
             }
@@ -356,7 +392,46 @@ async fn two_instances_share_the_per_key_limit_through_redis() {
     }
     // 100 per minute per key, across both instances (a request or two may refill meanwhile)
     assert!((100..=103).contains(&ok), "{ok} allowed, {limited} limited");
-    let secs: u64 = retry.expect("Retry-After").parse().expect("seconds");
+    let secs = retry.expect("Retry-After");
     assert!((1..=60).contains(&secs), "{secs}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Behind a trusted proxy (here the test itself, on 127.0.0.1), `X-Forwarded-For` names the
+/// client: the API's and the pages' per-address limits count each client apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_limit() {
+    let dir = temp("xff");
+    let r = start_with(&dir, None, |s| {
+        s.server.trusted_proxies = "127.0.0.1".into();
+        s.rate_limit.per_ip_per_minute = 3;
+        s.web.per_ip_per_minute = 3;
+    })
+    .await;
+    let c = reqwest::Client::new();
+    for path in ["/api/catalog/brands", "/fr/"] {
+        let get = |client: &str| {
+            c.get(format!("{}{path}", r.base))
+                .header("x-forwarded-for", client)
+                .send()
+        };
+        for i in 0..3 {
+            let res = get("198.51.100.1").await.expect("get");
+            assert_eq!(res.status(), 200, "{path}: request {i}");
+        }
+        let res = get("198.51.100.1").await.expect("get");
+        assert_eq!(res.status(), 429, "{path}: the fourth from one client");
+        if path.starts_with("/api") {
+            let h = |n: &str| res.headers().get(n).and_then(|v| v.to_str().ok());
+            assert_eq!(h("ratelimit-limit"), Some("3"));
+            assert_eq!(h("ratelimit-remaining"), Some("0"));
+        }
+        let res = get("198.51.100.2").await.expect("get");
+        assert_eq!(
+            res.status(),
+            200,
+            "{path}: another client behind the same proxy"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

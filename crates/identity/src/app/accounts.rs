@@ -9,7 +9,7 @@ use crate::http::wire::{
 use crate::password;
 use crate::store::{self, UserRow};
 use platform::authz::{Principal, PrincipalKind, Role};
-use platform::ratelimit::{Decision, Quota};
+use platform::ratelimit::Quota;
 use std::net::IpAddr;
 use uuid::Uuid;
 
@@ -135,11 +135,11 @@ impl Identity {
         if user.status != "active" {
             return Ok(());
         }
-        if self
+        if !self
             .limiter
             .hit(&format!("reset:{key}"), &[Quota::per_hour(5)])
             .await
-            != Decision::Allow
+            .allowed()
         {
             tracing::info!("password reset requests for one address over the hourly limit");
             return Ok(());

@@ -45,6 +45,8 @@ impl Settings {
                 "must be 1 to 3600",
             ));
         }
+        crate::caller::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|m| ConfigError::new("server.trusted_proxies", m))?;
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new(
                 "server.max_body_bytes",
@@ -213,6 +215,8 @@ impl Settings {
                 "must be empty (in-process limits) or a redis:// URL",
             ));
         }
+        r.routes()
+            .map_err(|m| ConfigError::new("rate_limit.routes", m))?;
         Ok(())
     }
 
