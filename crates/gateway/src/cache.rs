@@ -96,12 +96,11 @@ impl EdgeCache {
             return res;
         };
         let (mut parts, body) = res.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, self.max_body).await else {
-            // cannot happen with the length checked; answer an error rather than a cut body
-            return Response::builder()
-                .status(StatusCode::BAD_GATEWAY)
-                .body(Body::empty())
-                .unwrap_or_default();
+        // read up to the limit; a longer (streamed, compressed) answer is passed on whole,
+        // the part already read first, and not kept
+        let bytes = match read_up_to(body, self.max_body).await {
+            Ok(b) => b,
+            Err(whole) => return Response::from_parts(parts, whole),
         };
         {
             let mut entries = self.entries();
@@ -152,6 +151,43 @@ impl EdgeCache {
     }
 }
 
+/// The body if it ends within `limit` bytes; otherwise the same body again (what was read,
+/// then the rest), to be answered as it is.
+async fn read_up_to(mut body: Body, limit: usize) -> Result<Bytes, Body> {
+    use http_body_util::BodyExt;
+    let mut read: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    total += data.len();
+                    read.push(data);
+                    if total > limit {
+                        let head = futures_util::stream::iter(
+                            read.into_iter().map(Ok::<Bytes, axum::Error>),
+                        );
+                        let rest = body.into_data_stream();
+                        return Err(Body::from_stream(futures_util::StreamExt::chain(
+                            head, rest,
+                        )));
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                let head = futures_util::stream::iter(
+                    read.into_iter()
+                        .map(Ok::<Bytes, axum::Error>)
+                        .chain(std::iter::once(Err(e))),
+                );
+                return Err(Body::from_stream(head));
+            }
+        }
+    }
+    Ok(read.concat().into())
+}
+
 fn header_text(h: &HeaderMap, name: &str) -> String {
     h.get_all(name)
         .iter()
@@ -169,11 +205,12 @@ fn cacheable(res: &Response, max_body: usize) -> Option<Duration> {
     if header_text(h, header::VARY.as_str()).contains('*') {
         return None;
     }
-    let length: usize = h
+    // a length said up front is checked now; a streamed answer is read up to the limit
+    let length: Option<usize> = h
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())?;
-    if length > max_body {
+        .and_then(|v| v.parse().ok());
+    if length.is_some_and(|l| l > max_body) {
         return None;
     }
     let cc = header_text(h, header::CACHE_CONTROL.as_str()).to_ascii_lowercase();
@@ -276,6 +313,29 @@ mod tests {
         );
         c.invalidate("catalog");
         assert!(c.get(key, t).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_streamed_answer_is_kept_when_short_and_passed_on_whole_when_long() {
+        let c = EdgeCache::new(10, 1024);
+        let t = Instant::now();
+        for (len, kept) in [(600usize, true), (5000, false)] {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = (0..len / 100)
+                .map(|_| Ok(Bytes::from(vec![b'y'; 100])))
+                .collect();
+            let mut r = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            );
+            let key = format!("s{len}");
+            let res = c.store(key.clone(), "catalog", r, t).await;
+            let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+                .await
+                .expect("body");
+            assert_eq!(body.len(), len, "the client gets every byte");
+            assert_eq!(c.get(&key, t).is_some(), kept, "{len} bytes");
+        }
     }
 
     #[tokio::test]
