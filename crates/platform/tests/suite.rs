@@ -6,7 +6,7 @@
 //!
 //! - `compression`: the common layers' gzip, brotli and zstd answers, decoded back.
 //! - `edge`: the consumer plans at the edge (`RateLimit-*` headers, routes with their own quota,
-//! two gateways sharing the counts through Redis, the client behind trusted proxies).
+//!   two gateways sharing the counts through Redis, the client behind trusted proxies).
 
 use platform::bus::{self, BusError, Event, EventBus, Relay, handler};
 use platform::config::SqliteSync;
