@@ -13,6 +13,7 @@
 //! - [`principal`]: customer, clerk, store manager, head office... as the edge builds them.
 //! - [`prices::FakePrices`]: the catalogue's prices as carts and checkouts see them.
 
+pub mod contract;
 pub mod http;
 pub mod prices;
 pub mod principal;

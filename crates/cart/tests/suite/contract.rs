@@ -6,7 +6,6 @@
 
 use super::*;
 use contracts::carts::{CartLine, CartsApi, CartsClient, CartsError, CheckoutCart};
-use contracts::rpc::{Peer, PeerSettings};
 use kernel::{CartId, Currency, Money};
 use platform::caller::{CALL_HEADER, InternalKey};
 use std::fmt::Debug;
@@ -18,20 +17,15 @@ const NEVER: CartId = CartId::from_uuid(Uuid::from_u128(0x0195_0000_0000_7000_80
 
 /// `carts`' internal routes behind the guard every process puts them behind.
 fn guarded(carts: &Arc<Carts>, key: InternalKey) -> axum::Router {
-    cart::contract::internal_router(carts.clone()).layer(axum::middleware::from_fn(
-        move |req, next| platform::caller::internal_calls_only(key.clone(), req, next),
-    ))
+    testkit::contract::guarded(cart::contract::internal_router(carts.clone()), key)
 }
 
 /// `carts` served on a port of its own, and a client that calls it as the orders process does,
 /// signing with `key`.
 async fn over_http(carts: &Arc<Carts>, key: InternalKey) -> CartsClient {
-    let url = testkit::http::serve(guarded(carts, InternalKey::new(CONTRACT_SECRET))).await;
-    let settings = PeerSettings {
-        timeout: Duration::from_secs(10),
-        ..Default::default()
-    };
-    CartsClient(Peer::new("cart", "orders", &url, key, settings).expect("peer"))
+    let internal = cart::contract::internal_router(carts.clone());
+    let server = InternalKey::new(CONTRACT_SECRET);
+    CartsClient(testkit::contract::peer(internal, server, "cart", "orders", key).await)
 }
 
 fn eur(minor: i64) -> Money {
@@ -362,28 +356,13 @@ async fn the_internal_routes_refuse_a_call_not_signed_for_them() {
             let app = TestApp::unsigned(guarded(&e.carts, key.clone()));
             let done = format!("/internal/carts/{cart}/checked-out");
             let now = chrono::Utc::now().timestamp();
-            let refused = [
-                ("no signature", None),
-                (
-                    "another installation's secret",
-                    Some(
-                        InternalKey::new(b"another-secret").sign_call("orders", "POST", &done, now),
-                    ),
-                ),
-                (
-                    "a signature of another route",
-                    Some(key.sign_call(
-                        "orders",
-                        "POST",
-                        &format!("/internal/carts/{cart}/checkout-view"),
-                        now,
-                    )),
-                ),
-                (
-                    "a signature two minutes old",
-                    Some(key.sign_call("orders", "POST", &done, now - 120)),
-                ),
-            ];
+            let refused = testkit::contract::refused_signatures(
+                &key,
+                "orders",
+                ("POST", &done),
+                ("POST", &format!("/internal/carts/{cart}/checkout-view")),
+                now,
+            );
             for (what, header) in &refused {
                 let mut c = app.post(&done);
                 if let Some(v) = header {

@@ -8,7 +8,6 @@ use super::*;
 use contracts::inventory::{
     Available, HoldState, LocationInfo, Shortage, StockApi, StockClient, StockError,
 };
-use contracts::rpc::{Peer, PeerSettings};
 use platform::caller::{CALL_HEADER, InternalKey};
 use std::fmt::Debug;
 
@@ -25,20 +24,15 @@ const NEVER: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0009);
 
 /// `inventory`'s internal routes behind the guard every process puts them behind.
 fn guarded(inventory: &Inventory, key: InternalKey) -> axum::Router {
-    inventory::contract::internal_router(inventory.clone()).layer(axum::middleware::from_fn(
-        move |req, next| platform::caller::internal_calls_only(key.clone(), req, next),
-    ))
+    testkit::contract::guarded(inventory::contract::internal_router(inventory.clone()), key)
 }
 
 /// `inventory` served on a port of its own, and a client that calls it as the orders process
 /// does, signing with `key`.
 async fn over_http(inventory: &Inventory, key: InternalKey) -> StockClient {
-    let url = testkit::http::serve(guarded(inventory, InternalKey::new(CONTRACT_SECRET))).await;
-    let settings = PeerSettings {
-        timeout: Duration::from_secs(10),
-        ..Default::default()
-    };
-    StockClient(Peer::new("inventory", "orders", &url, key, settings).unwrap())
+    let internal = inventory::contract::internal_router(inventory.clone());
+    let server = InternalKey::new(CONTRACT_SECRET);
+    StockClient(testkit::contract::peer(internal, server, "inventory", "orders", key).await)
 }
 
 /// A second fresh database of the same backend as `t`.
@@ -432,23 +426,13 @@ async fn the_internal_routes_refuse_a_call_not_signed_for_them() {
             let hold = format!("/internal/inventory/holds/{SOLD}");
             let body = json!({"location": "rennes", "lines": [{"sku": "A", "quantity": 1}]});
             let now = chrono::Utc::now().timestamp();
-            let refused = [
-                ("no signature", None),
-                (
-                    "another installation's secret",
-                    Some(
-                        InternalKey::new(b"another-secret").sign_call("orders", "PUT", &hold, now),
-                    ),
-                ),
-                (
-                    "a signature of another route",
-                    Some(key.sign_call("orders", "GET", "/internal/inventory/locations", now)),
-                ),
-                (
-                    "a signature two minutes old",
-                    Some(key.sign_call("orders", "PUT", &hold, now - 120)),
-                ),
-            ];
+            let refused = testkit::contract::refused_signatures(
+                &key,
+                "orders",
+                ("PUT", &hold),
+                ("GET", "/internal/inventory/locations"),
+                now,
+            );
             for (what, header) in &refused {
                 let mut c = app.put(&hold).json(&body);
                 if let Some(v) = header {

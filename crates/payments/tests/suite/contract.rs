@@ -7,7 +7,6 @@
 
 use super::*;
 use contracts::payments::{PayError, PayResult, PaymentsApi, PaymentsClient};
-use contracts::rpc::{Peer, PeerSettings};
 use kernel::{Currency, Money, PaymentId};
 use platform::caller::{CALL_HEADER, InternalKey};
 use std::fmt::Debug;
@@ -35,20 +34,15 @@ const NEVER: PaymentId = pid(9);
 
 /// `payments`' internal routes behind the guard every process puts them behind.
 fn guarded(payments: &Payments, key: InternalKey) -> axum::Router {
-    payments::contract::internal_router(payments.clone()).layer(axum::middleware::from_fn(
-        move |req, next| platform::caller::internal_calls_only(key.clone(), req, next),
-    ))
+    testkit::contract::guarded(payments::contract::internal_router(payments.clone()), key)
 }
 
 /// `payments` served on a port of its own, and a client that calls it as the orders process
 /// does, signing with `key`.
 async fn over_http(payments: &Payments, key: InternalKey) -> PaymentsClient {
-    let url = testkit::http::serve(guarded(payments, InternalKey::new(CONTRACT_SECRET))).await;
-    let settings = PeerSettings {
-        timeout: Duration::from_secs(10),
-        ..Default::default()
-    };
-    PaymentsClient(Peer::new("payments", "orders", &url, key, settings).expect("peer"))
+    let internal = payments::contract::internal_router(payments.clone());
+    let server = InternalKey::new(CONTRACT_SECRET);
+    PaymentsClient(testkit::contract::peer(internal, server, "payments", "orders", key).await)
 }
 
 /// A second fresh database of the same backend as `t`.
@@ -582,28 +576,13 @@ async fn the_internal_routes_refuse_a_call_not_signed_for_them() {
             let req = request(PAID, 4990, VISA_OK);
             let body = serde_json::to_value(&req).expect("json");
             let now = chrono::Utc::now().timestamp();
-            let refused = [
-                ("no signature", None),
-                (
-                    "another installation's secret",
-                    Some(
-                        InternalKey::new(b"another-secret").sign_call("orders", "POST", route, now),
-                    ),
-                ),
-                (
-                    "a signature of another route",
-                    Some(key.sign_call(
-                        "orders",
-                        "POST",
-                        &format!("/internal/payments/{PAID}/capture"),
-                        now,
-                    )),
-                ),
-                (
-                    "a signature two minutes old",
-                    Some(key.sign_call("orders", "POST", route, now - 120)),
-                ),
-            ];
+            let refused = testkit::contract::refused_signatures(
+                &key,
+                "orders",
+                ("POST", route),
+                ("POST", &format!("/internal/payments/{PAID}/capture")),
+                now,
+            );
             for (what, header) in &refused {
                 let mut c = app.post(route).json(&body);
                 if let Some(v) = header {
