@@ -31,6 +31,38 @@ pub async fn peer(
     Peer::new(name, caller, &url, key, settings).expect("a peer of a loopback URL")
 }
 
+/// Asserts that the guarded `method path` of `app` (with `body`, if any) refuses, 401
+/// `invalid_internal_call`, every call [`refused_signatures`] lists (`label` names the run in
+/// messages).
+pub async fn assert_refused(
+    app: &crate::http::TestApp,
+    key: &InternalKey,
+    (method, path): (&str, &str),
+    other: (&str, &str),
+    body: Option<&serde_json::Value>,
+    label: &str,
+) {
+    let now = chrono::Utc::now().timestamp();
+    for (what, header) in refused_signatures(key, "orders", (method, path), other, now) {
+        let m = axum::http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut c = app.request(m, path);
+        if let Some(b) = body {
+            c = c.json(b);
+        }
+        if let Some(v) = &header {
+            c = c.header(platform::caller::CALL_HEADER, v);
+        }
+        let r = c.send().await;
+        assert_eq!(
+            r.status,
+            axum::http::StatusCode::UNAUTHORIZED,
+            "{label}: {what}: {}",
+            r.body
+        );
+        assert_eq!(r.code(), "invalid_internal_call", "{label}: {what}");
+    }
+}
+
 /// The `x-comptoir-call` values a guarded `method path` must refuse, signed by `caller` with
 /// `key` where signed: none, another installation's secret, a signature of `other` (another
 /// route: method and path), one two minutes old.

@@ -80,6 +80,16 @@ impl TestDb {
     }
 
     /// A fresh PostgreSQL schema, migrated; `None` when PostgreSQL is not configured.
+    /// Another fresh database of the same backend as this one (a second run to compare with).
+    pub async fn twin(&self, set: MigrationSet) -> TestDb {
+        match self.backend {
+            "postgres" => TestDb::postgres(set)
+                .await
+                .expect("PostgreSQL, as for the first database"),
+            _ => TestDb::sqlite(set).await,
+        }
+    }
+
     pub async fn postgres(set: MigrationSet) -> Option<TestDb> {
         let url = postgres_url()?;
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());

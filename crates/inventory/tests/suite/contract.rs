@@ -35,16 +35,6 @@ async fn over_http(inventory: &Inventory, key: InternalKey) -> StockClient {
     StockClient(testkit::contract::peer(internal, server, "inventory", "orders", key).await)
 }
 
-/// A second fresh database of the same backend as `t`.
-async fn twin(t: &TestDb) -> TestDb {
-    match t.backend {
-        "postgres" => TestDb::postgres(inventory::migrations())
-            .await
-            .expect("postgres, as the first run"),
-        _ => TestDb::sqlite(inventory::migrations()).await,
-    }
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -396,7 +386,7 @@ async fn both_implementations_of_the_stock_contract_answer_alike() {
             let be = t.backend;
             let here = H::new(t).await;
             let local = stock_contract(&here.inv, &here, "in process").await;
-            let other = twin(t).await;
+            let other = t.twin(inventory::migrations()).await;
             let run = testkit::catching(async {
                 let there = H::new(&other).await;
                 let client = over_http(&there.inv, InternalKey::new(CONTRACT_SECRET)).await;
@@ -425,28 +415,15 @@ async fn the_internal_routes_refuse_a_call_not_signed_for_them() {
             let app = TestApp::unsigned(guarded(&h.inv, key.clone()));
             let hold = format!("/internal/inventory/holds/{SOLD}");
             let body = json!({"location": "rennes", "lines": [{"sku": "A", "quantity": 1}]});
-            let now = chrono::Utc::now().timestamp();
-            let refused = testkit::contract::refused_signatures(
+            testkit::contract::assert_refused(
+                &app,
                 &key,
-                "orders",
                 ("PUT", &hold),
                 ("GET", "/internal/inventory/locations"),
-                now,
-            );
-            for (what, header) in &refused {
-                let mut c = app.put(&hold).json(&body);
-                if let Some(v) = header {
-                    c = c.header(CALL_HEADER, v);
-                }
-                let r = c.await;
-                assert_eq!(
-                    r.status,
-                    StatusCode::UNAUTHORIZED,
-                    "{be}: {what}: {}",
-                    r.body
-                );
-                assert_eq!(r.code(), "invalid_internal_call", "{be}: {what}");
-            }
+                Some(&body),
+                be,
+            )
+            .await;
             assert_eq!(
                 h.level("rennes", "A").await,
                 Some((5, 0)),
@@ -472,7 +449,10 @@ async fn the_internal_routes_refuse_a_call_not_signed_for_them() {
             let r = app
                 .put(&hold)
                 .json(&body)
-                .header(CALL_HEADER, &key.sign_call("orders", "PUT", &hold, now))
+                .header(
+                    CALL_HEADER,
+                    &key.sign_call("orders", "PUT", &hold, chrono::Utc::now().timestamp()),
+                )
                 .await;
             assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
             assert_eq!(h.level("rennes", "A").await, Some((5, 1)), "{be}: held");

@@ -45,16 +45,6 @@ async fn over_http(payments: &Payments, key: InternalKey) -> PaymentsClient {
     PaymentsClient(testkit::contract::peer(internal, server, "payments", "orders", key).await)
 }
 
-/// A second fresh database of the same backend as `t`.
-async fn twin(t: &TestDb) -> TestDb {
-    match t.backend {
-        "postgres" => TestDb::postgres(payments::migrations())
-            .await
-            .expect("postgres, as the first run"),
-        _ => TestDb::sqlite(payments::migrations()).await,
-    }
-}
-
 /// The request of payment `id` of `amount` euro cents with the test card `number`.
 fn request(id: PaymentId, amount: i64, number: &str) -> AuthorizeRequest {
     AuthorizeRequest {
@@ -546,7 +536,7 @@ async fn both_implementations_of_the_payments_contract_answer_alike() {
             let be = t.backend;
             let here = H::test(t);
             let local = payments_contract(&here.payments, &here, "in process").await;
-            let other = twin(t).await;
+            let other = t.twin(payments::migrations()).await;
             let run = testkit::catching(async {
                 let there = H::test(&other);
                 let client = over_http(&there.payments, InternalKey::new(CONTRACT_SECRET)).await;
@@ -575,28 +565,15 @@ async fn the_internal_routes_refuse_a_call_not_signed_for_them() {
             let route = "/internal/payments/authorizations";
             let req = request(PAID, 4990, VISA_OK);
             let body = serde_json::to_value(&req).expect("json");
-            let now = chrono::Utc::now().timestamp();
-            let refused = testkit::contract::refused_signatures(
+            testkit::contract::assert_refused(
+                &app,
                 &key,
-                "orders",
                 ("POST", route),
                 ("POST", &format!("/internal/payments/{PAID}/capture")),
-                now,
-            );
-            for (what, header) in &refused {
-                let mut c = app.post(route).json(&body);
-                if let Some(v) = header {
-                    c = c.header(CALL_HEADER, v);
-                }
-                let r = c.await;
-                assert_eq!(
-                    r.status,
-                    StatusCode::UNAUTHORIZED,
-                    "{be}: {what}: {}",
-                    r.body
-                );
-                assert_eq!(r.code(), "invalid_internal_call", "{be}: {what}");
-            }
+                Some(&body),
+                be,
+            )
+            .await;
             assert!(
                 h.payments.get(PAID).await.expect("get").is_none(),
                 "{be}: nothing recorded"
@@ -626,7 +603,10 @@ async fn the_internal_routes_refuse_a_call_not_signed_for_them() {
             let r = app
                 .post(route)
                 .json(&body)
-                .header(CALL_HEADER, &key.sign_call("orders", "POST", route, now))
+                .header(
+                    CALL_HEADER,
+                    &key.sign_call("orders", "POST", route, chrono::Utc::now().timestamp()),
+                )
                 .await;
             assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
             assert_eq!(r.body["outcome"], "authorized", "{be}: {}", r.body);
