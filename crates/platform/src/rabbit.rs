@@ -365,17 +365,7 @@ impl Shared {
         ch.queue_declare(short(&queue, "queue name")?, durable, args)
             .await
             .map_err(err("declare queue"))?;
-        for pattern in &g.patterns {
-            ch.queue_bind(
-                short(&queue, "queue name")?,
-                short(&format!("{p}.events"), "exchange")?,
-                short(pattern, "pattern")?,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("bind queue"))?;
-        }
+        self.bind(&ch, &queue, &g.patterns).await?;
         ch.basic_qos(PREFETCH, BasicQosOptions { global: false })
             .await
             .map_err(err("prefetch"))?;
@@ -413,9 +403,25 @@ impl Shared {
 }
 
 impl Shared {
+    /// Binds `queue` to the events exchange for each of `patterns`.
+    async fn bind(&self, ch: &Channel, queue: &str, patterns: &[String]) -> Result<(), BusError> {
+        let exchange = format!("{}.events", self.prefix);
+        for pattern in patterns {
+            ch.queue_bind(
+                short(queue, "queue name")?,
+                short(&exchange, "exchange")?,
+                short(pattern, "pattern")?,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| unavailable("bind queue", e))?;
+        }
+        Ok(())
+    }
+
     /// A broadcast group: its own exclusive, auto-deleted queue, bound to the patterns.
     async fn start_broadcast(&self, conn: &Connection, g: &Group) -> Result<TaskGuard, BusError> {
-        let p = &self.prefix;
         let err = |what: &'static str| move |e: lapin::Error| unavailable(what, e);
         let ch = conn.create_channel().await.map_err(err("channel"))?;
         let opts = QueueDeclareOptions {
@@ -428,17 +434,7 @@ impl Shared {
             .await
             .map_err(err("declare broadcast queue"))?;
         let queue = q.name().to_string();
-        for pattern in &g.patterns {
-            ch.queue_bind(
-                short(&queue, "queue name")?,
-                short(&format!("{p}.events"), "exchange")?,
-                short(pattern, "pattern")?,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("bind broadcast queue"))?;
-        }
+        self.bind(&ch, &queue, &g.patterns).await?;
         let consumer = ch
             .basic_consume(
                 short(&queue, "queue name")?,

@@ -230,28 +230,9 @@ where
     }
 }
 
-/// A guest cart with one line of `sku`.
+/// A guest cart with one line of `sku`, made through `gw`.
 async fn new_cart(gw: &str, sku: &str) -> String {
-    let r: Value = http()
-        .post(format!("{gw}/api/carts"))
-        .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("cart")
-        .json()
-        .await
-        .expect("json");
-    let id = r["id"].as_str().expect("cart id").to_string();
-    let line = http()
-        .post(format!("{gw}/api/carts/{id}/lines"))
-        .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({"sku": sku, "quantity": 1}))
-        .send()
-        .await
-        .expect("line");
-    assert!(line.status().is_success(), "{}", line.status());
-    id
+    super::guest_cart(gw, gw, sku).await
 }
 
 /// A bounded load: `users` clients, each on its own cart, alternating a read and a keyed
