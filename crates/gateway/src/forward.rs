@@ -10,19 +10,18 @@
 //! - Retries are at most a fifth of the requests (plus a few per second), so that a sick
 //!   upstream is not sent a storm of them ([`RetryBudget`]).
 
+use crate::client::{Driven, SendError, UpstreamClient};
 use crate::pool::Pool;
 use crate::upstream::Upstream;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use http_body_util::Full;
 use platform::ApiError;
 use platform::authz::Principal;
 use platform::caller::{ClientIp, IDENTITY_HEADER, InternalKey};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most instances one request is tried on.
@@ -72,7 +71,7 @@ impl RetryBudget {
 
 /// What the gateway forwards with.
 pub struct Forwarder {
-    pub client: Client<HttpConnector, Body>,
+    pub client: Arc<UpstreamClient>,
     /// Signs the verified identity into `x-comptoir-identity`.
     pub identity: Option<InternalKey>,
     pub budget: RetryBudget,
@@ -204,11 +203,16 @@ pub async fn forward(f: &Forwarder, up: &Upstream, req: Request) -> Response {
         }
     };
     prepare(f, &mut parts, service.keep_host);
-    let pq = parts
+    // origin-form: the instance is named by the connection and the Host header
+    let Ok(uri) = parts
         .uri
         .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
+        .map_or("/", |p| p.as_str())
+        .parse::<Uri>()
+    else {
+        return ApiError::bad_request("invalid_uri", "the request URI cannot be forwarded")
+            .into_response();
+    };
     let timeout = f.timeout_for(parts.uri.path());
     let repeatable = may_repeat(&parts.method, &parts.headers);
     f.budget.deposit();
@@ -229,21 +233,22 @@ pub async fn forward(f: &Forwarder, up: &Upstream, req: Request) -> Response {
                 .increment(1);
         }
         tried.push(instance.base.clone());
-        let Ok(uri) = format!("{}{pq}", instance.base).parse::<Uri>() else {
-            return ApiError::bad_request("invalid_uri", "the request URI cannot be forwarded")
-                .into_response();
-        };
-        let mut out = Request::new(Body::from(body.clone()));
+        let mut out = axum::http::Request::new(Full::new(body.clone()));
         *out.method_mut() = parts.method.clone();
-        *out.uri_mut() = uri;
+        *out.uri_mut() = uri.clone();
         *out.headers_mut() = parts.headers.clone();
+        if !service.keep_host || !out.headers().contains_key(header::HOST) {
+            if let Ok(h) = HeaderValue::from_str(&instance.authority) {
+                out.headers_mut().insert(header::HOST, h);
+            }
+        }
         let lease = Pool::lease(&instance);
         let started = Instant::now();
-        let sent = tokio::time::timeout(timeout, f.client.request(out)).await;
+        let sent = tokio::time::timeout(timeout, f.client.send(&instance.authority, out)).await;
         let outcome = match sent {
             Err(_) => Err(Failure::Unknown(format!("no answer within {timeout:?}"))),
-            Ok(Err(e)) if e.is_connect() => Err(Failure::NotSent(e.to_string())),
-            Ok(Err(e)) => Err(Failure::Unknown(e.to_string())),
+            Ok(Err(SendError::Connect(e))) => Err(Failure::NotSent(e)),
+            Ok(Err(e @ SendError::Failed(_))) => Err(Failure::Unknown(e.to_string())),
             Ok(Ok(res)) => Ok(res),
         };
         let elapsed = started.elapsed().as_secs_f64();
@@ -253,12 +258,15 @@ pub async fn forward(f: &Forwarder, up: &Upstream, req: Request) -> Response {
             Err(Failure::NotSent(_)) => "unreachable",
             Err(Failure::Unknown(_)) => "error",
         };
-        metrics::counter!("comptoir_gateway_upstream_requests_total", "upstream" => service.name,
-            "instance" => instance.authority.clone(), "class" => class)
+        let m = instance
+            .metrics
+            .get_or_init(|| InstanceMetrics::new(service.name, &instance.authority));
+        m.requests[CLASSES
+            .iter()
+            .position(|c| *c == class)
+            .unwrap_or(CLASSES.len() - 1)]
         .increment(1);
-        metrics::histogram!("comptoir_gateway_upstream_duration_seconds",
-            "upstream" => service.name, "instance" => instance.authority.clone())
-        .record(elapsed);
+        m.duration.record(elapsed);
         match outcome {
             Ok(res) if res.status().as_u16() < 500 => {
                 let was = instance.breaker();
@@ -343,6 +351,30 @@ fn no_instance(up: &Upstream) -> Response {
     e.into_response()
 }
 
+/// The outcomes of a request to an instance, as the `class` label says them.
+const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "unreachable", "error"];
+
+/// An instance's request metrics, registered once (a lookup by name and labels on every
+/// request costs more than the request's own bookkeeping).
+#[derive(Debug)]
+pub struct InstanceMetrics {
+    requests: [metrics::Counter; 7],
+    duration: metrics::Histogram,
+}
+
+impl InstanceMetrics {
+    fn new(upstream: &'static str, instance: &str) -> InstanceMetrics {
+        InstanceMetrics {
+            requests: CLASSES.map(|class| {
+                metrics::counter!("comptoir_gateway_upstream_requests_total",
+                    "upstream" => upstream, "instance" => instance.to_string(), "class" => class)
+            }),
+            duration: metrics::histogram!("comptoir_gateway_upstream_duration_seconds",
+                "upstream" => upstream, "instance" => instance.to_string()),
+        }
+    }
+}
+
 fn status_class(s: StatusCode) -> &'static str {
     match s.as_u16() {
         100..=199 => "1xx",
@@ -354,11 +386,11 @@ fn status_class(s: StatusCode) -> &'static str {
 }
 
 /// The upstream's answer as the client gets it, naming the instance for the access log.
-fn answer(res: Response<hyper::body::Incoming>, instance: &str) -> Response {
+fn answer(res: Response<Driven>, instance: &str) -> Response {
     let (mut parts, body) = res.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.extensions.insert(ServedBy(instance.to_string()));
-    Response::from_parts(parts, Body::new(body.map_err(axum::Error::new)))
+    Response::from_parts(parts, Body::new(body))
 }
 
 /// Which instance answered.
@@ -426,8 +458,7 @@ mod tests {
     #[test]
     fn the_longest_matching_prefix_sets_the_timeout() {
         let f = Forwarder {
-            client: Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(HttpConnector::new()),
+            client: crate::client(),
             identity: None,
             budget: RetryBudget::new(0.2, 1.0),
             timeouts: vec![

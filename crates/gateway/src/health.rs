@@ -2,10 +2,10 @@
 //! `/readyz` (a DNS source is resolved again first), and the answers move instances out and
 //! back in ([`crate::pool::Instance::checked`]). Also the gauges of instances and breakers.
 
+use crate::client::UpstreamClient;
 use crate::upstream::{Service, Source};
-use axum::body::Body;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ pub struct CheckTiming {
 }
 
 /// Runs the checks of `services` until the process ends.
-pub fn spawn(services: Vec<Arc<Service>>, client: Client<HttpConnector, Body>, t: CheckTiming) {
+pub fn spawn(services: Vec<Arc<Service>>, client: Arc<UpstreamClient>, t: CheckTiming) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(t.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -32,11 +32,7 @@ pub fn spawn(services: Vec<Arc<Service>>, client: Client<HttpConnector, Body>, t
 
 /// One round for one service: resolve (DNS source), then check every instance at once. Returns
 /// how many answered.
-pub async fn check_service(
-    s: &Service,
-    client: &Client<HttpConnector, Body>,
-    t: CheckTiming,
-) -> usize {
+pub async fn check_service(s: &Service, client: &Arc<UpstreamClient>, t: CheckTiming) -> usize {
     if matches!(s.source, Source::Dns { .. }) {
         match s.resolve().await {
             Ok(specs) if !specs.is_empty() => {
@@ -57,7 +53,7 @@ pub async fn check_service(
     }
     let instances = s.pool.instances();
     let checks = instances.iter().map(|i| async move {
-        let ok = ready(client, &i.base, t.timeout).await;
+        let ok = ready(client, &i.authority, t.timeout).await;
         if i.checked(ok, &s.pool.rules) {
             if ok {
                 tracing::info!(upstream = s.name, instance = %i.authority, "instance back in");
@@ -92,13 +88,20 @@ pub fn gauges(s: &Service) {
     }
 }
 
-/// Whether `base`/readyz answers 2xx within `timeout`.
-async fn ready(client: &Client<HttpConnector, Body>, base: &str, timeout: Duration) -> bool {
-    let Ok(req) = axum::http::Request::get(format!("{base}/readyz")).body(Body::empty()) else {
+/// Whether `authority`'s `/readyz` answers 2xx within `timeout`.
+async fn ready(client: &Arc<UpstreamClient>, authority: &str, timeout: Duration) -> bool {
+    let Ok(req) = axum::http::Request::get("/readyz")
+        .header(axum::http::header::HOST, authority)
+        .body(Full::new(Bytes::new()))
+    else {
         return false;
     };
-    matches!(
-        tokio::time::timeout(timeout, client.request(req)).await,
-        Ok(Ok(res)) if res.status().is_success()
-    )
+    let check = async {
+        let res = client.send(authority, req).await.ok()?;
+        let ok = res.status().is_success();
+        // read to the end, so that the connection is kept
+        res.into_body().collect().await.ok()?;
+        Some(ok)
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
 }

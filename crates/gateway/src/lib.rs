@@ -6,49 +6,42 @@
 //! - [`pool`]: which instances take requests (health, circuit breaker) and which one takes the
 //!   next (least connections, round robin, weights). No IO.
 //! - [`health`]: the active checks of `/readyz`, DNS re-resolution, the gauges.
+//! - [`client`]: kept-alive HTTP/1.1 connections to the instances, driven by the requests
+//!   that use them.
 //! - [`forward`]: one request sent, and sent elsewhere when it failed and may be repeated,
 //!   within a retry budget.
 //! - [`cache`]: public answers to anonymous reads, dropped by writes and by the bus's events.
 
 pub mod cache;
+pub mod client;
 pub mod forward;
 pub mod health;
 pub mod pool;
 pub mod upstream;
 
 pub use cache::EdgeCache;
+pub use client::UpstreamClient;
 pub use forward::{Forwarder, RetryBudget, ServedBy};
 pub use pool::{Balance, HealthRules};
 pub use upstream::{Service, Upstream, UpstreamError};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use platform::http::RouteLabel;
 use platform::http::health::Check;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The pooled HTTP client the gateway forwards and checks with.
-pub fn client() -> Client<HttpConnector, Body> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(3)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(connector)
+pub fn client() -> Arc<UpstreamClient> {
+    Arc::new(UpstreamClient::default())
 }
 
 /// The gateway's readiness for a service: its instances are asked now (the answers count as
 /// active checks); ready while at least one answers.
 pub fn readiness(
     service: Arc<Service>,
-    client: Client<HttpConnector, Body>,
+    client: Arc<UpstreamClient>,
     timing: health::CheckTiming,
 ) -> Check {
     Check::new(format!("{}_upstream", service.name), move || {

@@ -106,6 +106,8 @@ pub struct Instance {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     state: Mutex<State>,
+    /// Its request metrics, registered at its first request.
+    pub(crate) metrics: std::sync::OnceLock<crate::forward::InstanceMetrics>,
 }
 
 impl Instance {
@@ -124,6 +126,7 @@ impl Instance {
                 breaker: Breaker::Closed,
                 current: 0,
             }),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 

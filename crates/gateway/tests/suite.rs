@@ -227,3 +227,123 @@ async fn each_forwarded_request_has_an_access_log_line() {
         assert!(line.contains(&part), "{part} in {line}");
     }
 }
+
+// ---- the upstream client: kept connections ----
+
+/// An instance that counts the connections it accepts; `close` makes it end each connection
+/// after its answer (`Connection: close`).
+async fn counting_instance(close: bool) -> (String, Arc<AtomicUsize>) {
+    use axum::serve::ListenerExt;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let a = accepted.clone();
+    let app = Router::new().fallback(any(move || async move {
+        let mut res = axum::response::Response::new(Body::from("x".repeat(20_000)));
+        if close {
+            res.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        res
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let listener = listener.tap_io(move |_| {
+        a.fetch_add(1, Ordering::SeqCst);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr.to_string(), accepted)
+}
+
+fn get(authority: &str) -> Request<http_body_util::Full<axum::body::Bytes>> {
+    Request::get("/x")
+        .header("host", authority)
+        .body(http_body_util::Full::default())
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_connection_is_kept_once_its_answer_is_read_and_closed_when_it_is_not() {
+    use http_body_util::BodyExt;
+    let (authority, accepted) = counting_instance(false).await;
+    let client = gateway::client();
+    for _ in 0..3 {
+        let res = client
+            .send(&authority, get(&authority))
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body.len(), 20_000);
+        assert_eq!(
+            client.idle_count(&authority),
+            1,
+            "kept for the next request"
+        );
+    }
+    // a server stops reading a body once it says it has ended, without asking for more: the
+    // connection is free as soon as the last frame is out
+    let mut body = client
+        .send(&authority, get(&authority))
+        .await
+        .expect("answer")
+        .into_body();
+    while !hyper::body::Body::is_end_stream(&body) {
+        body.frame().await.expect("a frame").expect("frame");
+    }
+    assert_eq!(client.idle_count(&authority), 1, "kept at the last frame");
+    drop(body);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "four requests, one connection"
+    );
+    // an answer dropped before its end: that connection is never handed out again
+    let res = client
+        .send(&authority, get(&authority))
+        .await
+        .expect("answer");
+    assert_eq!(client.idle_count(&authority), 0);
+    drop(res);
+    assert_eq!(client.idle_count(&authority), 0);
+    let res = client
+        .send(&authority, get(&authority))
+        .await
+        .expect("answer");
+    res.into_body().collect().await.expect("body");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "a new connection after the cut one"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_instance_closed_is_replaced_without_failing_the_request() {
+    use http_body_util::BodyExt;
+    let (authority, accepted) = counting_instance(true).await;
+    let client = gateway::client();
+    for n in 1..=3 {
+        let res = client
+            .send(&authority, get(&authority))
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), StatusCode::OK);
+        res.into_body().collect().await.expect("body");
+        assert_eq!(accepted.load(Ordering::SeqCst), n);
+    }
+}
+
+#[tokio::test]
+async fn an_instance_that_refuses_connections_is_a_connect_error() {
+    let url = refusing();
+    let authority = url.trim_start_matches("http://").to_string();
+    let client = gateway::client();
+    match client.send(&authority, get(&authority)).await {
+        Err(gateway::client::SendError::Connect(_)) => {}
+        Err(e) => panic!("expected a connect error, got {e}"),
+        Ok(_) => panic!("expected a connect error, got an answer"),
+    }
+}

@@ -17,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use problem::ApiError;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A label for the metrics of routes that axum does not match itself (the gateway's proxy).
 #[derive(Clone, Debug)]
@@ -39,9 +40,9 @@ pub struct EdgeOptions {
     pub max_body_bytes: usize,
 }
 
-/// Wraps a router with the layers every Comptoir HTTP server has, outermost first: request id
-/// (and the log span), metrics, compression, panic catcher, security headers, timeout, body
-/// limit.
+/// Wraps a router with the layers every Comptoir HTTP server has, outermost first: the request
+/// itself ([`request`]: its id and log span, metrics and the access log, the security headers,
+/// the timeout), compression, panic catcher, body limit.
 pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
     let timeout = opts.request_timeout;
     let router = match crate::fail::delay_of("http.request") {
@@ -57,18 +58,56 @@ pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
     router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(opts.max_body_bytes))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            timeout_layer(timeout, req, next)
-        }))
-        .layer(middleware::from_fn(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 ApiError::internal("a handler panicked").into_response()
             },
         ))
         .layer(compression())
-        .layer(middleware::from_fn(metrics_layer))
-        .layer(middleware::from_fn(request_id::layer))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            request(timeout, req, next)
+        }))
+}
+
+/// What every request goes through, in one layer (each layer costs its request a clone of the
+/// routes below and a boxed future): its id ([`request_id`]) and log span, the timeout, the
+/// security headers, then its metrics and access log line.
+async fn request(limit: Duration, mut req: Request, next: Next) -> Response {
+    let id = request_id::accept(&mut req);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let served = async move {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let route: String = if let Some(m) = req.extensions().get::<MatchedPath>() {
+            m.as_str().to_owned()
+        } else if let Some(l) = req.extensions().get::<RouteLabel>() {
+            l.0.to_owned()
+        } else {
+            "unmatched".to_owned()
+        };
+        let res = match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(res) => res,
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                "the request took too long and was abandoned",
+            )
+            .into_response(),
+        };
+        let res = security_headers(res);
+        record(&method, route, &res, start.elapsed());
+        res
+    };
+    let mut res = request_id::scope(id.clone(), served.instrument(span)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(request_id::HEADER, v);
+    }
+    res
 }
 
 /// Answers smaller than this are sent as they are: compressing them saves less than it costs.
@@ -130,20 +169,7 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
 }
 
-async fn timeout_layer(limit: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "request_timeout",
-            "the request took too long and was abandoned",
-        )
-        .into_response(),
-    }
-}
-
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
+fn security_headers(mut res: Response) -> Response {
     // 405 from axum's router has an empty body: give it a problem like every other error.
     if res.status() == StatusCode::METHOD_NOT_ALLOWED
         && !res.headers().contains_key(header::CONTENT_TYPE)
@@ -189,24 +215,15 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-async fn metrics_layer(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route: String = if let Some(m) = req.extensions().get::<MatchedPath>() {
-        m.as_str().to_owned()
-    } else if let Some(l) = req.extensions().get::<RouteLabel>() {
-        l.0.to_owned()
-    } else {
-        "unmatched".to_owned()
-    };
-    let res = next.run(req).await;
+/// The metrics and the access log line of an answered request (in the request's span: its id,
+/// method, path).
+fn record(method: &axum::http::Method, route: String, res: &Response, elapsed: Duration) {
     let route = res
         .extensions()
         .get::<RouteLabel>()
         .map(|l| l.0.to_owned())
         .unwrap_or(route);
-    let elapsed = start.elapsed();
-    // the access log: one line per request, in the request's span (its id, method, path)
+    // the access log: one line per request
     match res.extensions().get::<Forwarded>() {
         Some(f) => tracing::info!(
             status = res.status().as_u16(),
@@ -224,10 +241,65 @@ async fn metrics_layer(req: Request, next: Next) -> Response {
             "request"
         ),
     }
-    let status = res.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = [
+        ("method", metrics::SharedString::from(method_label(method))),
+        ("route", metrics::SharedString::from(route)),
+        (
+            "status",
+            metrics::SharedString::from(status_label(res.status())),
+        ),
+    ];
     metrics::counter!("comptoir_http_requests_total", &labels).increment(1);
     metrics::histogram!("comptoir_http_request_duration_seconds", &labels)
         .record(elapsed.as_secs_f64());
-    res
+}
+
+/// The standard methods as static labels (no allocation); any other is `other` (the label
+/// set stays bounded whatever a client sends).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The status code as a static label.
+fn status_label(s: StatusCode) -> std::borrow::Cow<'static, str> {
+    const COMMON: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (301, "301"),
+        (302, "302"),
+        (303, "303"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (412, "412"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (428, "428"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    match COMMON.iter().find(|(c, _)| *c == s.as_u16()) {
+        Some((_, l)) => std::borrow::Cow::Borrowed(l),
+        None => std::borrow::Cow::Owned(s.as_u16().to_string()),
+    }
 }

@@ -4,9 +4,6 @@
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::Response;
-use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -28,7 +25,9 @@ fn acceptable(v: &HeaderValue) -> Option<String> {
     .then(|| s.to_string())
 }
 
-pub async fn layer(mut req: Request, next: Next) -> Response {
+/// The request's id: the one it carries when sane, a new one otherwise (set on the request, so
+/// that what it calls passes it on).
+pub fn accept(req: &mut Request) -> String {
     let id = req
         .headers()
         .get(HEADER)
@@ -37,17 +36,10 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(HEADER, v);
     }
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.uri().path(),
-    );
-    let mut res = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span))
-        .await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(HEADER, v);
-    }
-    res
+    id
+}
+
+/// Runs `f` as the request `id` ([`current`] answers it inside).
+pub async fn scope<F: std::future::Future>(id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
 }
