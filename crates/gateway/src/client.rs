@@ -227,11 +227,11 @@ impl HttpBody for Driven {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let me = &mut *self;
-        if let Some(p) = me.conn.as_mut() {
-            if !p.drive(cx) {
-                // ended: what it delivered is still read below, then the body ends
-                me.conn = None;
-            }
+        if let Some(p) = me.conn.as_mut()
+            && !p.drive(cx)
+        {
+            // ended: what it delivered is still read below, then the body ends
+            me.conn = None;
         }
         let frame = Pin::new(&mut me.body).poll_frame(cx);
         // at the end (a server stops reading once `is_end_stream` says so, without asking

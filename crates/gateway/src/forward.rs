@@ -237,10 +237,10 @@ pub async fn forward(f: &Forwarder, up: &Upstream, req: Request) -> Response {
         *out.method_mut() = parts.method.clone();
         *out.uri_mut() = uri.clone();
         *out.headers_mut() = parts.headers.clone();
-        if !service.keep_host || !out.headers().contains_key(header::HOST) {
-            if let Ok(h) = HeaderValue::from_str(&instance.authority) {
-                out.headers_mut().insert(header::HOST, h);
-            }
+        if (!service.keep_host || !out.headers().contains_key(header::HOST))
+            && let Ok(h) = HeaderValue::from_str(&instance.authority)
+        {
+            out.headers_mut().insert(header::HOST, h);
         }
         let lease = Pool::lease(&instance);
         let started = Instant::now();
