@@ -450,6 +450,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     } else {
         None
     };
+    let mut cors = None;
     if targets.contains(&Target::Gateway)
         && let Some(auth) = &auth
     {
@@ -570,19 +571,17 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             limits: edge_limits(settings)?,
             proxies: trusted_proxies(settings)?,
         });
-        let cors = Arc::new(
+        // CORS outside the edge (in the common layer): preflights are answered before any
+        // authentication or limit, and every answer has its headers, errors included
+        cors = Some(Arc::new(
             platform::http::cors::Cors::parse(&g.cors_origins)
                 .map_err(|m| ConfigError::new("gateway.cors_origins", m))?,
-        );
-        // CORS outside the edge: preflights are answered before any authentication or limit
+        ));
         router = router
             .merge(platform::http::health::router(checks))
             .merge(docs::router(targets, !web_here && pages.is_empty()))
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
-            }))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                platform::http::cors::layer(cors.clone(), req, next)
             }));
         if !pages.is_empty() {
             router = router.merge(gateway::router(forwarder, &pages, cache));
@@ -614,6 +613,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         &EdgeOptions {
             request_timeout: Duration::from_secs(settings.server.request_timeout_seconds),
             max_body_bytes: settings.server.max_body_bytes,
+            cors,
         },
     );
     Ok(App {

@@ -61,6 +61,7 @@ fn gateway(urls: &[&str], balance: Balance, max_body: usize) -> (Router, Arc<Ser
     let opts = platform::http::EdgeOptions {
         request_timeout: Duration::from_secs(10),
         max_body_bytes: max_body,
+        cors: None,
     };
     let r = platform::http::with_common_layers(gateway::router(forwarder, &[up], None), &opts);
     (r, service)

@@ -60,6 +60,12 @@ pub fn init_metrics() {
     });
 }
 
+/// Whether this process's metrics are recorded (a handle taken before is a no-op for good: only
+/// a handle taken after may be kept).
+pub fn recording() -> bool {
+    matches!(PROMETHEUS.get(), Some(Some(_)))
+}
+
 /// The Prometheus text exposition of every metric of this process.
 pub fn render_metrics() -> String {
     init_metrics();

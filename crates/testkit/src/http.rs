@@ -65,6 +65,7 @@ impl TestApp {
             &EdgeOptions {
                 request_timeout: Duration::from_secs(30),
                 max_body_bytes,
+                cors: None,
             },
         );
         TestApp { router, ..self }

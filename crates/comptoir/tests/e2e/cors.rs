@@ -262,6 +262,16 @@ async fn cors_one_process_grants_listed_origins_only_and_answers_preflights_at_t
     assert_eq!(r.status(), 201);
     assert_call_granted(&r, LISTED, "POST carts");
     assert!(!header(&r, "location").is_empty());
+    // an error answered outside any route (no such route, 404) is readable by a listed origin
+    // too: the page can show the problem instead of a CORS failure
+    let r = c
+        .get(format!("{base}/api/no-such-thing"))
+        .header("origin", LISTED)
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(r.status(), 404);
+    assert_call_granted(&r, LISTED, "404");
 
     // the per-address limit is live: anonymous calls soon get 429, which a listed origin can
     // read (Retry-After exposed)

@@ -14,7 +14,7 @@ use crate::caller::{ClientIp, EdgeVerified, IDENTITY_HEADER, TrustedProxies};
 use crate::http::problem::ApiError;
 use crate::ratelimit::{Decision, Limiter, Quota};
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
@@ -112,11 +112,20 @@ impl Limited {
             .map(|q| format!("{};w={}", q.limit, q.period.as_secs().max(1)))
             .collect();
         let h = res.headers_mut();
-        h.insert("ratelimit-limit", HeaderValue::from(t.quota.limit));
-        h.insert("ratelimit-remaining", HeaderValue::from(t.remaining));
-        h.insert("ratelimit-reset", HeaderValue::from(reset));
+        h.insert(
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(t.quota.limit),
+        );
+        h.insert(
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(t.remaining),
+        );
+        h.insert(
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(reset),
+        );
         if let Ok(v) = HeaderValue::from_str(&policy.join(", ")) {
-            h.insert("ratelimit-policy", v);
+            h.insert(HeaderName::from_static("ratelimit-policy"), v);
         }
         res
     }

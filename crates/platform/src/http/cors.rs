@@ -11,9 +11,7 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
-use std::sync::Arc;
 
 /// What a listed origin may send: every method of the API.
 const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -150,16 +148,50 @@ fn allow(h: &mut HeaderMap, origin: HeaderValue) {
     );
 }
 
-/// The CORS middleware, outside the edge.
-pub async fn layer(cors: Arc<Cors>, req: Request, next: Next) -> Response {
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let allowed = origin.as_ref().filter(|o| cors.allows(o)).cloned();
-    let preflight = req.method() == Method::OPTIONS
-        && origin.is_some()
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
+impl Cors {
+    /// The request's origin when it is listed (its answer gets the CORS headers).
+    pub fn allowed(&self, req: &Request) -> Option<HeaderValue> {
+        req.headers()
+            .get(header::ORIGIN)
+            .filter(|o| self.allows(o))
+            .cloned()
+    }
+
+    /// The answer to a preflight, given here for every route, listed origin or not (a
+    /// preflight is never a call of the API); `None` for any other request.
+    pub fn preflight(&self, req: &Request) -> Option<Response> {
+        let preflight = req.method() == Method::OPTIONS
+            && req.headers().contains_key(header::ORIGIN)
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        preflight.then(|| preflight_answer(self.allowed(req)))
+    }
+
+    /// The CORS headers of an answer: only this layer speaks CORS (an upstream behind the
+    /// gateway does not get the last word).
+    pub fn decorate(&self, allowed: Option<HeaderValue>, res: &mut Response) {
+        let h = res.headers_mut();
+        if h.keys().any(is_cors_header) {
+            let foreign: Vec<HeaderName> =
+                h.keys().filter(|n| is_cors_header(n)).cloned().collect();
+            for n in foreign {
+                h.remove(n);
+            }
+        }
+        vary_origin(h);
+        if let Some(o) = allowed {
+            allow(h, o);
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+        }
+    }
+}
+
+fn preflight_answer(allowed: Option<HeaderValue>) -> Response {
+    {
         // answered here, listed origin or not: a preflight is never a call of the API
         let mut res = Response::new(Body::empty());
         *res.status_mut() = StatusCode::NO_CONTENT;
@@ -180,24 +212,8 @@ pub async fn layer(cors: Arc<Cors>, req: Request, next: Next) -> Response {
                 HeaderValue::from_static(MAX_AGE),
             );
         }
-        return res;
+        res
     }
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    // only this layer speaks CORS (an upstream behind the gateway does not get the last word)
-    let foreign: Vec<HeaderName> = h.keys().filter(|n| is_cors_header(n)).cloned().collect();
-    for n in foreign {
-        h.remove(n);
-    }
-    vary_origin(h);
-    if let Some(o) = allowed {
-        allow(h, o);
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSE_HEADERS),
-        );
-    }
-    res
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Forwarded {
 pub struct EdgeOptions {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// CORS (the gateway's): every answer of this server, errors included, and the preflights.
+    pub cors: Option<std::sync::Arc<cors::Cors>>,
 }
 
 /// Wraps a router with the layers every Comptoir HTTP server has, outermost first: the request
@@ -45,6 +47,7 @@ pub struct EdgeOptions {
 /// the timeout), compression, panic catcher, body limit.
 pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
     let timeout = opts.request_timeout;
+    let cors = opts.cors.clone();
     let router = match crate::fail::delay_of("http.request") {
         // fault tests: a slow instance (every request waits first)
         Some(d) => router.layer(middleware::from_fn(
@@ -65,15 +68,20 @@ pub fn with_common_layers(router: Router, opts: &EdgeOptions) -> Router {
         ))
         .layer(compression())
         .layer(middleware::from_fn(move |req: Request, next: Next| {
-            request(timeout, req, next)
+            request(timeout, cors.clone(), req, next)
         }))
 }
 
 /// What every request goes through, in one layer (each layer costs its request a clone of the
-/// routes below and a boxed future): its id ([`request_id`]) and log span, the timeout, the
-/// security headers, then its metrics and access log line.
-async fn request(limit: Duration, mut req: Request, next: Next) -> Response {
-    let id = request_id::accept(&mut req);
+/// routes below and a boxed future): its id ([`request_id`]) and log span, CORS, the timeout,
+/// the security headers, then its metrics and access log line.
+async fn request(
+    limit: Duration,
+    cors: Option<std::sync::Arc<cors::Cors>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let (id, id_header) = request_id::accept(&mut req);
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -90,22 +98,31 @@ async fn request(limit: Duration, mut req: Request, next: Next) -> Response {
         } else {
             "unmatched".to_owned()
         };
-        let res = match tokio::time::timeout(limit, next.run(req)).await {
-            Ok(res) => res,
-            Err(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "request_timeout",
-                "the request took too long and was abandoned",
-            )
-            .into_response(),
+        let preflight = cors.as_ref().and_then(|c| c.preflight(&req));
+        let answered_here = preflight.is_some();
+        let origin = cors.as_ref().and_then(|c| c.allowed(&req));
+        let res = match preflight {
+            Some(answer) => answer,
+            None => match tokio::time::timeout(limit, next.run(req)).await {
+                Ok(res) => res,
+                Err(_) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "request_timeout",
+                    "the request took too long and was abandoned",
+                )
+                .into_response(),
+            },
         };
-        let res = security_headers(res);
+        let mut res = security_headers(res);
+        if let Some(c) = cors.as_ref().filter(|_| !answered_here) {
+            c.decorate(origin, &mut res);
+        }
         record(&method, route, &res, start.elapsed());
         res
     };
-    let mut res = request_id::scope(id.clone(), served.instrument(span)).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(request_id::HEADER, v);
+    let mut res = request_id::scope(id, served.instrument(span)).await;
+    if let Some(v) = id_header {
+        res.headers_mut().insert(request_id::HEADER_NAME, v);
     }
     res
 }
@@ -241,18 +258,59 @@ fn record(method: &axum::http::Method, route: String, res: &Response, elapsed: D
             "request"
         ),
     }
-    let labels = [
-        ("method", metrics::SharedString::from(method_label(method))),
-        ("route", metrics::SharedString::from(route)),
-        (
-            "status",
-            metrics::SharedString::from(status_label(res.status())),
-        ),
-    ];
-    metrics::counter!("comptoir_http_requests_total", &labels).increment(1);
-    metrics::histogram!("comptoir_http_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
+    let (method, status) = (method_label(method), res.status().as_u16());
+    let handles = || {
+        let labels = [
+            ("method", metrics::SharedString::from(method)),
+            ("route", metrics::SharedString::from(route.clone())),
+            (
+                "status",
+                metrics::SharedString::from(status_label(res.status())),
+            ),
+        ];
+        RouteMetrics {
+            requests: metrics::counter!("comptoir_http_requests_total", &labels),
+            duration: metrics::histogram!("comptoir_http_request_duration_seconds", &labels),
+        }
+    };
+    if !crate::telemetry::recording() {
+        return handles().record(elapsed);
+    }
+    let known = ROUTE_METRICS.read().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = known.get(&(method, status)).and_then(|m| m.get(&route)) {
+        return m.record(elapsed);
+    }
+    drop(known);
+    let m = handles();
+    m.record(elapsed);
+    ROUTE_METRICS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((method, status))
+        .or_default()
+        .insert(route, m);
 }
+
+/// The metrics of a method, route and status, registered once (a lookup by name and labels
+/// in the recorder costs more than this map's).
+struct RouteMetrics {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl RouteMetrics {
+    fn record(&self, elapsed: Duration) {
+        self.requests.increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+    }
+}
+
+type RouteMetricsMap =
+    std::collections::HashMap<(&'static str, u16), std::collections::HashMap<String, RouteMetrics>>;
+
+/// Bounded: methods and statuses are few, routes are the router's templates.
+static ROUTE_METRICS: std::sync::LazyLock<std::sync::RwLock<RouteMetricsMap>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// The standard methods as static labels (no allocation); any other is `other` (the label
 /// set stays bounded whatever a client sends).

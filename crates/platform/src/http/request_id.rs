@@ -6,6 +6,8 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 
 pub const HEADER: &str = "x-request-id";
+/// [`HEADER`] as a name (inserting it allocates nothing).
+pub const HEADER_NAME: axum::http::HeaderName = axum::http::HeaderName::from_static(HEADER);
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -26,17 +28,18 @@ fn acceptable(v: &HeaderValue) -> Option<String> {
 }
 
 /// The request's id: the one it carries when sane, a new one otherwise (set on the request, so
-/// that what it calls passes it on).
-pub fn accept(req: &mut Request) -> String {
-    let id = req
-        .headers()
-        .get(HEADER)
-        .and_then(acceptable)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        req.headers_mut().insert(HEADER, v);
+/// that what it calls passes it on), and the header value the answer echoes.
+pub fn accept(req: &mut Request) -> (String, Option<HeaderValue>) {
+    if let Some(id) = req.headers().get(HEADER).and_then(acceptable) {
+        let v = req.headers().get(HEADER).cloned();
+        return (id, v);
     }
-    id
+    let id = uuid::Uuid::now_v7().to_string();
+    let v = HeaderValue::from_str(&id).ok();
+    if let Some(v) = &v {
+        req.headers_mut().insert(HEADER_NAME, v.clone());
+    }
+    (id, v)
 }
 
 /// Runs `f` as the request `id` ([`current`] answers it inside).

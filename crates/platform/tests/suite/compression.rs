@@ -130,6 +130,7 @@ fn app() -> Router {
         &EdgeOptions {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
+            cors: None,
         },
     )
 }
