@@ -3,8 +3,9 @@
 back at each concurrency:
 
 - direct: from the catalog process (`serve --target catalog,identity`, SQLite, demo data);
-- gateway: through `serve --target gateway` in front of it (authentication, plans, balancing,
-  its cache off, so that every request is proxied);
+- gateway: through `serve --target gateway` in front of it (authentication, its per-address
+  plan counted in process at a limit the load never reaches, balancing, its cache off, so that
+  every request is proxied);
 - nginx: through nginx (Debian package) configured as a plain reverse proxy in front of the
   same process (keep-alive upstream connections, no access log).
 
@@ -27,8 +28,8 @@ SECRET = "a-benchmark-internal-secret-0123456789abcdef"
 def start(args, env, port, data):
     os.makedirs(data, exist_ok=True)
     e = dict(os.environ, COMPTOIR_LOG__LEVEL="warn", COMPTOIR_AUTH__INTERNAL_SECRET=SECRET,
-             COMPTOIR_AUTH__ISSUER="http://bench.test", COMPTOIR_RATE_LIMIT__PER_IP_PER_MINUTE="0",
-             **env)
+             COMPTOIR_AUTH__ISSUER="http://bench.test", COMPTOIR_RATE_LIMIT__PER_IP_PER_MINUTE="0")
+    e.update(env)
     p = subprocess.Popen([run.BIN, "--data-dir", data] + args + ["--bind", f"127.0.0.1:{port}"],
                          env=e, stdout=subprocess.DEVNULL, stderr=open(os.path.join(data, "log"), "w"))
     run.wait_ready(f"http://127.0.0.1:{port}/readyz", deadline=120)
@@ -59,7 +60,8 @@ def main():
         for s in ("INVENTORY", "CART", "ORDERS", "PAYMENTS"):
             peers[f"COMPTOIR_PEERS__{s}_URL"] = f"http://127.0.0.1:{PORT_SERVICES}"
         gateway = start(["serve", "--target", "gateway"],
-                        dict(peers, COMPTOIR_GATEWAY__CACHE_ENTRIES="0"), PORT_GATEWAY,
+                        dict(peers, COMPTOIR_GATEWAY__CACHE_ENTRIES="0",
+                             COMPTOIR_RATE_LIMIT__PER_IP_PER_MINUTE="1000000000"), PORT_GATEWAY,
                         os.path.join(work, "gateway"))
         procs.append(gateway)
         conf = os.path.join(work, "nginx.conf")
@@ -86,16 +88,18 @@ http {{
         run.wait_ready(f"http://127.0.0.1:{PORT_NGINX}/readyz")
         nginx_pids = run.children(nginx.pid) + [nginx.pid]
         ways = {
-            "direct": (f"http://127.0.0.1:{PORT_SERVICES}{PATH}", [services.pid]),
-            "gateway": (f"http://127.0.0.1:{PORT_GATEWAY}{PATH}", [gateway.pid, services.pid]),
-            "nginx": (f"http://127.0.0.1:{PORT_NGINX}{PATH}", nginx_pids + [services.pid]),
+            "direct": (f"http://127.0.0.1:{PORT_SERVICES}{PATH}", [services.pid], None),
+            "gateway": (f"http://127.0.0.1:{PORT_GATEWAY}{PATH}", [gateway.pid, services.pid],
+                        [gateway.pid]),
+            "nginx": (f"http://127.0.0.1:{PORT_NGINX}{PATH}", nginx_pids + [services.pid],
+                      nginx_pids),
         }
-        for url, _ in ways.values():
+        for url, _, _ in ways.values():
             subprocess.run(["wrk", "-t1", "-c8", "-d1s", url], capture_output=True)
         for c in run.CONCURRENCIES:
             row = {"conns": c}
-            for name, (url, pids) in ways.items():
-                row[name] = run.wrk(url, c, pids)
+            for name, (url, pids, own) in ways.items():
+                row[name] = run.wrk(url, c, pids, own)
                 print(f"c{c} {name}: {row[name]['rps']:.0f} req/s p99 {row[name]['p99_ms']:.2f} ms "
                       f"errors {row[name]['errors']}", file=sys.stderr, flush=True)
             rep["rows"].append(row)
@@ -146,15 +150,19 @@ def report(rep):
              f"Run {rep['when']}; {rep['machine']['cpus']} CPUs, load average {rep['machine']['loadavg']} at start. "
              f"`GET {rep['path']}` (24 products, JSON, the catalogue's in-process cache warm), wrk -t2, "
              f"{rep['seconds']} s per run, the three ways back to back at each concurrency; client, proxies and "
-             f"the catalog process on the same 2 cores. The gateway's edge cache is off (every request proxied); "
-             f"nginx is a plain reverse proxy (keep-alive upstream, no access log).", "",
-             "| conns | direct req/s | p99 ms | gateway req/s | p99 ms | CPU µs/req (gateway + catalog) | nginx req/s | p99 ms | gateway ÷ direct | gateway ÷ nginx | gateway p99 − direct p99 |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"the catalog process on the same 2 cores. The gateway's edge cache is off (every request proxied), its "
+             f"per-address plan is counted (in process, at a limit the load never reaches), its access log is at "
+             f"`warn` (off); nginx is a plain reverse proxy (keep-alive upstream, no access log). A proxy's own CPU "
+             f"is the time its processes spent, user and kernel, per request answered.", "",
+             "| conns | direct req/s | p99 ms | gateway req/s | p99 ms | nginx req/s | p99 ms | gateway ÷ direct | gateway ÷ nginx | gateway p99 − direct p99 | CPU µs/req: catalog direct | gateway's own | nginx's own |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rep["rows"]:
         d, g, n = r["direct"], r["gateway"], r["nginx"]
         lines.append(f"| {r['conns']} | {d['rps']:.0f} | {d['p99_ms']:.2f} | {g['rps']:.0f} | {g['p99_ms']:.2f} | "
-                     f"{(g['cpu_us_per_req'] or 0):.0f} | {n['rps']:.0f} | {n['p99_ms']:.2f} | "
-                     f"{g['rps'] / d['rps']:.2f} | {g['rps'] / n['rps']:.2f} | {g['p99_ms'] - d['p99_ms']:+.2f} ms |")
+                     f"{n['rps']:.0f} | {n['p99_ms']:.2f} | "
+                     f"{g['rps'] / d['rps']:.2f} | {g['rps'] / n['rps']:.2f} | {g['p99_ms'] - d['p99_ms']:+.2f} ms | "
+                     f"{(d['cpu_us_per_req'] or 0):.0f} | {(g['own_cpu_us_per_req'] or 0):.0f} | "
+                     f"{(n['own_cpu_us_per_req'] or 0):.0f} |")
     errs = sum(r[w]["errors"] for r in rep["rows"] for w in ("direct", "gateway", "nginx"))
     lines += ["", f"Errors (non-2xx or socket) over every run: {errs}.", "",
               "Aims: gateway ≥ 0.8 × direct; gateway ≥ nginx; p99 within 2 ms of direct at 64 connections.", "",

@@ -52,14 +52,17 @@ def to_ms(s):
     return v / 1000 if u == "us" else v if u == "ms" else v * 1000
 
 
-def wrk(url, conns, pids):
+def wrk(url, conns, pids, own=None):
+    """wrk against `url`; CPU per request of `pids` (and of `own`, a subset, apart)."""
     threads = 2 if conns >= 2 else 1
     before = cpu_seconds(pids)
+    own_before = cpu_seconds(own) if own else 0.0
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{conns}", f"-d{DURATION}s", "--latency", url],
         capture_output=True, text=True, timeout=DURATION + 60,
     ).stdout
     cpu = cpu_seconds(pids) - before
+    own_cpu = (cpu_seconds(own) - own_before) if own else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = to_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
@@ -74,6 +77,7 @@ def wrk(url, conns, pids):
     return {
         "rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": total, "errors": errors,
         "cpu_us_per_req": (cpu * 1e6 / total) if total else None,
+        "own_cpu_us_per_req": (own_cpu * 1e6 / total) if (total and own_cpu is not None) else None,
     }
 
 
