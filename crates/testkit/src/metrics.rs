@@ -6,7 +6,7 @@
 //! (one thread) is the test body and every task it spawns (relays, the servers of
 //! `http::serve`). Its text is the exporter's, configured as the process configures it.
 //!
-//! ```ignore
+//! ```text
 //! let m = testkit::metrics::Recorder::new();
 //! let _on = m.on_this_thread();
 //! // … a checkout through the API …
