@@ -378,7 +378,9 @@ async fn prometheus_scrapes_the_shipped_configuration_and_every_query_runs() {
             deploy.display()
         ));
     };
-    let Some(topo) = Topology::start_with("prometheus", 3).await else {
+    // ten processes beside the other e2e tests: small pools, so that the shared PostgreSQL
+    // server keeps connections for everyone
+    let Some(topo) = Topology::start_with("prometheus", 3, Some(3)).await else {
         return;
     };
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();

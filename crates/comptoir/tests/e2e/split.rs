@@ -22,6 +22,10 @@ pub(super) const OK_CARD: &str = "4242424242424242";
 pub(super) const DECLINED: &str = "4000000000000002";
 const THREE_DS: &str = "4000002500003155";
 
+/// One topology at a time: each is eight to ten processes on two cores, beside the rest of the
+/// suite (whose cross-process checkout races time out when three topologies share the CPU).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The eight processes (or more, with several cart instances) and what they share.
 pub(super) struct Topology {
     pub(super) dir: PathBuf,
@@ -29,6 +33,8 @@ pub(super) struct Topology {
     /// In start order: each needs only those before it (the cart instances together).
     pub(super) servers: Vec<(Target, Server)>,
     pub(super) head_office: String,
+    /// This topology's turn ([`ONE_AT_A_TIME`]), until it is dropped.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// The order the targets start in (a peer before whoever calls it).
@@ -46,12 +52,14 @@ const ORDER: [Target; 8] = [
 impl Topology {
     /// PostgreSQL, Redis and RabbitMQ are needed; `None` (with the reason printed) otherwise.
     async fn start(tag: &str) -> Option<Topology> {
-        Topology::start_with(tag, 1).await
+        Topology::start_with(tag, 1, None).await
     }
 
     /// [`Topology::start`] with `carts` cart instances behind the gateway (the compose stack
-    /// runs three): carts live in Redis, so any instance serves any cart.
-    pub(super) async fn start_with(tag: &str, carts: usize) -> Option<Topology> {
+    /// runs three): carts live in Redis, so any instance serves any cart. `pool`: at most so
+    /// many connections per service's pool (the e2e tests share one PostgreSQL server and its
+    /// 100 connections).
+    pub(super) async fn start_with(tag: &str, carts: usize, pool: Option<u32>) -> Option<Topology> {
         let (Some(pg), Some(redis), Some(amqp)) = (
             testkit::postgres_url(),
             testkit::redis_url(),
@@ -62,6 +70,7 @@ impl Topology {
             );
             return None;
         };
+        let turn = ONE_AT_A_TIME.lock().await;
         let dir = temp_dir(tag);
         let t = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
         let mut env: Vec<(String, String)> = vec![
@@ -87,6 +96,9 @@ impl Topology {
         ];
         for s in Target::SERVICES {
             let up = s.name().to_uppercase();
+            if let Some(n) = pool {
+                env.push((format!("COMPTOIR_{up}__MAX_CONNECTIONS"), n.to_string()));
+            }
             env.push((format!("COMPTOIR_{up}__DATABASE_URL"), pg.clone()));
             env.push((
                 format!("COMPTOIR_{up}__DATABASE_SCHEMA"),
@@ -114,6 +126,7 @@ impl Topology {
             env,
             servers: Vec::new(),
             head_office: head_office.expect("demo-data printed the accounts"),
+            _turn: turn,
         };
         for t in ORDER {
             let started: Vec<Server> = if t == Target::Cart && carts > 1 {
