@@ -8,7 +8,7 @@ use crate::domain::{
     Cart, Line, MAX_LINES, MAX_QUANTITY, MAX_SKU, PriceChange, PriceInfo, price_in_range, valid_sku,
 };
 use crate::keyed::Keyed;
-use crate::store::{CartStore, Commit, StoreError};
+use crate::store::{CartStore, Commit, Purged, StoreError};
 use kernel::CartId;
 use kernel::Clock;
 use std::collections::HashMap;
@@ -16,6 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use contracts::catalog::PriceBook;
+
+/// Describes the metrics of carts and starts them at 0 (a process with carts calls this once).
+pub fn describe_metrics() {
+    metrics::describe_counter!("comptoir_carts_created_total", "Carts created");
+    metrics::describe_counter!(
+        "comptoir_carts_abandoned_total",
+        "Carts that expired while they still had lines (counted by the purge, once)"
+    );
+    metrics::counter!("comptoir_carts_created_total").increment(0);
+    metrics::counter!("comptoir_carts_abandoned_total").increment(0);
+}
 
 /// Lifetimes and limits of carts.
 #[derive(Debug, Clone)]
@@ -196,7 +207,10 @@ impl Carts {
                 expires_at: now.saturating_add(self.ttl_ms(owner)),
             };
             match self.save(&cart, keyed, true, None).await {
-                Ok(()) => return Ok((cart, true)),
+                Ok(()) => {
+                    metrics::counter!("comptoir_carts_created_total").increment(1);
+                    return Ok((cart, true));
+                }
                 // the customer's cart was created meanwhile: take it on the next turn
                 Err(StoreError::Conflict) => tokio::task::yield_now().await,
                 Err(e) => return Err(e.into()),
@@ -467,9 +481,12 @@ impl Carts {
         Ok(self.store.delete(id).await?)
     }
 
-    /// Removes expired carts now (SQL backend; Redis expires them itself).
-    pub async fn purge_expired(&self) -> CartResult<u64> {
-        Ok(self.store.purge_expired(self.now_ms()).await?)
+    /// Removes expired carts now (SQL backend; Redis expires them itself) and counts those
+    /// that still had lines (`comptoir_carts_abandoned_total`).
+    pub async fn purge_expired(&self) -> CartResult<Purged> {
+        let purged = self.store.purge_expired(self.now_ms()).await?;
+        metrics::counter!("comptoir_carts_abandoned_total").increment(purged.abandoned);
+        Ok(purged)
     }
 }
 

@@ -37,11 +37,11 @@ pub mod model {
     pub use crate::http::wire::*;
 }
 
-pub use app::{CartError, CartSettings, Carts, PriceBook};
+pub use app::{CartError, CartSettings, Carts, PriceBook, describe_metrics};
 pub use domain::{Cart, Line, PriceChange, PriceInfo};
 pub use http::wire::CartView;
 pub use redis_store::RedisCartStore;
-pub use store::{CartStore, Commit, SqlCartStore, StoreError};
+pub use store::{CartStore, Commit, Purged, SqlCartStore, StoreError};
 
 use platform::db::MigrationSet;
 use sqlx::migrate::Migrator;

@@ -3,6 +3,11 @@
 //! `<prefix>owner:<subject>` → cart id with the same TTL. Saves are a Lua compare-and-set on the
 //! version (and on the owner having no other live cart), so they are atomic on the server.
 //!
+//! Carts that have lines are also members of the sorted set `<prefix>expiring`, scored by their
+//! `expires_at` (moved by every save, left by a save without lines and by a delete): Redis's
+//! TTL removes the cart itself without a word, and this set is how a purge learns that a cart
+//! with lines expired (abandoned), once (`ZREMRANGEBYSCORE` is atomic across instances).
+//!
 //! The `Idempotency-Key`s of cart writes are hashes under
 //! `<prefix>idem:<length of the scope>:<scope>:<key>` (fields `request_hash`, `state`,
 //! `locked_at`, then `status`, `body`, `location`), kept 24 hours. The save script writes the
@@ -13,7 +18,7 @@
 
 use crate::domain::Cart;
 use crate::keyed::{self, Answer, Begin, Claim, Held};
-use crate::store::{CartStore, Commit, StoreError, now_ms};
+use crate::store::{CartStore, Commit, Purged, StoreError, now_ms};
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
 use kernel::CartId;
@@ -36,12 +41,13 @@ local function answer(key, hash, status, body, location, retention)
 end
 "#;
 
-/// KEYS: 1 cart key, then the owner key (when the cart has an owner), the replaced cart's key
-/// (when there is one) and the idempotency key (when the save answers a keyed write), in that
-/// order. ARGV: 1 JSON, 2 expected stored version (0 = absent), 3 TTL ms, 4 cart id, 5 prefix of
-/// cart keys, 6 now ms, 7 '1' when there is an owner key, 8 '1' when there is a replaced cart,
-/// 9 '1' when there is an answer, then for the answer 10 request hash, 11 status, 12 body,
-/// 13 location or '', 14 retention ms.
+/// KEYS: 1 cart key, 2 the set of expiring carts with lines, then the owner key (when the cart
+/// has an owner), the replaced cart's key (when there is one) and the idempotency key (when the
+/// save answers a keyed write), in that order. ARGV: 1 JSON, 2 expected stored version
+/// (0 = absent), 3 TTL ms, 4 cart id, 5 prefix of cart keys, 6 now ms, 7 '1' when there is an
+/// owner key, 8 '1' when there is a replaced cart, 9 '1' when there is an answer, 10 '1' when
+/// the cart has lines, then for the answer 11 request hash, 12 status, 13 body, 14 location or
+/// '', 15 retention ms.
 /// Returns 1 when saved, 0 on a version conflict, -1 when the owner has another live cart; only
 /// when 1 is anything written.
 const SAVE_LUA: &str = r#"
@@ -54,7 +60,7 @@ local function live(raw)
   if not exp or exp <= now then return nil end
   return doc
 end
-local n = 2
+local n = 3
 local okey, rkey, ikey
 if ARGV[7] == '1' then okey = KEYS[n]; n = n + 1 end
 if ARGV[8] == '1' then rkey = KEYS[n]; n = n + 1 end
@@ -74,8 +80,16 @@ if okey then
   redis.call('SET', okey, ARGV[4], 'PX', ARGV[3])
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-if rkey then redis.call('DEL', rkey) end
-if ikey then answer(ikey, ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]) end
+if ARGV[10] == '1' then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
+else
+  redis.call('ZREM', KEYS[2], ARGV[4])
+end
+if rkey then
+  redis.call('DEL', rkey)
+  redis.call('ZREM', KEYS[2], string.sub(rkey, #ARGV[5] + 1))
+end
+if ikey then answer(ikey, ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]) end
 return 1
 "#;
 
@@ -113,9 +127,11 @@ if redis.call('HGET', KEYS[1], 'state') == 'in_progress' then redis.call('DEL', 
 return 1
 "#;
 
-/// KEYS[1] cart key. ARGV: 1 prefix of owner keys, 2 cart id.
-/// Deletes the cart and its owner index entry if that still points to it.
+/// KEYS[1] cart key, KEYS[2] the set of expiring carts. ARGV: 1 prefix of owner keys, 2 cart
+/// id. Deletes the cart, its place in the set and its owner index entry if that still points to
+/// it.
 const DELETE_LUA: &str = r#"
+redis.call('ZREM', KEYS[2], ARGV[2])
 local raw = redis.call('GET', KEYS[1])
 if raw then
   local ok, doc = pcall(cjson.decode, raw)
@@ -194,6 +210,11 @@ impl RedisCartStore {
         format!("{}cart:{id}", self.prefix)
     }
 
+    /// The sorted set of carts with lines, by expiry.
+    pub fn expiring_key(&self) -> String {
+        format!("{}expiring", self.prefix)
+    }
+
     /// The key of an owner's index entry.
     pub fn owner_key(&self, owner: &str) -> String {
         format!("{}owner:{owner}", self.prefix)
@@ -208,6 +229,16 @@ impl RedisCartStore {
     /// What every key of this store starts with.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// Whether Redis answers (readiness).
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// A connection, for readiness checks and tests.
@@ -241,6 +272,7 @@ impl RedisCartStore {
         let flag = |b: bool| if b { "1" } else { "0" };
         let mut inv = self.save.prepare_invoke();
         inv.key(self.cart_key(cart.id));
+        inv.key(self.expiring_key());
         if let Some(o) = &cart.owner {
             inv.key(self.owner_key(o));
         }
@@ -258,7 +290,8 @@ impl RedisCartStore {
             .arg(now)
             .arg(flag(cart.owner.is_some()))
             .arg(flag(with.replaces.is_some()))
-            .arg(flag(answer.is_some()));
+            .arg(flag(answer.is_some()))
+            .arg(flag(!cart.lines.is_empty()));
         if let Some((_, hash, a)) = answer {
             inv.arg(hash)
                 .arg(a.status.as_u16())
@@ -356,6 +389,7 @@ impl RedisCartStore {
         let mut conn = self.conn.clone();
         self.delete
             .key(self.cart_key(id))
+            .key(self.expiring_key())
             .arg(format!("{}owner:", self.prefix))
             .arg(id.to_string())
             .invoke_async::<i64>(&mut conn)
@@ -418,8 +452,21 @@ impl CartStore for RedisCartStore {
         let owner = owner.to_string();
         Box::pin(async move { self.find_by_owner_impl(&owner).await })
     }
-    fn purge_expired(&self, _now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        // Redis removes expired carts itself (TTL)
-        Box::pin(async { Ok(0) })
+    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<Purged, StoreError>> {
+        // Redis removes expired carts itself (TTL); the set says which of them had lines
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let abandoned: u64 = redis::cmd("ZREMRANGEBYSCORE")
+                .arg(self.expiring_key())
+                .arg("-inf")
+                .arg(now_ms)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            Ok(Purged {
+                removed: 0,
+                abandoned,
+            })
+        })
     }
 }

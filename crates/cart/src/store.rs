@@ -83,8 +83,18 @@ pub trait CartStore: Send + Sync {
     fn delete(&self, id: CartId) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The id of the owner's unexpired cart.
     fn find_by_owner(&self, owner: &str) -> BoxFuture<'_, Result<Option<CartId>, StoreError>>;
-    /// Removes expired carts, returns how many (Redis: its TTL does it, returns 0).
-    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Removes expired carts (Redis: its TTL does it) and says how many of them still had
+    /// lines, each once whichever instance purges.
+    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<Purged, StoreError>>;
+}
+
+/// What [`CartStore::purge_expired`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Carts this purge deleted (0 on Redis, whose TTL deletes them).
+    pub removed: u64,
+    /// Expired carts that still had lines: abandoned, counted once.
+    pub abandoned: u64,
 }
 
 pub(crate) fn now_ms(clock: &dyn Clock) -> i64 {
@@ -313,14 +323,19 @@ impl SqlCartStore {
         .map(CartId::from_uuid))
     }
 
-    async fn purge_impl(&self, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(db_run!(&self.db, |p| sqlx::query(
-            "DELETE FROM carts WHERE expires_at <= $1"
+    async fn purge_impl(&self, now_ms: i64) -> Result<Purged, StoreError> {
+        // one statement: a cart is deleted and judged by the same row version
+        let had_lines: Vec<i32> = db_run!(&self.db, |p| sqlx::query_scalar(
+            "DELETE FROM carts WHERE expires_at <= $1 \
+             RETURNING CASE WHEN lines = '[]' THEN 0 ELSE 1 END"
         )
         .bind(now_ms)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?)
+        .fetch_all(p)
+        .await)?;
+        Ok(Purged {
+            removed: had_lines.len() as u64,
+            abandoned: had_lines.iter().filter(|x| **x == 1).count() as u64,
+        })
     }
 }
 
@@ -360,7 +375,7 @@ impl CartStore for SqlCartStore {
         let owner = owner.to_string();
         Box::pin(async move { self.find_by_owner_impl(&owner).await })
     }
-    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<Purged, StoreError>> {
         Box::pin(self.purge_impl(now_ms))
     }
 }

@@ -243,6 +243,8 @@ mod api;
 mod contract;
 #[path = "suite/keyed.rs"]
 mod keyed;
+#[path = "suite/metrics.rs"]
+mod metrics;
 #[path = "suite/reprice.rs"]
 mod reprice;
 #[path = "suite/store.rs"]

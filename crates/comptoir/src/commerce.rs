@@ -161,6 +161,8 @@ pub struct Context<'a> {
     pub peers: &'a Peers,
     pub report: &'a mut crate::StartReport,
     pub databases: &'a mut Vec<Db>,
+    /// Readiness checks of what a service needs besides its database (the carts' Redis).
+    pub checks: &'a mut Vec<platform::http::health::Check>,
 }
 
 impl Context<'_> {
@@ -227,6 +229,7 @@ pub async fn start_inventory(cx: &mut Context<'_>) -> Result<inventory::Inventor
         skus: cx.catalogue()?,
     };
     report_unknown_skus(&inventory).await;
+    inventory::describe_metrics();
     relay.spawn();
     inventory.spawn_sweeper(Duration::from_secs(s.inventory.hold_sweep_seconds));
     Ok(inventory)
@@ -243,7 +246,9 @@ pub async fn start_payments(cx: &mut Context<'_>) -> Result<payments::Payments, 
         )
         .await?;
     let relay = Relay::new(payments::SERVICE, db.clone(), cx.bus.clone());
-    let p = payments::Payments::new(db.clone(), provider(s, &db)?, Arc::new(SystemClock))
+    let provider = provider(s, &db)?;
+    payments::describe_metrics(provider.name());
+    let p = payments::Payments::new(db.clone(), provider, Arc::new(SystemClock))
         .with_relay(relay.clone());
     relay.spawn();
     Ok(p)
@@ -261,17 +266,28 @@ pub async fn start_cart(cx: &mut Context<'_>) -> Result<(Arc<cart::Carts>, Db), 
         .await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn cart::CartStore> = match s.cart.backend.as_str() {
-        "redis" => Arc::new(
-            cart::RedisCartStore::connect(
+        "redis" => {
+            let r = cart::RedisCartStore::connect(
                 s.cart.redis_url.expose(),
                 "comptoir:cart",
                 clock.clone(),
             )
             .await
-            .map_err(|e| StartError::Runtime(format!("cart Redis: {e}")))?,
-        ),
+            .map_err(|e| StartError::Runtime(format!("cart Redis: {e}")))?;
+            let ping = r.clone();
+            cx.checks.push(platform::http::health::Check::new(
+                "redis",
+                "cart_redis",
+                move || {
+                    let r = ping.clone();
+                    Box::pin(async move { r.ping().await })
+                },
+            ));
+            Arc::new(r)
+        }
         _ => Arc::new(cart::SqlCartStore::new(db.clone(), clock.clone())),
     };
+    cart::describe_metrics();
     let prices: Arc<dyn cart::PriceBook> = cx.catalogue()?;
     let carts = Arc::new(cart::Carts::new(
         store,
@@ -342,6 +358,7 @@ pub async fn start_orders(
     orders::consumers::subscribe(&orders, &cx.bus)
         .await
         .map_err(|e| StartError::Runtime(format!("event bus: {e}")))?;
+    orders::describe_metrics();
     relay.spawn();
     orders.spawn_recovery(Duration::from_millis(s.orders.recovery_interval_ms));
     Ok(orders)

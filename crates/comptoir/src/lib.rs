@@ -310,6 +310,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         }
         let idem = Idempotency::new(db.clone());
         idempotency.push(idem);
+        identity::describe_metrics();
         checks.push(Check::database("identity_db", db.clone()));
         relays.push(platform::bus::Relay::new(
             identity::SERVICE,
@@ -341,6 +342,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             peers: &peers,
             report: &mut report,
             databases: &mut databases,
+            checks: &mut checks,
         };
         if targets.contains(&Target::Inventory) {
             here.inventory = Some(commerce::start_inventory(&mut cx).await?);
@@ -409,6 +411,34 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
     for r in &relays {
         r.spawn();
     }
+    // the bus and the limiter's Redis are reported, not required: the outbox keeps the events
+    // while the broker is away, and limits fall back to this process's counters
+    if bus.name() == "rabbitmq" {
+        let b = bus.clone();
+        checks.push(
+            Check::new("rabbitmq", "rabbitmq", move || {
+                let up = b.is_connected();
+                Box::pin(async move {
+                    if up {
+                        Ok(())
+                    } else {
+                        Err("not connected (reconnecting)".to_string())
+                    }
+                })
+            })
+            .optional(),
+        );
+    }
+    if limiter.is_shared() {
+        let l = limiter.clone();
+        checks.push(
+            Check::new("redis", "rate_limit_redis", move || {
+                let l = l.clone();
+                Box::pin(async move { l.ping().await })
+            })
+            .optional(),
+        );
+    }
 
     // services of this process trust only the edge: in-process, or signed by a gateway
     let key = internal.clone();
@@ -446,6 +476,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             Duration::from_secs(settings.auth.revocation_seconds),
         ));
         authenticator = Some(auth.clone());
+        platform::authn::describe_metrics();
         Some(auth)
     } else {
         None
@@ -522,6 +553,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         for s in &services {
             gateway::health::check_service(s, &client, timing).await;
         }
+        gateway::describe_metrics(&services, g.cache_entries > 0);
         gateway::health::spawn(services, client.clone(), timing);
         let forwarder = Arc::new(gateway::Forwarder {
             client,
@@ -578,7 +610,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
                 .map_err(|m| ConfigError::new("gateway.cors_origins", m))?,
         ));
         router = router
-            .merge(platform::http::health::router(checks))
+            .merge(health_router(checks))
             .merge(docs::router(targets, !web_here && pages.is_empty()))
             .layer(axum::middleware::from_fn(move |req, next| {
                 platform::authn::edge_layer(edge.clone(), req, next)
@@ -588,7 +620,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         }
     } else {
         router = router
-            .merge(platform::http::health::router(checks))
+            .merge(health_router(checks))
             .merge(docs::router(targets, !web_here));
     }
     if web_here && let Some(auth) = auth {
@@ -626,6 +658,15 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
         databases,
         idempotency,
     })
+}
+
+/// How often the readiness checks run in the background for `comptoir_dependency_up`.
+const DEPENDENCY_REFRESH: Duration = Duration::from_secs(15);
+
+/// `/livez`, `/readyz`, `/metrics`; the checks also run every 15 s for their gauges.
+fn health_router(checks: Vec<Check>) -> Router {
+    platform::http::health::spawn_refresh(checks.clone(), DEPENDENCY_REFRESH);
+    platform::http::health::router(checks)
 }
 
 /// The web pages' state: the services of this process (called in process) and of the others

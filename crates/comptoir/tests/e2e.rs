@@ -41,6 +41,10 @@ mod gateway;
 #[path = "e2e/tls.rs"]
 mod tls;
 
+// the real Prometheus with the shipped configuration, dashboards and rules
+#[path = "e2e/prometheus.rs"]
+mod prometheus;
+
 const BIN: &str = env!("CARGO_BIN_EXE_comptoir");
 
 fn temp_dir(tag: &str) -> PathBuf {

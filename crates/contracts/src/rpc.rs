@@ -162,6 +162,7 @@ impl Peer {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the HTTP client for {name}: {e}"))?;
+        describe_metrics(name);
         Ok(Peer {
             name,
             caller,
@@ -235,6 +236,7 @@ impl Peer {
     }
 
     fn observe(&self, outcome: &'static str, started: Instant) {
+        // outcomes: ok, refused (the peer answered with the contract's error), unavailable
         metrics::counter!("comptoir_peer_calls_total", "peer" => self.name, "outcome" => outcome)
             .increment(1);
         metrics::histogram!("comptoir_peer_call_duration_seconds", "peer" => self.name)
@@ -323,6 +325,29 @@ pub fn encode_segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// Describes the `comptoir_peer_*` metrics and starts the series of `peer` at 0.
+fn describe_metrics(peer: &'static str) {
+    metrics::describe_counter!(
+        "comptoir_peer_calls_total",
+        "Calls to another service's contract, by peer and outcome (ok, refused, unavailable)"
+    );
+    metrics::describe_histogram!(
+        "comptoir_peer_call_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time of a call to another service's contract, retries included, by peer"
+    );
+    metrics::describe_counter!(
+        "comptoir_peer_retries_total",
+        "Calls to another service sent again after no answer (idempotent calls only), by peer"
+    );
+    for outcome in ["ok", "refused", "unavailable"] {
+        metrics::counter!("comptoir_peer_calls_total", "peer" => peer, "outcome" => outcome)
+            .increment(0);
+    }
+    metrics::counter!("comptoir_peer_retries_total", "peer" => peer).increment(0);
+    let _ = metrics::histogram!("comptoir_peer_call_duration_seconds", "peer" => peer);
 }
 
 #[cfg(test)]

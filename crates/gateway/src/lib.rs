@@ -37,6 +37,72 @@ pub fn client() -> Arc<UpstreamClient> {
     Arc::new(UpstreamClient::default())
 }
 
+/// Describes the gateway's metrics and starts the series of each service at 0 (the gauges are
+/// set by the first health round, the per-instance answers by the first requests).
+pub fn describe_metrics(services: &[Arc<Service>], cache: bool) {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "comptoir_gateway_upstream_requests_total",
+        "Requests forwarded to an instance, by upstream, instance and class (2xx…5xx, unreachable, error)"
+    );
+    describe_histogram!(
+        "comptoir_gateway_upstream_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time an instance took to answer a forwarded request, by upstream and instance"
+    );
+    describe_counter!(
+        "comptoir_gateway_retries_total",
+        "Forwarded requests sent again to another instance, by upstream"
+    );
+    describe_counter!(
+        "comptoir_gateway_retries_refused_total",
+        "Retries not made because the retry budget was spent, by upstream"
+    );
+    describe_counter!(
+        "comptoir_gateway_no_instance_total",
+        "Requests answered 503 because no instance of the upstream could take them"
+    );
+    describe_gauge!(
+        "comptoir_gateway_instance_healthy",
+        "1 while an instance takes requests (active health checks), by upstream and instance"
+    );
+    describe_gauge!(
+        "comptoir_gateway_breaker_state",
+        "An instance's circuit breaker: 0 closed, 1 half-open, 2 open"
+    );
+    describe_counter!(
+        "comptoir_gateway_health_checks_total",
+        "Active health checks of instances, by upstream, instance and outcome (ok, failed)"
+    );
+    describe_counter!(
+        "comptoir_gateway_cache_total",
+        "Edge cache lookups, by upstream and outcome (hit, miss, write)"
+    );
+    describe_counter!(
+        "comptoir_gateway_cache_invalidated_total",
+        "Edge cache entries dropped by writes and change events, by upstream"
+    );
+    for s in services {
+        for name in [
+            "comptoir_gateway_retries_total",
+            "comptoir_gateway_retries_refused_total",
+            "comptoir_gateway_no_instance_total",
+        ] {
+            metrics::counter!(name, "upstream" => s.name).increment(0);
+        }
+        if cache {
+            for outcome in ["hit", "miss", "write"] {
+                metrics::counter!("comptoir_gateway_cache_total", "upstream" => s.name,
+                    "outcome" => outcome)
+                .increment(0);
+            }
+            metrics::counter!("comptoir_gateway_cache_invalidated_total",
+                "upstream" => s.name.to_string())
+            .increment(0);
+        }
+    }
+}
+
 /// The gateway's readiness for a service: its instances are asked now (the answers count as
 /// active checks); ready while at least one answers.
 pub fn readiness(
@@ -44,17 +110,21 @@ pub fn readiness(
     client: Arc<UpstreamClient>,
     timing: health::CheckTiming,
 ) -> Check {
-    Check::new(format!("{}_upstream", service.name), move || {
-        let (s, client) = (service.clone(), client.clone());
-        Box::pin(async move {
-            let answering = health::check_service(&s, &client, timing).await;
-            if answering > 0 {
-                Ok(())
-            } else {
-                Err(format!("no instance answers ({})", s.setting))
-            }
-        })
-    })
+    Check::new(
+        "upstream",
+        format!("{}_upstream", service.name),
+        move || {
+            let (s, client) = (service.clone(), client.clone());
+            Box::pin(async move {
+                let answering = health::check_service(&s, &client, timing).await;
+                if answering > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("no instance answers ({})", s.setting))
+                }
+            })
+        },
+    )
 }
 
 #[derive(Clone)]

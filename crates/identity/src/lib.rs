@@ -21,6 +21,7 @@ pub mod store;
 
 /// The use cases under their former name (the wiring and the web still say `service`).
 pub use app as service;
+pub use app::describe_metrics;
 
 /// The wire types under their former path, until the web and the wiring import them from
 /// `http::wire`.

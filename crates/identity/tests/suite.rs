@@ -3,7 +3,7 @@
 //! process. Covers RELIABILITY.md S2 (identity bodies), S4, S5, S6, S7, S18, key rotation,
 //! password resets and external OIDC tokens (a local Keycloak-shaped issuer). Requests go
 //! through `testkit::TestApp` as they are (the edge reads the tokens); the scenarios are in
-//! `sessions`, `jwt`, `limits`, `access`, `resets` and `oidc`.
+//! `sessions`, `jwt`, `limits`, `access`, `resets`, `oidc` and `metrics`.
 
 use axum::Router;
 use axum::extract::Path;
@@ -300,6 +300,8 @@ mod access;
 mod jwt;
 #[path = "suite/limits.rs"]
 mod limits;
+#[path = "suite/metrics.rs"]
+mod metrics;
 #[path = "suite/oidc.rs"]
 mod oidc;
 #[path = "suite/resets.rs"]

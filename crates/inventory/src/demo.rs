@@ -55,6 +55,7 @@ pub async fn seed_stock(inv: &Inventory, skus: &[String]) -> Result<usize, InvEr
         return Ok(0);
     }
     let mut tx = inv.db.begin().await?;
+    let lows = crate::LowCrossings::default();
     let mut n = 0;
     for (i, sku) in skus.iter().enumerate() {
         let h = i as i64 * 7919;
@@ -74,6 +75,7 @@ pub async fn seed_stock(inv: &Inventory, skus: &[String]) -> Result<usize, InvEr
                     q,
                     "opening stock",
                     "demo",
+                    &lows,
                 )
                 .await?;
                 n += 1;
@@ -81,6 +83,7 @@ pub async fn seed_stock(inv: &Inventory, skus: &[String]) -> Result<usize, InvEr
         }
     }
     tx.commit().await?;
+    lows.committed();
     for (code, _) in STORES.iter().chain([(LOGISTICS_CENTRE, "")].iter()) {
         for sku in skus.iter().take(50) {
             inv.set_threshold(code, sku, 3).await?;

@@ -4,7 +4,7 @@
 
 mod schemas;
 
-use crate::app::{InvError, Inventory};
+use crate::app::{InvError, Inventory, LowCrossings};
 use crate::domain::{Location, Mismatch, Movement, MovementKind, Shortage, StockLevel};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -346,6 +346,8 @@ async fn record_movement(
         .map(|p| p.subject.clone())
         .unwrap_or_default();
     let inv = st.inventory.clone();
+    let lows = LowCrossings::default();
+    let noted = lows.clone();
     let res = idempotency::write(
         &st.idempotency,
         &st.inventory.db,
@@ -357,12 +359,25 @@ async fn record_movement(
         move |tx| {
             Box::pin(async move {
                 Ok(inv
-                    .record_in(tx, &b.location, &b.sku, b.kind, b.quantity, &reason, &actor)
+                    .record_in(
+                        tx,
+                        &b.location,
+                        &b.sku,
+                        b.kind,
+                        b.quantity,
+                        &reason,
+                        &actor,
+                        &noted,
+                    )
                     .await?)
             })
         },
     )
     .await;
+    // a success is a commit (a replay ran nothing and noted nothing)
+    if res.status().is_success() {
+        lows.committed();
+    }
     st.inventory.wake();
     res
 }
@@ -434,6 +449,8 @@ async fn transfer(
         .map(|p| p.subject.clone())
         .unwrap_or_default();
     let inv = st.inventory.clone();
+    let lows = LowCrossings::default();
+    let noted = lows.clone();
     let res = idempotency::write(
         &st.idempotency,
         &st.inventory.db,
@@ -444,8 +461,10 @@ async fn transfer(
         None,
         move |tx| {
             Box::pin(async move {
-                inv.transfer_in(tx, &b.from, &b.to, &b.sku, b.quantity, &b.reason, &actor)
-                    .await?;
+                inv.transfer_in(
+                    tx, &b.from, &b.to, &b.sku, b.quantity, &b.reason, &actor, &noted,
+                )
+                .await?;
                 Ok(TransferDone {
                     from: b.from,
                     to: b.to,
@@ -456,6 +475,9 @@ async fn transfer(
         },
     )
     .await;
+    if res.status().is_success() {
+        lows.committed();
+    }
     st.inventory.wake();
     res
 }

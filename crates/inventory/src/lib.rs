@@ -35,7 +35,7 @@ pub mod service {
     pub use crate::domain::*;
 }
 
-pub use app::{InvError, Inventory};
+pub use app::{InvError, Inventory, LowCrossings, describe_metrics};
 pub use domain::{HoldLine, Location, MovementKind, Shortage, StockLevel};
 pub use skus::{FixedSkus, SkuCatalog};
 

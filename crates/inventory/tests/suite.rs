@@ -4,8 +4,8 @@
 //! scoped listings and low-stock filters, the ledger check (and that it can fail), and the
 //! events written to the outbox, and the stock contract in process and over HTTP. Requests go
 //! through `testkit::TestApp`, as a principal signed the way the edge signs (`H::raw`'s
-//! `role[:store]` shorthand); the scenarios are in `movements`, `transfers`, `reports`, `events`
-//! and `contract`.
+//! `role[:store]` shorthand); the scenarios are in `movements`, `transfers`, `reports`, `events`,
+//! `contract` and `metrics`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -229,6 +229,8 @@ fn line(sku: &str, quantity: i64) -> HoldLine {
 mod contract;
 #[path = "suite/events.rs"]
 mod events;
+#[path = "suite/metrics.rs"]
+mod metrics;
 #[path = "suite/movements.rs"]
 mod movements;
 #[path = "suite/reports.rs"]

@@ -16,6 +16,7 @@
 //! - `saga`: the checkout saga (`saga::recovery`: its recovery worker)
 //! - `consumers`: `payment.refunded` → order amounts; the notifications mail sink
 //! - `invariants`: the D1 checker (I1, I3–I7) any test can call
+//! - `telemetry`: the business metrics (orders, revenue, saga steps) and the saga gauges
 //! - `contract`: this service's side of [`contracts::orders`] (for the web), in process and as
 //!   `/internal/orders/...` routes
 
@@ -27,6 +28,9 @@ pub mod http;
 pub mod invariants;
 pub mod saga;
 pub mod store;
+pub mod telemetry;
+
+pub use telemetry::describe as describe_metrics;
 
 use contracts::carts::CartsApi;
 use contracts::inventory::StockApi;

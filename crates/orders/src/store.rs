@@ -229,6 +229,16 @@ pub async fn due_checkouts(db: &Db, now: i64, limit: i64) -> Result<Vec<(OrderId
         .collect())
 }
 
+/// How many sagas are not finished, and when the oldest of them started (the `checkouts_open`
+/// index: the open states are listed rather than the terminal ones excluded).
+pub async fn sagas_in_flight(db: &Db) -> Result<(i64, Option<i64>)> {
+    db_run!(db, |p| sqlx::query_as(IN_FLIGHT_SQL).fetch_one(p).await)
+}
+
+pub(crate) const IN_FLIGHT_SQL: &str = "SELECT COUNT(*), MIN(created_at) FROM checkouts WHERE \
+     state IN ('started', 'stock_held', 'awaiting_authorization', 'payment_authorized', \
+     'order_confirmed', 'stock_committed', 'compensating')";
+
 /// Takes a saga's lease if nobody took it since it was read.
 pub async fn claim(db: &Db, id: OrderId, seen: i64, until: i64) -> Result<bool> {
     db_run!(db, |p| sqlx::query(

@@ -1,9 +1,10 @@
 //! The commerce core end to end, in process, on SQLite and (when configured) PostgreSQL:
 //! checkout saga, flash sale (L3), duplicate lines (L4), declines and failed captures,
 //! idempotent retries (D2), flow skipping (B6), recovery of abandoned sagas, lost provider
-//! responses (F8), refunds and the events they publish, the invariant checker (D1) after each.
+//! responses (F8), refunds and the events they publish, the invariant checker (D1) after each;
+//! the business metrics each of them moves (`metrics`).
 //! Requests go through `testkit::TestApp` as a principal signed the way the edge signs
-//! (`H::call_as`); the scenarios are in `checkout`, `machine`, `recovery` and `carts`.
+//! (`H::call_as`); the scenarios are in `checkout`, `machine`, `recovery`, `carts` and `metrics`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -327,5 +328,7 @@ mod carts;
 mod checkout;
 #[path = "suite/machine.rs"]
 mod machine;
+#[path = "suite/metrics.rs"]
+mod metrics;
 #[path = "suite/recovery.rs"]
 mod recovery;

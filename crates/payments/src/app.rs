@@ -188,6 +188,36 @@ fn unknown(id: PaymentId) -> PaymentError {
     PaymentError::invalid("unknown_payment", format!("payment {id} not found"))
 }
 
+/// Describes the metrics of payments and starts the series of `provider` at 0 (a process with
+/// payments calls this once).
+pub fn describe_metrics(provider: &'static str) {
+    metrics::describe_counter!(
+        "comptoir_payments_authorizations_total",
+        "Answers of the payment provider to authorisations, by provider and status (authorized, pending, failed: declined)"
+    );
+    metrics::describe_counter!(
+        "comptoir_payments_webhooks_total",
+        "Provider webhooks received, by provider and result (applied, recorded, ignored, duplicate, invalid_signature)"
+    );
+    for status in ["authorized", "pending", "failed"] {
+        metrics::counter!("comptoir_payments_authorizations_total",
+            "provider" => provider, "status" => status)
+        .increment(0);
+    }
+    // the Stripe webhook's route is served whichever provider takes the payments
+    for result in [
+        "applied",
+        "recorded",
+        "ignored",
+        "duplicate",
+        "invalid_signature",
+    ] {
+        metrics::counter!("comptoir_payments_webhooks_total",
+            "provider" => "stripe", "result" => result)
+        .increment(0);
+    }
+}
+
 impl Payments {
     pub fn new(db: Db, provider: Arc<dyn Provider>, clock: Arc<dyn Clock>) -> Payments {
         Payments {

@@ -58,7 +58,7 @@ pub use app as service;
 /// The types under their former path (`payments::model::…`).
 pub use domain as model;
 
-pub use app::Payments;
+pub use app::{Payments, describe_metrics};
 pub use domain::{
     AuthOutcome, AuthorizeRequest, CaptureOutcome, Payment, PaymentError, PaymentMethod,
     PaymentStatus,

@@ -122,6 +122,11 @@ pub trait EventBus: Send + Sync {
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
 
+    /// Whether the transport is reachable now (readiness). In process: always.
+    fn is_connected(&self) -> bool {
+        true
+    }
+
     /// Stops consuming (graceful shutdown, before the databases close): a delivery not yet
     /// handled goes back to the broker instead of failing against a closed pool.
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -290,6 +295,12 @@ fn now_ms() -> i64 {
 
 impl Relay {
     pub fn new(source: &str, db: Db, bus: Arc<dyn EventBus>) -> Relay {
+        describe_metrics();
+        // at 0 from the start, so that rates and alerts see the series before the first event
+        metrics::counter!("comptoir_events_published_total", "source" => source.to_string())
+            .increment(0);
+        metrics::counter!("comptoir_outbox_publish_failures_total", "source" => source.to_string())
+            .increment(0);
         Relay {
             inner: Arc::new(RelayInner {
                 source: source.to_string(),
@@ -314,7 +325,17 @@ impl Relay {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             let mut last_prune = std::time::Instant::now();
+            let mut last_backlog: Option<std::time::Instant> = None;
             loop {
+                if last_backlog.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+                    last_backlog = Some(std::time::Instant::now());
+                    if let Err(e) = me.refresh_backlog().await {
+                        if me.inner.db.is_closed() {
+                            return;
+                        }
+                        tracing::warn!(source = %me.inner.source, error = %e, "outbox backlog");
+                    }
+                }
                 // published events are kept a week (for inspection and replays), then dropped
                 if last_prune.elapsed() >= Duration::from_secs(3600) {
                     last_prune = std::time::Instant::now();
@@ -432,6 +453,15 @@ impl Relay {
         Ok(n)
     }
 
+    /// Sets `comptoir_outbox_backlog{source}` to the events written but not published yet, and
+    /// returns it. One indexed count (`outbox_pending`); the relay runs it every 15 s.
+    pub async fn refresh_backlog(&self) -> Result<i64, sqlx::Error> {
+        let n = pending_count(&self.inner.db).await?;
+        metrics::gauge!("comptoir_outbox_backlog", "source" => self.inner.source.clone())
+            .set(n as f64);
+        Ok(n)
+    }
+
     /// Deletes events published more than `keep` ago.
     pub async fn prune(&self, keep: Duration) -> Result<u64, sqlx::Error> {
         let before = now_ms() - keep.as_millis() as i64;
@@ -443,6 +473,24 @@ impl Relay {
         .await
         .map(|r| r.rows_affected()))
     }
+}
+
+/// How often a relay refreshes its backlog gauge.
+const BACKLOG_EVERY: Duration = Duration::from_secs(15);
+
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "comptoir_events_published_total",
+        "Events handed to the bus by an outbox relay, by source service"
+    );
+    metrics::describe_counter!(
+        "comptoir_outbox_publish_failures_total",
+        "Outbox relay passes that could not publish (the transport was down), by source"
+    );
+    metrics::describe_gauge!(
+        "comptoir_outbox_backlog",
+        "Events written to a service's outbox and not published yet, by source (refreshed every 15 s)"
+    );
 }
 
 /// Events not yet published (for health and tests).

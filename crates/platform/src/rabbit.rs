@@ -170,6 +170,7 @@ impl RabbitBus {
             wake: Arc::new(Notify::new()),
         });
         let live = shared.establish(&[]).await?;
+        describe_metrics();
         shared.set_current(Some(&live));
         shared.state.lock().await.live = Some(live);
         let supervisor = TaskGuard::spawn(supervise(shared.clone()));
@@ -733,6 +734,26 @@ impl EventBus for RabbitBus {
     fn name(&self) -> &'static str {
         "rabbitmq"
     }
+
+    fn is_connected(&self) -> bool {
+        RabbitBus::is_connected(self)
+    }
+}
+
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "comptoir_events_consumed_total",
+        "Events a consumer group handled and acknowledged"
+    );
+    metrics::describe_counter!(
+        "comptoir_events_dead_lettered_total",
+        "Events moved to a group's dead-letter queue (failed 5 times, or undecodable)"
+    );
+    metrics::describe_counter!(
+        "comptoir_bus_disconnects_total",
+        "Times the RabbitMQ connection was lost (and re-established in the background)"
+    );
+    metrics::counter!("comptoir_bus_disconnects_total").increment(0);
 }
 
 /// Deletes the queues of `groups` (with their dead-letter queues) and the two exchanges of
@@ -774,6 +795,12 @@ impl RabbitBus {
         check_name("group", group)?;
         for p in patterns {
             short(p, "pattern")?;
+        }
+        for name in [
+            "comptoir_events_consumed_total",
+            "comptoir_events_dead_lettered_total",
+        ] {
+            metrics::counter!(name, "group" => group.to_string()).increment(0);
         }
         let g = Group {
             name: group.to_string(),

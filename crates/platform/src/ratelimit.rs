@@ -278,6 +278,19 @@ impl Limiter {
         }
     }
 
+    /// Whether the shared counters' Redis answers (readiness); in process: always.
+    pub async fn ping(&self) -> Result<(), String> {
+        let Some(r) = &self.redis else {
+            return Ok(());
+        };
+        let mut conn = r.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn clear_failures(&self, key: &str) {
         if let Some(r) = &self.redis {
             match r.clear(key).await {

@@ -24,15 +24,26 @@ pub fn init_logs(level: &str, format: LogFormat) {
     };
 }
 
+/// The buckets of every `_seconds` histogram.
+pub const SECONDS_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The exporter as this process configures it (the tests build their own recorders with it).
+pub fn prometheus_builder() -> PrometheusBuilder {
+    match PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+    {
+        Ok(b) => b,
+        // only an empty bucket list is refused
+        Err(_) => PrometheusBuilder::new(),
+    }
+}
+
 /// Installs the Prometheus recorder once per process and records the build info.
 pub fn init_metrics() {
     PROMETHEUS.get_or_init(|| {
-        let buckets = [
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ];
-        let handle = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
-            .and_then(|b| b.install_recorder());
+        let handle = prometheus_builder().install_recorder();
         match handle {
             Ok(h) => {
                 metrics::describe_counter!(

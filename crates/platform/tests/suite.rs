@@ -7,6 +7,7 @@
 //! - `compression`: the common layers' gzip, brotli and zstd answers, decoded back.
 //! - `edge`: the consumer plans at the edge (`RateLimit-*` headers, routes with their own quota,
 //!   two gateways sharing the counts through Redis, the client behind trusted proxies).
+//! - `metrics`: `comptoir_dependency_up` per readiness check, the outbox backlog gauge.
 
 use platform::bus::{self, BusError, Event, EventBus, Relay, handler};
 use platform::config::SqliteSync;
@@ -606,3 +607,6 @@ async fn in_process_relay_publishes_after_the_handlers_and_prunes_old_events() {
 
 #[path = "suite/edge.rs"]
 mod edge;
+
+#[path = "suite/metrics.rs"]
+mod metrics;

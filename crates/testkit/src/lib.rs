@@ -12,9 +12,12 @@
 //!   router on a port of its own.
 //! - [`principal`]: customer, clerk, store manager, head office... as the edge builds them.
 //! - [`prices::FakePrices`]: the catalogue's prices as carts and checkouts see them.
+//! - [`metrics::Recorder`]: what a test records, apart from the other tests of its binary;
+//!   [`metrics::value_in`] reads a `/metrics` text.
 
 pub mod contract;
 pub mod http;
+pub mod metrics;
 pub mod prices;
 pub mod principal;
 pub mod proxy;

@@ -18,17 +18,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const OK_CARD: &str = "4242424242424242";
-const DECLINED: &str = "4000000000000002";
+pub(super) const OK_CARD: &str = "4242424242424242";
+pub(super) const DECLINED: &str = "4000000000000002";
 const THREE_DS: &str = "4000002500003155";
 
-/// The eight processes and what they share.
-struct Topology {
-    dir: PathBuf,
+/// One topology at a time: each is eight to ten processes on two cores, beside the rest of the
+/// suite (whose cross-process checkout races time out when three topologies share the CPU).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The eight processes (or more, with several cart instances) and what they share.
+pub(super) struct Topology {
+    pub(super) dir: PathBuf,
     env: Vec<(String, String)>,
-    /// In start order: each needs only those before it.
-    servers: Vec<(Target, Server)>,
-    head_office: String,
+    /// In start order: each needs only those before it (the cart instances together).
+    pub(super) servers: Vec<(Target, Server)>,
+    pub(super) head_office: String,
+    /// This topology's turn ([`ONE_AT_A_TIME`]), until it is dropped.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// The order the targets start in (a peer before whoever calls it).
@@ -46,6 +52,14 @@ const ORDER: [Target; 8] = [
 impl Topology {
     /// PostgreSQL, Redis and RabbitMQ are needed; `None` (with the reason printed) otherwise.
     async fn start(tag: &str) -> Option<Topology> {
+        Topology::start_with(tag, 1, None).await
+    }
+
+    /// [`Topology::start`] with `carts` cart instances behind the gateway (the compose stack
+    /// runs three): carts live in Redis, so any instance serves any cart. `pool`: at most so
+    /// many connections per service's pool (the e2e tests share one PostgreSQL server and its
+    /// 100 connections).
+    pub(super) async fn start_with(tag: &str, carts: usize, pool: Option<u32>) -> Option<Topology> {
         let (Some(pg), Some(redis), Some(amqp)) = (
             testkit::postgres_url(),
             testkit::redis_url(),
@@ -56,6 +70,7 @@ impl Topology {
             );
             return None;
         };
+        let turn = ONE_AT_A_TIME.lock().await;
         let dir = temp_dir(tag);
         let t = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
         let mut env: Vec<(String, String)> = vec![
@@ -81,6 +96,9 @@ impl Topology {
         ];
         for s in Target::SERVICES {
             let up = s.name().to_uppercase();
+            if let Some(n) = pool {
+                env.push((format!("COMPTOIR_{up}__MAX_CONNECTIONS"), n.to_string()));
+            }
             env.push((format!("COMPTOIR_{up}__DATABASE_URL"), pg.clone()));
             env.push((
                 format!("COMPTOIR_{up}__DATABASE_SCHEMA"),
@@ -108,16 +126,22 @@ impl Topology {
             env,
             servers: Vec::new(),
             head_office: head_office.expect("demo-data printed the accounts"),
+            _turn: turn,
         };
         for t in ORDER {
-            let s = Server::start(topo.command(t));
+            let started: Vec<Server> = if t == Target::Cart && carts > 1 {
+                (0..carts).map(|_| Server::start(topo.command(t))).collect()
+            } else {
+                vec![Server::start(topo.command(t))]
+            };
             if Target::SERVICES.contains(&t) || t == Target::Web {
+                let urls: Vec<&str> = started.iter().map(|s| s.base.as_str()).collect();
                 topo.env.push((
                     format!("COMPTOIR_PEERS__{}_URL", t.name().to_uppercase()),
-                    s.base.clone(),
+                    urls.join(", "),
                 ));
             }
-            topo.servers.push((t, s));
+            topo.servers.extend(started.into_iter().map(|s| (t, s)));
         }
         Some(topo)
     }
@@ -129,7 +153,7 @@ impl Topology {
         c
     }
 
-    fn base(&self, t: Target) -> String {
+    pub(super) fn base(&self, t: Target) -> String {
         self.servers
             .iter()
             .find(|(x, _)| *x == t)
@@ -189,7 +213,7 @@ impl Topology {
     }
 
     /// Every process stops on SIGTERM; then D1 runs on the services' databases.
-    async fn stop_and_check(self, paid_at_least: i64) {
+    pub(super) async fn stop_and_check(self, paid_at_least: i64) {
         let settings = self.settings();
         let env = self.env.clone();
         let dir = self.dir.clone();
@@ -272,7 +296,7 @@ async fn cleanup(env: &[(String, String)], dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-async fn call(
+pub(super) async fn call(
     method: reqwest::Method,
     url: String,
     token: Option<&str>,
@@ -300,7 +324,7 @@ async fn call(
 }
 
 /// Units of `sku` available across the locations, as the public API says.
-async fn available(gw: &str, sku: &str) -> i64 {
+pub(super) async fn available(gw: &str, sku: &str) -> i64 {
     let (s, v, _) = call(
         reqwest::Method::GET,
         format!("{gw}/api/inventory/availability?skus={sku}"),
@@ -317,7 +341,7 @@ async fn available(gw: &str, sku: &str) -> i64 {
         .sum()
 }
 
-fn delivery(cart: &str, email: &str, card: &str) -> Value {
+pub(super) fn delivery(cart: &str, email: &str, card: &str) -> Value {
     json!({
         "cart_id": cart,
         "email": email,
@@ -585,7 +609,7 @@ async fn eight_processes_tell_the_one_process_story() {
 }
 
 /// A guest cart with one unit of `sku`, through the gateway.
-async fn guest_cart(gw: &str, sku: &str) -> String {
+pub(super) async fn guest_cart(gw: &str, sku: &str) -> String {
     use reqwest::Method;
     let (s, v, _) = call(
         Method::POST,

@@ -42,6 +42,7 @@ impl Identity {
             password_changed_at: Some(now),
         };
         self.insert_user(&row).await?;
+        metrics::counter!("comptoir_customers_registered_total").increment(1);
         Ok(user_view(&row))
     }
 

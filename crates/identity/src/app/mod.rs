@@ -108,6 +108,40 @@ impl Identity {
     }
 }
 
+/// Describes the metrics of identity and starts them at 0 (a process with identity calls this
+/// once).
+pub fn describe_metrics() {
+    for (name, help) in [
+        (
+            "comptoir_customers_registered_total",
+            "Customer accounts signed up",
+        ),
+        (
+            "comptoir_signins_total",
+            "Successful sign-ins with e-mail and password",
+        ),
+        (
+            "comptoir_signin_failed_total",
+            "Sign-ins refused: unknown account, wrong password or inactive account",
+        ),
+        (
+            "comptoir_signin_throttled_total",
+            "Sign-ins refused by the throttle before the password was checked",
+        ),
+        (
+            "comptoir_refresh_reuse_total",
+            "Refresh tokens used twice (the whole session was ended)",
+        ),
+        (
+            "comptoir_password_hash_rejected_total",
+            "Password checks refused: no hashing turn within auth.hash_queue_seconds",
+        ),
+    ] {
+        metrics::describe_counter!(name, help);
+        metrics::counter!(name).increment(0);
+    }
+}
+
 fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }

@@ -48,7 +48,9 @@ impl Identity {
         // failures is over (the address's count stays: it may be spraying other accounts)
         self.limiter.clear_failures(&keys.pair).await;
         self.limiter.clear_failures(&keys.account).await;
-        self.new_session(&user).await
+        let tokens = self.new_session(&user).await?;
+        metrics::counter!("comptoir_signins_total").increment(1);
+        Ok(tokens)
     }
 
     /// Opens a session for a user whose credentials were checked.

@@ -1,7 +1,7 @@
 //! Checkout holds: hold (all lines or none), commit as a sale, release, restock after a sale,
 //! and the sweeper that releases expired holds. Every step is idempotent on the hold id.
 
-use super::{InvError, Inventory, after_change};
+use super::{InvError, Inventory, LowCrossings, after_change};
 use crate::domain::{HoldLine, MovementKind, Shortage, sum_lines};
 use crate::store;
 use platform::db::Tx;
@@ -63,14 +63,15 @@ impl Inventory {
             };
         }
         let mut short = Vec::new();
+        let mut reclaimed = 0;
         for (sku, q) in &wanted {
             if store::take(tx.conn(), location, sku, *q, now).await? {
                 continue;
             }
             // Not enough: reclaim expired holds on this SKU here, then try once more.
-            if self.reclaim_expired(&mut tx, location, sku, now).await? > 0
-                && store::take(tx.conn(), location, sku, *q, now).await?
-            {
+            let n = self.reclaim_expired(&mut tx, location, sku, now).await?;
+            reclaimed += n;
+            if n > 0 && store::take(tx.conn(), location, sku, *q, now).await? {
                 continue;
             }
             short.push(Shortage {
@@ -107,6 +108,10 @@ impl Inventory {
             .await?;
         }
         tx.commit().await?;
+        // the holds this one reclaimed expired too (a refusal rolled their release back)
+        if reclaimed > 0 {
+            metrics::counter!("comptoir_stock_holds_expired_total").increment(reclaimed);
+        }
         Ok(expires)
     }
 
@@ -153,6 +158,7 @@ impl Inventory {
             return Err(InvError::HoldLost(hold_id));
         }
         let reference = hold_id.to_string();
+        let lows = LowCrossings::default();
         for l in store::hold_lines(tx.conn(), hold_id).await? {
             store::sell(tx.conn(), &h.location, &l.sku, l.quantity, now).await?;
             store::ledger(
@@ -167,9 +173,10 @@ impl Inventory {
                 now,
             )
             .await?;
-            after_change(&mut tx, &h.location, &l.sku, now).await?;
+            after_change(&mut tx, &h.location, &l.sku, now, &lows).await?;
         }
         tx.commit().await?;
+        lows.committed();
         self.wake();
         Ok(())
     }
@@ -197,6 +204,7 @@ impl Inventory {
             return Ok(false);
         }
         let reference = hold_id.to_string();
+        let lows = LowCrossings::default();
         for l in store::hold_lines(tx.conn(), hold_id).await? {
             store::change_on_hand(tx.conn(), &h.location, &l.sku, l.quantity, now).await?;
             store::ledger(
@@ -211,9 +219,10 @@ impl Inventory {
                 now,
             )
             .await?;
-            after_change(&mut tx, &h.location, &l.sku, now).await?;
+            after_change(&mut tx, &h.location, &l.sku, now, &lows).await?;
         }
         tx.commit().await?;
+        lows.committed();
         self.wake();
         Ok(true)
     }

@@ -27,6 +27,7 @@ use kernel::Clock;
 use platform::bus::{self, Event, Relay, topic};
 use platform::db::{Db, Tx};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -83,9 +84,58 @@ impl Inventory {
     }
 }
 
+/// The `stock.low` events of a transaction, counted (`comptoir_stock_low_crossings_total`) once
+/// it committed: a rolled-back change crossed nothing.
+#[derive(Debug, Clone, Default)]
+pub struct LowCrossings(Arc<AtomicU64>);
+
+impl LowCrossings {
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The transaction committed: count its crossings (once; later calls count nothing).
+    pub fn committed(&self) {
+        let n = self.0.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            metrics::counter!("comptoir_stock_low_crossings_total").increment(n);
+        }
+    }
+}
+
+/// Describes the metrics of inventory and starts them at 0 (a process with inventory calls
+/// this once).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "comptoir_stock_holds_expired_total",
+        "Stock holds released because they expired (by the sweeper, or reclaimed by a new hold)"
+    );
+    metrics::describe_counter!(
+        "comptoir_stock_holds_refused_total",
+        "Stock holds refused for want of stock"
+    );
+    metrics::describe_counter!(
+        "comptoir_stock_low_crossings_total",
+        "Times a SKU's available stock at a location fell to its low-stock threshold (stock.low)"
+    );
+    for name in [
+        "comptoir_stock_holds_expired_total",
+        "comptoir_stock_holds_refused_total",
+        "comptoir_stock_low_crossings_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 /// After `on_hand` changed: `stock.changed`, and `stock.low` once when available stock falls to
-/// the threshold (re-armed when it rises above).
-async fn after_change(tx: &mut Tx, location: &str, sku: &str, now: i64) -> Result<(), sqlx::Error> {
+/// the threshold (re-armed when it rises above), noted in `lows`.
+async fn after_change(
+    tx: &mut Tx,
+    location: &str,
+    sku: &str,
+    now: i64,
+    lows: &LowCrossings,
+) -> Result<(), sqlx::Error> {
     let Some(r) = store::stock_row(tx.conn(), location, sku).await? else {
         return Ok(());
     };
@@ -112,6 +162,7 @@ async fn after_change(tx: &mut Tx, location: &str, sku: &str, now: i64) -> Resul
                 &Event::new(SERVICE, topic::STOCK_LOW, &payload, now),
             )
             .await?;
+            lows.add(1);
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Changes made by staff: receipts and adjustments, transfers between locations, low-stock
 //! thresholds. Each SKU is checked against the catalogue (I10) before its transaction opens.
 
-use super::{InvError, Inventory, after_change};
+use super::{InvError, Inventory, LowCrossings, after_change};
 use crate::domain::{
     MovementKind, Shortage, StockLevel, check_qty, check_recorded, check_threshold, check_transfer,
 };
@@ -21,12 +21,14 @@ impl Inventory {
     ) -> Result<StockLevel, InvError> {
         self.ensure_sku("sku", sku).await?;
         let mut tx = self.db.begin().await?;
+        let lows = LowCrossings::default();
         match self
-            .record_in(&mut tx, location, sku, kind, delta, reason, actor)
+            .record_in(&mut tx, location, sku, kind, delta, reason, actor, &lows)
             .await
         {
             Ok(l) => {
                 tx.commit().await?;
+                lows.committed();
                 self.wake();
                 Ok(l)
             }
@@ -37,9 +39,9 @@ impl Inventory {
         }
     }
 
-    /// [`Inventory::record`] inside the caller's transaction (the caller commits, then wakes
-    /// the relay with [`Inventory::wake`]). The caller has checked the SKU with
-    /// [`Inventory::ensure_sku`] before opening the transaction.
+    /// [`Inventory::record`] inside the caller's transaction (the caller commits, then calls
+    /// [`LowCrossings::committed`] on `lows` and wakes the relay with [`Inventory::wake`]). The
+    /// caller has checked the SKU with [`Inventory::ensure_sku`] before opening the transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_in(
         &self,
@@ -50,6 +52,7 @@ impl Inventory {
         delta: i64,
         reason: &str,
         actor: &str,
+        lows: &LowCrossings,
     ) -> Result<StockLevel, InvError> {
         check_recorded(kind, delta)?;
         crate::skus::check_shape("sku", sku)?;
@@ -66,7 +69,7 @@ impl Inventory {
             }]));
         }
         store::ledger(tx.conn(), location, sku, kind, delta, 0, reason, actor, now).await?;
-        after_change(tx, location, sku, now).await?;
+        after_change(tx, location, sku, now, lows).await?;
         let level = store::level(tx.conn(), location, sku).await?;
         level.ok_or_else(|| InvError::Invalid("stock row missing".into()))
     }
@@ -83,12 +86,14 @@ impl Inventory {
     ) -> Result<(), InvError> {
         self.ensure_sku("sku", sku).await?;
         let mut tx = self.db.begin().await?;
+        let lows = LowCrossings::default();
         match self
-            .transfer_in(&mut tx, from, to, sku, quantity, reason, actor)
+            .transfer_in(&mut tx, from, to, sku, quantity, reason, actor, &lows)
             .await
         {
             Ok(()) => {
                 tx.commit().await?;
+                lows.committed();
                 self.wake();
                 Ok(())
             }
@@ -110,6 +115,7 @@ impl Inventory {
         quantity: i64,
         reason: &str,
         actor: &str,
+        lows: &LowCrossings,
     ) -> Result<(), InvError> {
         check_qty(quantity)?;
         crate::skus::check_shape("sku", sku)?;
@@ -153,8 +159,8 @@ impl Inventory {
             now,
         )
         .await?;
-        after_change(tx, from, sku, now).await?;
-        after_change(tx, to, sku, now).await?;
+        after_change(tx, from, sku, now, lows).await?;
+        after_change(tx, to, sku, now, lows).await?;
         Ok(())
     }
 

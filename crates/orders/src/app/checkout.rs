@@ -4,7 +4,7 @@
 
 use crate::Orders;
 use crate::domain::rules::{self, RuleError};
-use crate::domain::{Fulfilment, Plan, SagaState};
+use crate::domain::{Channel, Fulfilment, Plan, SagaState};
 use crate::store::CheckoutRow;
 use contracts::carts::{CartsError, PriceChange};
 use contracts::inventory::StockError;
@@ -18,6 +18,8 @@ pub struct CheckoutRequest {
     pub email: String,
     pub fulfilment: Fulfilment,
     pub payment: PaymentMethod,
+    /// Where it comes from (the caller's kind).
+    pub channel: Channel,
 }
 
 /// Why a checkout request cannot become a plan. Nothing was taken or recorded.
@@ -98,6 +100,7 @@ impl Orders {
             shipping,
             total,
             payment: req.payment,
+            channel: req.channel,
         })
     }
 }

@@ -218,6 +218,31 @@ impl Order {
     }
 }
 
+/// Where an order comes from, for the business metrics (a bounded set: a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The online shop: the storefront's pages, or a shopper's client of the API.
+    #[default]
+    Web,
+    /// A till: an API key bound to a store.
+    Pos,
+    /// Another integration's API key.
+    Api,
+}
+
+impl Channel {
+    pub const ALL: &'static [Channel] = &[Channel::Web, Channel::Pos, Channel::Api];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Channel::Web => "web",
+            Channel::Pos => "pos",
+            Channel::Api => "api",
+        }
+    }
+}
+
 /// What the saga was asked to do: fixed when the checkout starts (prices re-checked then).
 /// Stored as JSON (amounts in minor units of `currency`, read back through [`PlanRecord`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +262,8 @@ pub struct Plan {
     #[serde(serialize_with = "minor_units")]
     pub total: Money,
     pub payment: contracts::payments::PaymentMethod,
+    /// Where the order comes from (plans stored before it was recorded: the web).
+    pub channel: Channel,
 }
 
 /// A stored [`Plan`] as read back.
@@ -253,6 +280,8 @@ pub struct PlanRecord {
     pub shipping: i64,
     pub total: i64,
     pub payment: contracts::payments::PaymentMethod,
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 impl From<PlanRecord> for Plan {
@@ -270,6 +299,7 @@ impl From<PlanRecord> for Plan {
             shipping: Money::new(r.shipping, c),
             total: Money::new(r.total, c),
             payment: r.payment,
+            channel: r.channel,
         }
     }
 }

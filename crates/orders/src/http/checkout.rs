@@ -4,12 +4,13 @@
 use super::OrdersState;
 use super::problems::{cart_busy_retry, cart_held, checkout_problem, in_progress, key_reused};
 use crate::app::{CartHeld, CheckoutRequest};
-use crate::domain::{Fulfilment, Order};
+use crate::domain::{Channel, Fulfilment, Order};
 use crate::saga::Start;
 use crate::store;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use platform::authz::PrincipalKind;
 use platform::caller::Caller;
 use platform::http::extract::HashedJson;
 use platform::idempotency;
@@ -44,9 +45,40 @@ pub(super) async fn checkout(
     headers: HeaderMap,
     body: HashedJson<CheckoutBody>,
 ) -> Response {
-    match checkout_inner(&st, &caller, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    let started = std::time::Instant::now();
+    let (response, attempt) = match checkout_inner(&st, &caller, &headers, body).await {
+        Ok(Answered::Attempt(r)) => (r, true),
+        Ok(Answered::Retry(r)) => (r, false),
+        Err(e) => (e.into_response(), true),
+    };
+    // One observation per checkout attempt: the answer to a key seen before (a replay, "still
+    // running") is the same checkout asked again, not another one.
+    if attempt {
+        let outcome = match response.status().as_u16() {
+            200..=299 => "paid",
+            500..=599 => "failed",
+            _ => "refused",
+        };
+        metrics::histogram!("comptoir_checkout_duration_seconds", "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+/// What a checkout request was answered.
+enum Answered {
+    /// A new attempt: this request decided (ran the saga, or refused it).
+    Attempt(Response),
+    /// The answer to a key this caller used before.
+    Retry(Response),
+}
+
+/// Where an order comes from: a till's key, another integration's key, or the online shop.
+fn channel_of(caller: &Caller) -> Channel {
+    match caller.principal() {
+        Some(p) if p.kind == PrincipalKind::ApiKey && p.store.is_some() => Channel::Pos,
+        Some(p) if p.kind == PrincipalKind::ApiKey => Channel::Api,
+        _ => Channel::Web,
     }
 }
 
@@ -55,7 +87,7 @@ async fn checkout_inner(
     caller: &Caller,
     headers: &HeaderMap,
     body: HashedJson<CheckoutBody>,
-) -> ApiResult<Response> {
+) -> ApiResult<Answered> {
     let Some(key) = idempotency::key_from_headers(headers)? else {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_REQUIRED,
@@ -69,7 +101,7 @@ async fn checkout_inner(
     let scope = caller.scope();
     let o = &st.orders;
     if let Some(r) = retry_of(st, &scope, &key, &body.request_hash).await? {
-        return Ok(r);
+        return Ok(Answered::Retry(r));
     }
     let viewer = caller.principal().map(|p| p.subject.clone());
     // I9: a cart another checkout holds is refused before anything is read or priced (the
@@ -77,7 +109,7 @@ async fn checkout_inner(
     if let Some(holder) = store::checkout_holding_cart(&o.db, b.cart_id).await? {
         // the holder may be this very key, started since the lookup above: answer as a retry
         if let Some(r) = retry_of(st, &scope, &key, &body.request_hash).await? {
-            return Ok(r);
+            return Ok(Answered::Retry(r));
         }
         return Err(cart_held(CartHeld::of(&holder, viewer.as_deref())));
     }
@@ -86,6 +118,7 @@ async fn checkout_inner(
         email: b.email,
         fulfilment: b.fulfilment,
         payment: b.payment,
+        channel: channel_of(caller),
     };
     let plan = o
         .plan_checkout(req, viewer)
@@ -97,11 +130,14 @@ async fn checkout_inner(
     {
         Start::New(id) => {
             o.run(id).await?;
-            answer(st, id, &body.request_hash, &body.request_hash, true).await
+            answer(st, id, &body.request_hash, &body.request_hash, true)
+                .await
+                .map(Answered::Attempt)
         }
-        Start::Done { status, body } => Ok(replay(status, body)),
-        Start::Running(_) => Err(in_progress()),
-        Start::KeyReused => Err(key_reused()),
+        // the key was taken by a concurrent request of the same caller meanwhile
+        Start::Done { status, body } => Ok(Answered::Retry(replay(status, body))),
+        Start::Running(_) => Ok(Answered::Retry(in_progress().into_response())),
+        Start::KeyReused => Ok(Answered::Retry(key_reused().into_response())),
         Start::CartTaken(holder) => Err(cart_held(CartHeld::of(&holder, plan.customer.as_deref()))),
         Start::Contended => Err(cart_busy_retry()),
     }
@@ -116,9 +152,12 @@ async fn retry_of(
     request_hash: &str,
 ) -> ApiResult<Option<Response>> {
     match store::checkout_by_key(&st.orders.db, scope, key).await? {
-        Some(existing) => answer(st, existing.id, &existing.request_hash, request_hash, false)
-            .await
-            .map(Some),
+        Some(existing) => Ok(Some(
+            match answer(st, existing.id, &existing.request_hash, request_hash, false).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            },
+        )),
         None => Ok(None),
     }
 }

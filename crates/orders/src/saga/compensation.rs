@@ -5,7 +5,7 @@ use super::{Step, Transient, record_outcome};
 use crate::domain::{
     CheckoutOutcome, Failure, OrderStatus, Plan, SagaState, order_event, payment_of,
 };
-use crate::{Orders, SERVICE, store};
+use crate::{Orders, SERVICE, store, telemetry};
 use contracts::inventory::{HoldState, StockError};
 use contracts::payments::{PayError, PaymentStatus};
 use kernel::OrderId;
@@ -89,7 +89,7 @@ impl Orders {
             )
             .await?;
         }
-        if store::advance(
+        let moved = store::advance(
             &mut tx,
             id,
             SagaState::Compensating,
@@ -97,14 +97,17 @@ impl Orders {
             now,
             now,
         )
-        .await?
-        {
+        .await?;
+        if moved {
             record_outcome(&mut tx, id, &CheckoutOutcome::failed(failure, &detail)).await?;
             store::log_step(&mut tx, id, "compensate", "compensated", code, now).await?;
         }
         tx.commit().await?;
         self.wake();
-        metrics::counter!("comptoir_checkouts_total", "outcome" => code.to_string()).increment(1);
+        if moved {
+            telemetry::step("compensate", true);
+            telemetry::checkout_ended(code);
+        }
         Ok(Step::Stop)
     }
 }

@@ -28,7 +28,7 @@ mod steps;
 
 use crate::Orders;
 use crate::domain::{CheckoutOutcome, Failure, Plan, SagaState};
-use crate::store;
+use crate::{store, telemetry};
 use kernel::OrderId;
 use platform::db::Tx;
 
@@ -199,9 +199,10 @@ impl Orders {
                     | SagaState::PaymentAuthorized
                     | SagaState::OrderConfirmed
             );
+        let mut gave_up = false;
         if give_up {
             store::set_error(&mut tx, id, Failure::CheckoutUnavailable.code(), why).await?;
-            store::advance(
+            gave_up = store::advance(
                 &mut tx,
                 id,
                 state,
@@ -211,7 +212,11 @@ impl Orders {
             )
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        if gave_up {
+            telemetry::compensation(telemetry::step_of(state));
+        }
+        Ok(())
     }
 
     /// Moves the saga one state forward, logging the step.
@@ -230,6 +235,10 @@ impl Orders {
             store::log_step(&mut tx, id, step, "done", detail, now).await?;
         }
         tx.commit().await?;
+        // waiting for the provider is not the end of the step
+        if moved && to != SagaState::AwaitingAuthorization {
+            telemetry::step(step, true);
+        }
         Ok(if moved { Step::Moved(to) } else { Step::Reload })
     }
 
@@ -245,7 +254,7 @@ impl Orders {
         let code = failure.code();
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if store::advance(
+        let moved = store::advance(
             &mut tx,
             id,
             from,
@@ -253,8 +262,8 @@ impl Orders {
             now,
             self.lease_until(now),
         )
-        .await?
-        {
+        .await?;
+        if moved {
             store::set_error(&mut tx, id, code, detail).await?;
             store::log_step(
                 &mut tx,
@@ -267,6 +276,9 @@ impl Orders {
             .await?;
         }
         tx.commit().await?;
+        if moved {
+            telemetry::compensation(step);
+        }
         Ok(Step::Reload)
     }
 }

@@ -6,6 +6,9 @@ use crate::{Orders, store};
 use platform::bus;
 use std::time::Duration;
 
+/// How often the worker refreshes the saga gauges (`telemetry`).
+const GAUGES_EVERY: Duration = Duration::from_secs(15);
+
 impl Orders {
     /// One pass of the recovery worker: takes over every unfinished saga whose lease ran out.
     /// Returns how many it ran.
@@ -71,17 +74,25 @@ impl Orders {
         Ok(n)
     }
 
-    /// Runs [`Orders::recover_once`] now and then every `every`.
+    /// Runs [`Orders::recover_once`] now and then every `every`; refreshes the saga gauges
+    /// every 15 s.
     pub fn spawn_recovery(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_prune = std::time::Instant::now();
+            let mut last_gauges: Option<std::time::Instant> = None;
             loop {
                 tick.tick().await;
                 if me.db.is_closed() {
                     return;
+                }
+                if last_gauges.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
+                    last_gauges = Some(std::time::Instant::now());
+                    if let Err(e) = me.refresh_gauges().await {
+                        tracing::warn!(error = %e, "saga gauges");
+                    }
                 }
                 if last_prune.elapsed() >= Duration::from_secs(3600) {
                     last_prune = std::time::Instant::now();

@@ -7,7 +7,7 @@ use super::{Step, Transient, record_outcome};
 use crate::domain::{
     CheckoutOutcome, Failure, OrderStatus, Plan, SagaState, order_event, order_number, payment_of,
 };
-use crate::{Orders, SERVICE, store};
+use crate::{Orders, SERVICE, store, telemetry};
 use contracts::inventory::{HoldLine, StockError};
 use contracts::payments::{AuthOutcome, AuthorizeRequest, CaptureOutcome, PayError, PaymentStatus};
 use kernel::OrderId;
@@ -83,7 +83,9 @@ impl Orders {
         let code = failure.code();
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if store::advance(&mut tx, id, SagaState::Started, SagaState::Failed, now, now).await? {
+        let moved =
+            store::advance(&mut tx, id, SagaState::Started, SagaState::Failed, now, now).await?;
+        if moved {
             store::set_error(&mut tx, id, code, detail).await?;
             record_outcome(&mut tx, id, &CheckoutOutcome::failed(failure, detail)).await?;
             store::log_step(
@@ -97,7 +99,10 @@ impl Orders {
             .await?;
         }
         tx.commit().await?;
-        metrics::counter!("comptoir_checkouts_total", "outcome" => code.to_string()).increment(1);
+        if moved {
+            telemetry::step(step, false);
+            telemetry::checkout_ended(code);
+        }
         Ok(Step::Stop)
     }
 
@@ -210,7 +215,8 @@ impl Orders {
     pub(super) async fn step_confirm(&self, id: OrderId, plan: &Plan) -> Result<Step, Transient> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if store::order(tx.conn(), id).await?.is_none() {
+        let placed = store::order(tx.conn(), id).await?.is_none();
+        if placed {
             let order = plan.to_order(id, now);
             store::insert_order(&mut tx, &order).await?;
             store::history(
@@ -247,6 +253,13 @@ impl Orders {
             store::log_step(&mut tx, id, "confirm_order", "done", &order_number(id), now).await?;
         }
         tx.commit().await?;
+        // the order row is inserted once (a second runner's insert fails on its key)
+        if placed {
+            telemetry::order_placed(plan.channel);
+        }
+        if moved {
+            telemetry::step("confirm_order", true);
+        }
         self.wake();
         fail::point("saga.after_confirm");
         Ok(if moved {
@@ -285,6 +298,9 @@ impl Orders {
                     store::log_step(&mut tx, id, "commit_stock", "done", "sold", now).await?;
                 }
                 tx.commit().await?;
+                if moved {
+                    telemetry::step("commit_stock", true);
+                }
                 Ok(if moved {
                     Step::Moved(SagaState::StockCommitted)
                 } else {
@@ -311,7 +327,7 @@ impl Orders {
                 fail::point("saga.after_capture");
                 let now = self.now();
                 let mut tx = self.db.begin().await?;
-                if store::advance(
+                let moved = store::advance(
                     &mut tx,
                     id,
                     SagaState::StockCommitted,
@@ -319,8 +335,8 @@ impl Orders {
                     now,
                     now,
                 )
-                .await?
-                {
+                .await?;
+                if moved {
                     store::transition(
                         &mut tx,
                         id,
@@ -344,7 +360,13 @@ impl Orders {
                 }
                 tx.commit().await?;
                 self.wake();
-                metrics::counter!("comptoir_checkouts_total", "outcome" => "paid").increment(1);
+                // counted by the runner that recorded the capture, once: another runner, or
+                // this one resumed, finds the saga completed and moves nothing
+                if moved {
+                    telemetry::step("capture_payment", true);
+                    telemetry::checkout_ended("paid");
+                    telemetry::order_paid(p.captured);
+                }
                 if let Err(e) = self.carts.checked_out(plan.cart_id).await {
                     tracing::warn!(cart = %plan.cart_id, error = %e, "could not clear a checked-out cart");
                 }

@@ -42,6 +42,7 @@ async fn the_recovery_worker_finishes_an_abandoned_saga() {
             payment: payments::PaymentMethod::TestCard {
                 number: OK_CARD.into(),
             },
+            channel: orders::domain::Channel::Web,
         };
         let orders::saga::Start::New(id) = h
             .orders

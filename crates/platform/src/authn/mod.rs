@@ -34,6 +34,28 @@ pub use directory::{DirFuture, Directory, Introspection, RemoteDirectory};
 pub use edge::{Edge, EdgeLimits, edge_layer, same_origin};
 pub use external::{ExternalProvider, external_principal};
 
+/// Describes the edge's metrics and starts them at 0 (a process with the edge or the web pages
+/// calls this once).
+pub fn describe_metrics() {
+    for (name, help) in [
+        (
+            "comptoir_auth_rejected_total",
+            "Requests refused at the edge for a credential that does not verify (401)",
+        ),
+        (
+            "comptoir_rate_limit_fallback_total",
+            "Rate-limit decisions taken on this process's counters because Redis did not answer",
+        ),
+        (
+            "comptoir_oidc_jwks_fetches_total",
+            "Fetches of the external OpenID Connect provider's key set",
+        ),
+    ] {
+        metrics::describe_counter!(name, help);
+        metrics::counter!(name).increment(0);
+    }
+}
+
 use crate::authz::Role;
 use serde::{Deserialize, Serialize};
 
