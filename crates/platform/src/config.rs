@@ -796,6 +796,22 @@ mod tests {
                 "/api/checkout=20/week",
                 "rate_limit.routes",
             ),
+            // faster than the limiter counts (one a millisecond): refused, not silently cut
+            (
+                "COMPTOIR_RATE_LIMIT__ROUTES",
+                "/api/catalog=2000/s",
+                "rate_limit.routes",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__PER_IP_PER_MINUTE",
+                "60001",
+                "rate_limit.per_ip_per_minute",
+            ),
+            (
+                "COMPTOIR_RATE_LIMIT__PER_KEY_PER_HOUR",
+                "3600001",
+                "rate_limit.per_key_per_hour",
+            ),
             (
                 "COMPTOIR_RATE_LIMIT__ROUTES",
                 "api/checkout=20/min",

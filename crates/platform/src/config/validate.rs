@@ -215,8 +215,42 @@ impl Settings {
                 "must be empty (in-process limits) or a redis:// URL",
             ));
         }
-        r.routes()
-            .map_err(|m| ConfigError::new("rate_limit.routes", m))?;
+        // the limiter counts in milliseconds: a quota faster than one request a millisecond
+        // would be cut to that without a word
+        for (setting, limit, per) in [
+            ("rate_limit.per_ip_per_minute", r.per_ip_per_minute, 60u64),
+            ("rate_limit.per_account_per_minute", r.per_account_per_minute, 60),
+            ("rate_limit.per_key_per_minute", r.per_key_per_minute, 60),
+            ("rate_limit.per_key_per_hour", r.per_key_per_hour, 3600),
+        ] {
+            if u64::from(limit) > per * 1000 {
+                return Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "at most {} (1000 a second, the limiter's resolution); 0 turns it off",
+                        per * 1000
+                    ),
+                ));
+            }
+        }
+        for (prefix, quotas) in r
+            .routes()
+            .map_err(|m| ConfigError::new("rate_limit.routes", m))?
+        {
+            if let Some(q) = quotas
+                .iter()
+                .find(|q| u128::from(q.limit) > q.period.as_millis())
+            {
+                return Err(ConfigError::new(
+                    "rate_limit.routes",
+                    format!(
+                        "`{prefix}`: {} in {} s is faster than 1000 a second, the limiter's resolution",
+                        q.limit,
+                        q.period.as_secs()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
