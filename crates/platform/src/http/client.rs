@@ -17,9 +17,10 @@ pub struct JsonClient {
 }
 
 impl JsonClient {
-    /// With the process's trust store ([`crate::tls::current`]).
-    pub fn new(timeout: Duration) -> Self {
-        JsonClient::with_tls(timeout, &crate::tls::current(), "auth.oidc_jwks_url")
+    /// With the process's trust store ([`crate::tls::current`]); `setting` is where the URLs
+    /// come from, named when a server's certificate is refused.
+    pub fn new(timeout: Duration, setting: &'static str) -> Self {
+        JsonClient::with_tls(timeout, &crate::tls::current(), setting)
     }
 
     /// With the given trust store; `setting` is named when a server's certificate is refused.

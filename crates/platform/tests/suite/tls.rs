@@ -224,8 +224,7 @@ async fn rediss_verifies_the_server() {
     let e = c
         .right
         .redis_client(&format!("{url}#insecure"), REDIS_SETTING)
-        .err()
-        .expect("#insecure is refused");
+        .expect_err("#insecure is refused");
     assert!(e.contains(REDIS_SETTING), "{e}");
 }
 
