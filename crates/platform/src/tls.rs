@@ -135,6 +135,8 @@ impl TlsClient {
     /// A reqwest builder that speaks TLS with this configuration. `https://` is TLS or an
     /// error, never clear text.
     pub fn reqwest_builder(&self) -> reqwest::ClientBuilder {
+        // reqwest asks rustls for the process's provider for what it builds itself
+        install_provider();
         let mut config = (*self.config).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         reqwest::Client::builder().tls_backend_preconfigured(config)
