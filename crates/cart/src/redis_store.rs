@@ -200,8 +200,16 @@ impl RedisCartStore {
         prefix: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let conn = ConnectionManager::new(client).await.map_err(redis_err)?;
+        let client = platform::tls::current()
+            .redis_client(url, "cart.redis_url")
+            .map_err(StoreError::Backend)?;
+        let conn =
+            ConnectionManager::new(client).await.map_err(
+                |e| match platform::tls::redis_tls_failure("cart.redis_url", url, &e) {
+                    Some(m) => StoreError::Backend(m),
+                    None => redis_err(e),
+                },
+            )?;
         Ok(Self::new(conn, prefix, clock))
     }
 

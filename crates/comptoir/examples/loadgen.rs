@@ -835,7 +835,8 @@ fn machine_jiffies() -> Option<(f64, f64)> {
 }
 
 async fn run(args: Args) -> Result<Value, BoxError> {
-    let http = reqwest::Client::builder()
+    let http = platform::tls::current()
+        .reqwest_builder()
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(args.concurrency * 2 + 16)

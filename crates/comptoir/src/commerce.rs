@@ -173,7 +173,8 @@ impl Context<'_> {
         set: platform::db::MigrationSet,
         max: u32,
     ) -> Result<Db, StartError> {
-        let db = crate::open_service_db(&target, set, max).await?;
+        let setting = format!("{service}.database_url");
+        let db = crate::open_service_db(&target, set, max, &setting).await?;
         self.report
             .databases
             .push((service.to_string(), target.describe()));

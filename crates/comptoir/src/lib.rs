@@ -190,12 +190,14 @@ pub struct App {
 
 /// Opens a service's database: SQLite is migrated here; PostgreSQL must have been migrated with
 /// `comptoir migrate` (start-up refuses an out-of-date schema rather than guessing).
+/// `setting` (e.g. `catalog.database_url`) is named when the server's certificate is refused.
 pub async fn open_service_db(
     target: &DbTarget,
     set: platform::db::MigrationSet,
     max_connections: u32,
+    setting: &str,
 ) -> Result<Db, StartError> {
-    let db = Db::connect(target, max_connections)
+    let db = Db::connect_as(target, max_connections, setting, &platform::tls::current())
         .await
         .map_err(|e| StartError::Runtime(e.to_string()))?;
     match db {
@@ -242,6 +244,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             &target,
             catalog::migrations(),
             settings.catalog.max_connections,
+            "catalog.database_url",
         )
         .await?;
         report
@@ -293,6 +296,7 @@ pub async fn build(settings: &Settings, targets: &BTreeSet<Target>) -> Result<Ap
             &target,
             identity::migrations(),
             settings.identity.max_connections,
+            "identity.database_url",
         )
         .await?;
         report
@@ -802,7 +806,8 @@ pub async fn migrate(
     let mut done = Vec::new();
     if targets.contains(&Target::Catalog) {
         let target = catalog_db_target(settings);
-        let db = Db::connect(&target, 2)
+        let tls = platform::tls::current();
+        let db = Db::connect_as(&target, 2, "catalog.database_url", &tls)
             .await
             .map_err(|e| StartError::Runtime(e.to_string()))?;
         db.migrate(&catalog::migrations())
@@ -813,7 +818,8 @@ pub async fn migrate(
     }
     if targets.contains(&Target::Identity) {
         let target = identity_db_target(settings);
-        let db = Db::connect(&target, 2)
+        let tls = platform::tls::current();
+        let db = Db::connect_as(&target, 2, "identity.database_url", &tls)
             .await
             .map_err(|e| StartError::Runtime(e.to_string()))?;
         db.migrate(&identity::migrations())
@@ -848,7 +854,8 @@ pub async fn migrate(
         if !targets.contains(&t) {
             continue;
         }
-        let db = Db::connect(&target, 2)
+        let setting = format!("{}.database_url", t.name());
+        let db = Db::connect_as(&target, 2, &setting, &platform::tls::current())
             .await
             .map_err(|e| StartError::Runtime(e.to_string()))?;
         db.migrate(&set)

@@ -142,6 +142,9 @@ fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
         }
         s.server.bind = b.clone();
     }
+    // One trust store for every TLS connection of the process (PostgreSQL, Redis, RabbitMQ,
+    // outbound HTTPS): Mozilla's roots + tls.ca_file.
+    platform::tls::install(platform::tls::TlsClient::from_settings(&s.tls)?);
     Ok(s)
 }
 

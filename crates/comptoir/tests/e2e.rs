@@ -169,7 +169,8 @@ async fn sign_in(base: &str, password: &str) -> String {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    platform::tls::current()
+        .reqwest_builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")

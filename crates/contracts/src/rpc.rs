@@ -155,7 +155,8 @@ impl Peer {
         settings: PeerSettings,
     ) -> Result<Peer, String> {
         let bases = instance_urls(base_url)?;
-        let http = reqwest::Client::builder()
+        let http = platform::tls::current()
+            .reqwest_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
             .pool_idle_timeout(Duration::from_secs(60))

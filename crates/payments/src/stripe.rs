@@ -31,8 +31,8 @@ pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 /// How to reach Stripe.
 #[derive(Clone, Debug)]
 pub struct StripeConfig {
-    /// `https://api.stripe.com` in production (through a TLS-terminating egress: the workspace
-    /// HTTP client has no TLS), a loopback fake in tests.
+    /// `https://api.stripe.com` in production (verified against Mozilla's roots and
+    /// `tls.ca_file`), a loopback fake in tests.
     pub base_url: String,
     pub secret_key: Secret,
     pub timeout: Duration,
@@ -294,8 +294,18 @@ fn valid_pm(pm: &str) -> bool {
 }
 
 impl StripeProvider {
+    /// HTTPS with the process's trust store ([`platform::tls::current`]).
     pub fn new(cfg: &StripeConfig) -> std::result::Result<Self, String> {
-        let http = reqwest::Client::builder()
+        StripeProvider::with_tls(cfg, &platform::tls::current())
+    }
+
+    /// With the trust store given: an `https://` base is TLS or an error, never clear text.
+    pub fn with_tls(
+        cfg: &StripeConfig,
+        tls: &platform::tls::TlsClient,
+    ) -> std::result::Result<Self, String> {
+        let http = tls
+            .reqwest_builder()
             .timeout(cfg.timeout)
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -323,6 +333,15 @@ impl StripeProvider {
         res: std::result::Result<reqwest::Response, reqwest::Error>,
     ) -> Result<Value> {
         let res = res.map_err(|e| {
+            if self.base.starts_with("https://") && platform::tls::is_tls_failure(&e) {
+                return ProviderError::Unavailable(format!(
+                    "stripe: {}",
+                    platform::tls::refused(
+                        "payments.stripe_api_base",
+                        platform::tls::chain(&e.without_url())
+                    )
+                ));
+            }
             // reqwest's errors name the URL, never the headers: no key in them
             ProviderError::Unavailable(format!("stripe: {}", e.without_url()))
         })?;

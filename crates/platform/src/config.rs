@@ -17,6 +17,7 @@ mod validate;
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub tls: TlsSettings,
     pub log: LogSettings,
     pub data: DataSettings,
     pub catalog: CatalogSettings,
@@ -48,6 +49,14 @@ pub struct ServerSettings {
     pub tls_key_file: String,
     /// How often the two files are checked for a renewed certificate.
     pub tls_reload_seconds: u64,
+}
+
+/// TLS to the backing services (see [`crate::tls`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// A PEM bundle of private CAs trusted on top of Mozilla's roots (empty: none).
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

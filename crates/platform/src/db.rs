@@ -4,7 +4,7 @@
 
 use crate::config::SqliteSync;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -140,6 +140,10 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    /// TLS with the server failed (its certificate did not verify, or it does not speak TLS):
+    /// the message names the setting of the URL.
+    #[error("cannot open the database {target}: {message}")]
+    Tls { target: String, message: String },
     #[error("migrations failed on {target}: {source}")]
     Migrate {
         target: String,
@@ -159,12 +163,48 @@ impl Db {
     }
 
     /// Opens the pool. For PostgreSQL, creates the schema if missing and pins `search_path` to it
-    /// on every connection, so the service's SQL never names its schema.
+    /// on every connection, so the service's SQL never names its schema. TLS as the URL's
+    /// `sslmode` says, with the process's trust store ([`crate::tls::current`]).
     pub async fn connect(target: &DbTarget, max_connections: u32) -> Result<Db, DbError> {
+        Db::connect_as(
+            target,
+            max_connections,
+            "the database URL",
+            &crate::tls::current(),
+        )
+        .await
+    }
+
+    /// [`Db::connect`], with the trust store given and `setting` (the URL's setting, e.g.
+    /// `catalog.database_url`) named in errors.
+    ///
+    /// PostgreSQL's `sslmode` is libpq's: `disable`, `prefer` (sqlx's default: TLS when the
+    /// server offers it, unverified, else clear), `require` (TLS or no connection; the
+    /// certificate is not verified, unless the URL names an `sslrootcert`, as in libpq), `verify-ca`
+    /// (and the certificate is signed by a trusted CA) and `verify-full` (and names the host).
+    /// The trusted CAs are Mozilla's roots, plus the URL's `sslrootcert` or else `tls.ca_file`.
+    pub async fn connect_as(
+        target: &DbTarget,
+        max_connections: u32,
+        setting: &str,
+        tls: &crate::tls::TlsClient,
+    ) -> Result<Db, DbError> {
         let describe = target.describe();
-        let err = |source| DbError::Connect {
-            target: describe.clone(),
-            source,
+        let err = |source: sqlx::Error| {
+            // a certificate refused in the handshake comes as an I/O error
+            let tls_failed = matches!(source, sqlx::Error::Tls(_))
+                || (matches!(source, sqlx::Error::Io(_)) && crate::tls::is_tls_failure(&source));
+            if tls_failed {
+                DbError::Tls {
+                    target: describe.clone(),
+                    message: crate::tls::refused(setting, crate::tls::chain(&source)),
+                }
+            } else {
+                DbError::Connect {
+                    target: describe.clone(),
+                    source,
+                }
+            }
         };
         match target {
             DbTarget::SqliteFile { path, synchronous } => {
@@ -197,7 +237,15 @@ impl Db {
                 if !crate::config::is_identifier(schema) {
                     return Err(DbError::Other(format!("invalid schema name `{schema}`")));
                 }
-                let base = PgConnectOptions::from_str(url).map_err(err)?;
+                let mut base = PgConnectOptions::from_str(url).map_err(err)?;
+                let own_root = url.contains("sslrootcert=");
+                if own_root && matches!(base.get_ssl_mode(), PgSslMode::Require) {
+                    // libpq: `require` with a root certificate verifies the chain
+                    base = base.ssl_mode(PgSslMode::VerifyCa);
+                }
+                if !own_root && let Some(ca) = tls.ca_file() {
+                    base = base.ssl_root_cert(ca);
+                }
                 // Create the schema with a one-off connection; then every pooled connection
                 // starts with search_path = schema.
                 {

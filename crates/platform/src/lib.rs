@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod rabbit;
 pub mod ratelimit;
 pub mod telemetry;
+pub mod tls;
 
 pub use http::problem::{ApiError, ApiResult, FieldError, Problem};
 

@@ -58,6 +58,33 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(format!("rabbitmq: {what}: {e}"))
 }
 
+/// The setting of the broker's URL, named in TLS errors.
+const URL_SETTING: &str = "bus.rabbitmq_url";
+
+/// Opens a connection: `amqps://` with rustls (Mozilla's roots + `tls.ca_file`, the server's
+/// name checked), `amqp://` in clear. The TLS support is compiled in (lapin's
+/// `rustls-webpki-roots-certs` feature): without it lapin opens an `amqps://` URL in clear text.
+async fn open(
+    url: &str,
+    props: ConnectionProperties,
+    tls: &crate::tls::TlsClient,
+) -> Result<Connection, BusError> {
+    use lapin::Connect;
+    let runtime = lapin::runtime::default_runtime().map_err(|e| unavailable("runtime", e))?;
+    url.connect_with_config(props, tls.amqp_config(), runtime)
+        .await
+        .map_err(|e| {
+            if url.starts_with("amqps://") && crate::tls::is_tls_failure(&e) {
+                BusError::Unavailable(format!(
+                    "rabbitmq: {}",
+                    crate::tls::refused(URL_SETTING, crate::tls::chain(&e))
+                ))
+            } else {
+                unavailable("connect", crate::tls::chain(&e))
+            }
+        })
+}
+
 fn short(s: &str, what: &str) -> Result<ShortString, BusError> {
     ShortString::try_new(s).map_err(|_| unavailable(what, format!("`{s}` is too long")))
 }
@@ -136,6 +163,7 @@ struct State {
 }
 
 struct Shared {
+    tls: crate::tls::TlsClient,
     url: String,
     prefix: String,
     /// What `publish` and `dead_letters` use, without waiting for the state lock (which the
@@ -157,9 +185,22 @@ impl RabbitBus {
     /// Connects to `url` (`amqp://user:password@host:5672/%2f`) and declares the exchanges of
     /// `prefix`. Fails with [`BusError::Unavailable`] when the broker cannot be reached now;
     /// after that, lost connections are re-established in the background.
+    ///
+    /// `amqps://` is TLS (verified against the process's trust store, [`crate::tls::current`])
+    /// or no connection.
     pub async fn connect(url: &str, prefix: &str) -> Result<RabbitBus, BusError> {
+        RabbitBus::connect_with(url, prefix, &crate::tls::current()).await
+    }
+
+    /// [`RabbitBus::connect`] with the trust store given.
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        tls: &crate::tls::TlsClient,
+    ) -> Result<RabbitBus, BusError> {
         check_name("prefix", prefix)?;
         let shared = Arc::new(Shared {
+            tls: tls.clone(),
             url: url.to_string(),
             prefix: prefix.to_string(),
             current: std::sync::RwLock::new(None),
@@ -278,11 +319,7 @@ impl Shared {
         let work = async {
             let props = ConnectionProperties::default()
                 .with_connection_name(format!("comptoir ({})", self.prefix).into());
-            let conn = Arc::new(
-                Connection::connect(&self.url, props)
-                    .await
-                    .map_err(|e| unavailable("connect", e))?,
-            );
+            let conn = Arc::new(open(&self.url, props, &self.tls).await?);
             let publisher = conn
                 .create_channel()
                 .await
@@ -760,10 +797,18 @@ fn describe_metrics() {
 /// `prefix`: for tests and for retiring a deployment. Buses using them must be dropped first,
 /// or they declare them again.
 pub async fn delete_topology(url: &str, prefix: &str, groups: &[&str]) -> Result<(), BusError> {
+    delete_topology_with(url, prefix, groups, &crate::tls::current()).await
+}
+
+/// [`delete_topology`] with the trust store given.
+pub async fn delete_topology_with(
+    url: &str,
+    prefix: &str,
+    groups: &[&str],
+    tls: &crate::tls::TlsClient,
+) -> Result<(), BusError> {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(|e| unavailable("connect", e))?;
+    let conn = open(url, ConnectionProperties::default(), tls).await?;
     let ch = conn
         .create_channel()
         .await

@@ -183,11 +183,21 @@ impl Limiter {
     }
 
     /// A limiter shared through Redis at `url`. Connects lazily and reconnects by itself.
+    /// `rediss://` is TLS, verified against the process's trust store ([`crate::tls::current`]).
     pub async fn redis(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("rate_limit.redis_url: {e}"))?;
+        Limiter::redis_with(url, &crate::tls::current()).await
+    }
+
+    /// [`Limiter::redis`] with the trust store given.
+    pub async fn redis_with(url: &str, tls: &crate::tls::TlsClient) -> Result<Self, String> {
+        const SETTING: &str = "rate_limit.redis_url";
+        let client = tls.redis_client(url, SETTING)?;
         let conn = redis::aio::ConnectionManager::new(client)
             .await
-            .map_err(|e| format!("cannot reach Redis for rate limits: {e}"))?;
+            .map_err(|e| match crate::tls::redis_tls_failure(SETTING, url, &e) {
+                Some(m) => m,
+                None => format!("cannot reach Redis for rate limits ({SETTING}): {e}"),
+            })?;
         Ok(Limiter {
             local: Arc::new(Local::default()),
             redis: Some(RedisLimiter {

@@ -5,6 +5,8 @@
 //! Every test uses its own exchange/queue prefix and deletes its topology at the end.
 //!
 //! - `compression`: the common layers' gzip, brotli and zstd answers, decoded back.
+//! - `tls`: TLS to PostgreSQL, Redis, RabbitMQ and outbound HTTPS against the machine's servers
+//!   with TLS turned on (`.ci/tls-services`).
 //! - `edge`: the consumer plans at the edge (`RateLimit-*` headers, routes with their own quota,
 //!   two gateways sharing the counts through Redis, the client behind trusted proxies).
 //! - `metrics`: `comptoir_dependency_up` per readiness check, the outbox backlog gauge.
@@ -610,3 +612,6 @@ mod edge;
 
 #[path = "suite/metrics.rs"]
 mod metrics;
+
+#[path = "suite/tls.rs"]
+mod tls;

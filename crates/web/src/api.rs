@@ -86,7 +86,8 @@ impl Remote {
         timeout: std::time::Duration,
         local: Option<Router>,
     ) -> Result<Remote, String> {
-        let http = reqwest::Client::builder()
+        let http = platform::tls::current()
+            .reqwest_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(std::time::Duration::from_secs(3)))
             .pool_idle_timeout(std::time::Duration::from_secs(60))

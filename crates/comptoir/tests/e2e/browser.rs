@@ -414,7 +414,8 @@ fn el(e: &Element) -> Value {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    platform::tls::current()
+        .reqwest_builder()
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()

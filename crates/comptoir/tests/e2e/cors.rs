@@ -51,7 +51,8 @@ fn settings(dir: &Path) -> Settings {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    platform::tls::current()
+        .reqwest_builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("client")

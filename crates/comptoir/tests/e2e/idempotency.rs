@@ -107,7 +107,10 @@ async fn call(
     key: Option<&str>,
     body: Option<&Value>,
 ) -> Call {
-    let c = reqwest::Client::new();
+    let c = platform::tls::current()
+        .reqwest_builder()
+        .build()
+        .expect("an HTTP client");
     let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut rb = c.request(m, format!("{base}{path}"));
     if let Some(t) = auth {

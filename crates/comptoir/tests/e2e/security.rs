@@ -62,7 +62,10 @@ pub(crate) fn secret_of(r: &Running, email_or_role: &str) -> String {
 }
 
 pub(crate) async fn token(base: &str, email: &str, password: &str) -> String {
-    let r: Value = reqwest::Client::new()
+    let r: Value = platform::tls::current()
+        .reqwest_builder()
+        .build()
+        .expect("an HTTP client")
         .post(format!("{base}/api/identity/sessions"))
         .json(&json!({"email": email, "password": password}))
         .send()
@@ -147,7 +150,10 @@ async fn every_operation_is_declared_and_refuses_who_lacks_the_permission() {
     .await;
     let key = secret_of(&r, "integrator");
     let key_scopes = ["pos:sell", "inventory:read", "orders:read"];
-    let c = reqwest::Client::new();
+    let c = platform::tls::current()
+        .reqwest_builder()
+        .build()
+        .expect("an HTTP client");
     let mut checked = 0;
     for (m, p) in &ops {
         let method: axum::http::Method = m.parse().expect("method");
@@ -218,7 +224,10 @@ async fn every_operation_is_declared_and_refuses_who_lacks_the_permission() {
 async fn store_b_never_reaches_store_a_and_no_secret_leaks() {
     let dir = temp("s1");
     let r = start(&dir, None).await;
-    let c = reqwest::Client::new();
+    let c = platform::tls::current()
+        .reqwest_builder()
+        .build()
+        .expect("an HTTP client");
     let ho = token(
         &r.base,
         "direction@breizhsport.example",
@@ -340,7 +349,10 @@ async fn two_instances_share_the_per_key_limit_through_redis() {
         "the second instance reuses the first one's data"
     );
     let key = secret_of(&a, "integrator");
-    let c = reqwest::Client::new();
+    let c = platform::tls::current()
+        .reqwest_builder()
+        .build()
+        .expect("an HTTP client");
     let (mut ok, mut limited, mut retry) = (0u64, 0, None);
     let num = |res: &reqwest::Response, name: &str| -> u64 {
         res.headers()
@@ -408,7 +420,10 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_limit(
         s.web.per_ip_per_minute = 3;
     })
     .await;
-    let c = reqwest::Client::new();
+    let c = platform::tls::current()
+        .reqwest_builder()
+        .build()
+        .expect("an HTTP client");
     for path in ["/api/catalog/brands", "/fr/"] {
         let get = |client: &str| {
             c.get(format!("{}{path}", r.base))

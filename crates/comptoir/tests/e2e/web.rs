@@ -85,7 +85,8 @@ impl Browser {
     pub(super) fn new(base: &str) -> Browser {
         Browser {
             base: base.to_string(),
-            http: reqwest::Client::builder()
+            http: platform::tls::current()
+                .reqwest_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),

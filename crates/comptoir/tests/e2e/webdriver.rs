@@ -69,7 +69,8 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| transport(format!("spawn {}: {e}", chromedriver.display())))?;
-        let http = reqwest::Client::builder()
+        let http = platform::tls::current()
+            .reqwest_builder()
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(transport)?;

@@ -135,6 +135,26 @@ impl FakeStripe {
         }
     }
 
+    /// The same fake behind HTTPS, with the certificate pair given (its name: `localhost`).
+    pub async fn start_https(files: platform::http::tls::TlsFiles) -> FakeStripe {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let router = Router::new().fallback(handle).with_state(state.clone());
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        let listener =
+            platform::http::tls::TlsListener::new(tcp, files, std::time::Duration::from_secs(60))
+                .expect("the test certificate loads");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeStripe {
+            url: format!("https://localhost:{port}"),
+            state,
+        }
+    }
+
     fn st(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().expect("fake state")
     }

@@ -558,3 +558,58 @@ on_all_backends!(unverifiable_webhooks_make_us_ask_stripe, |t| {
         assert_eq!(fake.gets("pi_unknown"), 0);
     })
 });
+
+/// `https://` to Stripe (here the fake behind TLS, with the test CA of `.ci/tls-services`):
+/// verified against `tls.ca_file`'s CA, refused without it, with a message naming the setting.
+#[tokio::test]
+async fn stripe_over_https_verifies_the_certificate() {
+    let var = |name: &str| match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                !testkit::strict(),
+                "{}=1 but {name} is not set (eval \"$(.ci/tls-services)\")",
+                testkit::STRICT_ENV
+            );
+            eprintln!("skipping the Stripe HTTPS test: {name} is not set (see .ci/tls-services)");
+            None
+        }
+    };
+    let (Some(ca), Some(cert), Some(key)) = (
+        var("COMPTOIR_TEST_TLS_CA_FILE"),
+        var("COMPTOIR_TEST_TLS_SERVER_CERT_FILE"),
+        var("COMPTOIR_TEST_TLS_SERVER_KEY_FILE"),
+    ) else {
+        return;
+    };
+    let fake = FakeStripe::start_https(platform::http::tls::TlsFiles {
+        cert: cert.into(),
+        key: key.into(),
+    })
+    .await;
+    let config = StripeConfig {
+        base_url: fake.url.clone(),
+        secret_key: Secret::new(fake_stripe::API_KEY),
+        timeout: Duration::from_secs(10),
+    };
+    let req = stripe_request(990, "pm_card_visa");
+    let trusted = platform::tls::TlsClient::with_ca_file(std::path::Path::new(&ca)).expect("CA");
+    let client = StripeProvider::with_tls(&config, &trusted).expect("client");
+    let charge = client
+        .authorize(&req, &req.payment_id.to_string())
+        .await
+        .expect("authorised over HTTPS");
+    assert!(charge.provider_ref.starts_with("pi_"), "{charge:?}");
+    assert_eq!(fake.posts().len(), 1);
+
+    let untrusted = StripeProvider::with_tls(&config, &platform::tls::TlsClient::public_roots())
+        .expect("client");
+    let e = untrusted
+        .authorize(&req, &Uuid::new_v4().to_string())
+        .await
+        .expect_err("a certificate that does not verify");
+    let text = format!("{e:?}");
+    assert!(text.contains("payments.stripe_api_base"), "{text}");
+    assert!(text.contains("tls.ca_file"), "{text}");
+    assert_eq!(fake.posts().len(), 1, "nothing reached the server");
+}

@@ -49,7 +49,7 @@ impl Authenticator {
             own_min_refresh: Duration::from_secs(1),
             external: external
                 .map(|e| (e, RwLock::new(KeySet::new()), tokio::sync::Mutex::new(()))),
-            http: JsonClient::new(Duration::from_secs(5)),
+            http: JsonClient::new(Duration::from_secs(5), "auth.oidc_jwks_url"),
             cache_ttl,
             api_keys: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),

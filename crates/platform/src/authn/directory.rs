@@ -47,7 +47,7 @@ impl RemoteDirectory {
             base: base_url.trim_end_matches('/').to_string(),
             key,
             caller: caller.into(),
-            client: JsonClient::new(Duration::from_secs(5)),
+            client: JsonClient::new(Duration::from_secs(5), "peers.identity_url"),
         }
     }
 

@@ -28,6 +28,10 @@ impl Settings {
                 ),
             ));
         }
+        if !self.tls.ca_file.is_empty() {
+            crate::tls::read_ca_file(std::path::Path::new(&self.tls.ca_file))
+                .map_err(|m| ConfigError::new(crate::tls::CA_FILE_SETTING, m))?;
+        }
         let (cert, key) = (&self.server.tls_cert_file, &self.server.tls_key_file);
         if cert.is_empty() != key.is_empty() {
             return Err(ConfigError::new(
@@ -183,17 +187,22 @@ impl Settings {
                     "needed when auth.oidc_issuer is set (the client id tokens are issued for)",
                 ));
             }
-            if a.oidc_jwks_url.is_empty() && !a.oidc_issuer.starts_with("http://") {
+            if a.oidc_jwks_url.is_empty()
+                && !(a.oidc_issuer.starts_with("http://") || a.oidc_issuer.starts_with("https://"))
+            {
                 return Err(ConfigError::new(
                     "auth.oidc_jwks_url",
-                    "set it to an http:// URL of the provider's JWKS (the issuer is not http://, \
-                     and keys are fetched over the internal network)",
+                    "set it to the http(s):// URL of the provider's JWKS (the issuer is not an \
+                     http(s):// URL, so its discovery document cannot be fetched)",
                 ));
             }
-            if !(a.oidc_jwks_url.is_empty() || a.oidc_jwks_url.starts_with("http://")) {
+            if !(a.oidc_jwks_url.is_empty()
+                || a.oidc_jwks_url.starts_with("http://")
+                || a.oidc_jwks_url.starts_with("https://"))
+            {
                 return Err(ConfigError::new(
                     "auth.oidc_jwks_url",
-                    "must be an http:// URL",
+                    "must be an http:// or https:// URL",
                 ));
             }
             crate::authn::ExternalProvider::parse_algorithms(&a.oidc_algorithms)
@@ -394,11 +403,13 @@ impl Settings {
         match p.provider.as_str() {
             "test" => {}
             "stripe" => {
-                if !p.stripe_api_base.starts_with("http://") {
+                if !(p.stripe_api_base.starts_with("https://")
+                    || p.stripe_api_base.starts_with("http://"))
+                {
                     return Err(ConfigError::new(
                         "payments.stripe_api_base",
-                        "provider = stripe needs the API base URL; this build speaks http:// only \
-                         (route it through an egress proxy that adds TLS)",
+                        "provider = stripe needs the API base URL (https://api.stripe.com, or an \
+                         http:// egress proxy that adds TLS)",
                     ));
                 }
                 if p.stripe_secret_key.is_empty() || p.stripe_webhook_secret.is_empty() {
@@ -436,6 +447,27 @@ impl Settings {
             return Err(ConfigError::new(
                 "cart.guest_days",
                 "carts live at least one day",
+            ));
+        }
+        for (setting, url) in [
+            ("cart.redis_url", self.cart.redis_url.expose()),
+            ("rate_limit.redis_url", self.rate_limit.redis_url.expose()),
+        ] {
+            if url.starts_with("rediss://") && url.contains('#') {
+                return Err(ConfigError::new(
+                    setting,
+                    "a rediss:// URL takes no #fragment (#insecure would turn certificate \
+                     checks off); trust a private CA with tls.ca_file",
+                ));
+            }
+        }
+        if !(self.bus.rabbitmq_url.is_empty()
+            || self.bus.rabbitmq_url.expose().starts_with("amqp://")
+            || self.bus.rabbitmq_url.expose().starts_with("amqps://"))
+        {
+            return Err(ConfigError::new(
+                "bus.rabbitmq_url",
+                "must be an amqp:// or amqps:// (TLS) URL",
             ));
         }
         match self.bus.transport.as_str() {
