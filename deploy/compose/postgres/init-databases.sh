@@ -12,8 +12,8 @@ for service in catalog identity inventory cart orders payments; do
   fi
   password=$(cat "$password_file")
   psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname postgres \
-    --set=service="$service" --set=password="$password" <<'SQL'
-CREATE ROLE :"service" LOGIN PASSWORD :'password';
+    --set=service="$service" --set=pw="$password" <<'SQL'
+CREATE ROLE :"service" LOGIN PASSWORD :'pw';
 CREATE DATABASE :"service" OWNER :"service";
 REVOKE ALL ON DATABASE :"service" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"service" TO :"service";

@@ -228,7 +228,11 @@ impl Settings {
         // would be cut to that without a word
         for (setting, limit, per) in [
             ("rate_limit.per_ip_per_minute", r.per_ip_per_minute, 60u64),
-            ("rate_limit.per_account_per_minute", r.per_account_per_minute, 60),
+            (
+                "rate_limit.per_account_per_minute",
+                r.per_account_per_minute,
+                60,
+            ),
             ("rate_limit.per_key_per_minute", r.per_key_per_minute, 60),
             ("rate_limit.per_key_per_hour", r.per_key_per_hour, 3600),
         ] {
