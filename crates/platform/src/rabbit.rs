@@ -24,6 +24,9 @@
 //! [`BusError::Unavailable`] while the supervisor reconnects with backoff (at most 5 s),
 //! declares the topology again and re-subscribes every registered group.
 
+mod wire;
+use wire::{decode, properties};
+
 use crate::bus::{BusError, Event, EventBus, Handler};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
@@ -32,8 +35,8 @@ use lapin::options::{
     BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
@@ -562,47 +565,6 @@ async fn supervise(shared: Arc<Shared>) {
     }
 }
 
-fn header_str<'a>(h: &'a FieldTable, key: &str) -> Option<&'a [u8]> {
-    match h.inner().get(key)? {
-        AMQPValue::LongString(s) => Some(s.as_bytes()),
-        AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),
-        _ => None,
-    }
-}
-
-/// Rebuilds the published [`Event`] from a delivery.
-fn decode(d: &lapin::message::Delivery) -> Result<Event, String> {
-    let props = &d.properties;
-    let id = props
-        .message_id()
-        .as_ref()
-        .and_then(|m| Uuid::parse_str(m.as_str()).ok())
-        .ok_or("no event id (message_id)")?;
-    let headers = props.headers().as_ref().ok_or("no headers")?;
-    let source = header_str(headers, HEADER_SOURCE)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .ok_or("no source header")?
-        .to_string();
-    let created_at = match headers.inner().get(HEADER_CREATED_AT) {
-        Some(AMQPValue::LongLongInt(v)) => *v,
-        _ => return Err("no created_at header".into()),
-    };
-    let topic = match header_str(headers, HEADER_TOPIC) {
-        Some(t) => std::str::from_utf8(t)
-            .map_err(|_| "topic is not UTF-8")?
-            .to_string(),
-        None => d.routing_key.as_str().to_string(),
-    };
-    let payload = String::from_utf8(d.data.clone()).map_err(|_| "payload is not UTF-8")?;
-    Ok(Event {
-        id,
-        topic,
-        source,
-        payload,
-        created_at,
-    })
-}
-
 /// How many times this consumer tries an event before dead-lettering it.
 pub const MAX_ATTEMPTS: u32 = 5;
 
@@ -674,32 +636,6 @@ async fn handle(
         // The channel is gone: the broker requeues the delivery, it comes back later.
         tracing::debug!(group = %group, event = %id, error = %e, "event bus: cannot settle a delivery");
     }
-}
-
-fn properties(e: &Event) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        HEADER_SOURCE.into(),
-        AMQPValue::LongString(LongString::from(e.source.as_str())),
-    );
-    headers.insert(
-        HEADER_CREATED_AT.into(),
-        AMQPValue::LongLongInt(e.created_at),
-    );
-    headers.insert(
-        HEADER_TOPIC.into(),
-        AMQPValue::LongString(LongString::from(e.topic.as_str())),
-    );
-    let mut p = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_message_id(e.id.to_string().into())
-        .with_content_type("application/json".into())
-        .with_timestamp(u64::try_from(e.created_at / 1000).unwrap_or(0))
-        .with_headers(headers);
-    if let Ok(app) = ShortString::try_new(e.source.as_str()) {
-        p = p.with_app_id(app);
-    }
-    p
 }
 
 impl EventBus for RabbitBus {
