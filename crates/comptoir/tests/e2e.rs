@@ -168,6 +168,22 @@ async fn sign_in(base: &str, password: &str) -> String {
         .to_string()
 }
 
+/// The first SKU of the product `slug`, read through `base` (anonymously).
+async fn first_sku(base: &str, slug: &str) -> String {
+    let product: serde_json::Value = http()
+        .get(format!("{base}/api/catalog/products/{slug}"))
+        .send()
+        .await
+        .expect("product")
+        .json()
+        .await
+        .expect("json");
+    product["variants"][0]["sku"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{slug} has no SKU: {product}"))
+        .to_string()
+}
+
 fn http() -> reqwest::Client {
     platform::tls::current()
         .reqwest_builder()

@@ -173,18 +173,7 @@ async fn run(setup: Setup) {
         .as_str()
         .expect("a product")
         .to_string();
-    let product: Value = http()
-        .get(format!("{}/api/catalog/products/{slug}", first.base))
-        .send()
-        .await
-        .expect("product")
-        .json()
-        .await
-        .expect("json");
-    let sku = product["variants"][0]["sku"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a SKU: {product}"))
-        .to_string();
+    let sku = super::first_sku(&first.base, &slug).await;
     let auth = format!("Bearer {token}");
     let req = http()
         .put(format!("{}/api/inventory/locations/rennes", first.base))

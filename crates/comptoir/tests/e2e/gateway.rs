@@ -120,18 +120,7 @@ impl Shop {
             .await
             .expect("json");
         let slug = list["items"][0]["slug"].as_str().expect("a product");
-        let product: Value = http()
-            .get(format!("{}/api/catalog/products/{slug}", shop.gw(0)))
-            .send()
-            .await
-            .expect("product")
-            .json()
-            .await
-            .expect("json");
-        shop.sku = product["variants"][0]["sku"]
-            .as_str()
-            .expect("a SKU")
-            .to_string();
+        shop.sku = super::first_sku(&shop.gw(0), slug).await;
         Some(shop)
     }
 

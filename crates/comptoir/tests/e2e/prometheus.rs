@@ -418,20 +418,7 @@ async fn prometheus_scrapes_the_shipped_configuration_and_every_query_runs() {
     // a paid checkout and a declined one through the gateway; a customer signs up
     let gw = topo.base(Target::Gateway);
     let staff = sign_in(&gw, &topo.head_office).await;
-    let product: Value = http()
-        .get(format!(
-            "{gw}/api/catalog/products/veste-impermeable-glaz-sport-odet-4"
-        ))
-        .send()
-        .await
-        .expect("product")
-        .json()
-        .await
-        .expect("json");
-    let sku = product["variants"][0]["sku"]
-        .as_str()
-        .expect("sku")
-        .to_string();
+    let sku = super::first_sku(&gw, "veste-impermeable-glaz-sport-odet-4").await;
     let (s, v, _) = call(
         Method::POST,
         format!("{gw}/api/inventory/movements"),
