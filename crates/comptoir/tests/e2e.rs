@@ -667,6 +667,8 @@ async fn one_cart_pays_once_across_two_processes(
 /// Same requests, same answers: one process vs catalogue + gateway as two processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_answers_like_the_one_process_mode() {
+    // a multi-process topology on the shared PostgreSQL: one at a time, as the others
+    let _turn = split::ONE_AT_A_TIME.lock().await;
     let dir = temp_dir("topo");
     let secret = "an-internal-secret-shared-by-the-processes-0123456789";
     let issuer = "http://shop.e2e.test";

@@ -24,7 +24,7 @@ const THREE_DS: &str = "4000002500003155";
 
 /// One topology at a time: each is eight to ten processes on two cores, beside the rest of the
 /// suite (whose cross-process checkout races time out when three topologies share the CPU).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The eight processes (or more, with several cart instances) and what they share.
 pub(super) struct Topology {
